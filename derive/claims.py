@@ -1,0 +1,354 @@
+"""Check stated formulas against the derivation: proved equal, differs (with the difference), or undetermined.
+
+A claim is two expressions in a small matrix language over the derivation's quantities
+(``delta2``, ``W3.T @ delta3``, ``outer(delta1, x)``, ``grad_y * gprime3``, ``sigmoid(2*x)``...).
+Both sides are unfolded into the derivation's definitions and their difference is simplified;
+when that does not reach zero, the difference is evaluated at random points of the declared
+domain: a nonzero value proves the formulas differ, and is reported with the point.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import sympy as sp
+
+from . import primitives
+from .errors import SpecError
+from .safeexpr import parse_expression
+from .spec import Claim, Spec
+from .backprop import ELEMENTWISE, LR, derive_elementwise
+from .steps import Activate, Affine, ChainRule, Derivation, Given, Node, Quantity
+
+PROVED, DIFFERS, UNDETERMINED = "proved", "differs", "undetermined"
+RANDOM_POINTS = 12
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    label: str
+    lhs: str
+    rhs: str
+    verdict: str
+    difference: str = ""       # the simplified difference lhs − rhs, when it differs
+    counterexample: str = ""   # a point where the difference is nonzero
+    method: str = ""           # how the verdict was reached
+
+
+# ----------------------------------------------------------------------------- matrix algebra
+
+def _is_mat(v: Any) -> bool:
+    return isinstance(v, sp.MatrixBase)
+
+
+class MatrixAlgebra:
+    """Scalars are SymPy expressions, vectors are columns, ``*`` is element-wise, ``@`` is the matrix product."""
+
+    def number(self, value):
+        return value
+
+    def _elementwise(self, a, b, op, sym):
+        if _is_mat(a) and _is_mat(b):
+            if a.shape != b.shape:
+                raise ValueError(f"'{sym}' needs equal shapes, got {a.shape} and {b.shape}")
+            return sp.Matrix(a.rows, a.cols, [op(x, y) for x, y in zip(a, b)])
+        if _is_mat(a):
+            return a.applyfunc(lambda x: op(x, b))
+        if _is_mat(b):
+            return b.applyfunc(lambda y: op(a, y))
+        return op(a, b)
+
+    def add(self, a, b):
+        return self._elementwise(a, b, lambda x, y: x + y, "+")
+
+    def sub(self, a, b):
+        return self._elementwise(a, b, lambda x, y: x - y, "-")
+
+    def mul(self, a, b):
+        return self._elementwise(a, b, lambda x, y: x * y, "*")
+
+    def div(self, a, b):
+        return self._elementwise(a, b, lambda x, y: x / y, "/")
+
+    def pow(self, a, b):
+        return a.applyfunc(lambda x: x**b) if _is_mat(a) else a**b
+
+    def neg(self, a):
+        return -a
+
+    def matmul(self, a, b):
+        if not (_is_mat(a) and _is_mat(b)):
+            raise ValueError("'@' needs two matrices or vectors")
+        if a.cols != b.rows:
+            raise ValueError(f"'@' shapes {a.shape} and {b.shape} do not fit")
+        return a * b
+
+    def attribute(self, a, name):
+        if name == "T" and _is_mat(a):
+            return a.T
+        raise ValueError(f"attribute '.{name}' is not allowed (only '.T' of a matrix)")
+
+    def index(self, a, idx):
+        if not _is_mat(a):
+            raise ValueError("only a vector or matrix can be subscripted")
+        if len(idx) == 1 and a.cols == 1:
+            idx = (idx[0], 0)
+        if len(idx) != 2 or not (idx[0] < a.rows and idx[1] < a.cols):
+            raise ValueError(f"subscript {idx} out of range for shape {a.shape}")
+        return a[idx[0], idx[1]]
+
+    def exponent_value(self, b):
+        return b if isinstance(b, sp.Expr) and b.is_number else None
+
+    def list(self, items):
+        if items and all(isinstance(row, list) for row in items):
+            if len({len(row) for row in items}) != 1:
+                raise ValueError("matrix rows differ in length")
+            return sp.Matrix(items)
+        if any(isinstance(v, list) or _is_mat(v) for v in items):
+            raise ValueError("a list holds scalars, or lists of scalars for a matrix")
+        return sp.Matrix(len(items), 1, items)
+
+
+def _lift(f):
+    """A scalar function applied element-wise to a matrix."""
+    def g(v, *rest, **kw):
+        if _is_mat(v):
+            return v.applyfunc(lambda x: f(x, *rest, **kw))
+        return f(v, *rest, **kw)
+    return g
+
+
+def _scalar(v, what):
+    if _is_mat(v):
+        raise ValueError(f"{what} needs a scalar")
+    return v
+
+
+def _size(n):
+    if not (isinstance(n, sp.Integer) and 1 <= n <= 64):
+        raise ValueError("a size must be an integer from 1 to 64")
+    return int(n)
+
+
+def claim_functions(derivation: Derivation | None, defs: dict | None = None) -> dict:
+    from .graph import NODE_FUNCTIONS
+
+    funcs: dict = {name: _lift(f) for name, f in NODE_FUNCTIONS.items()}
+    funcs["max"] = lambda a, b: MatrixAlgebra()._elementwise(a, b, primitives.FUNCTIONS["max"].build, "max")
+    funcs["min"] = lambda a, b: MatrixAlgebra()._elementwise(a, b, primitives.FUNCTIONS["min"].build, "min")
+    funcs.update(
+        softmax=lambda v: sp.Matrix(primitives.ACTIVATIONS["softmax"].define(list(v))),
+        outer=lambda a, b: a * b.T,
+        diag=lambda v: sp.diag(*list(v)),
+        sum=lambda v: sp.Add(*list(v)) if _is_mat(v) else v,
+        dot=lambda a, b: (a.T * b)[0, 0],
+        ones=lambda n: sp.ones(_size(n), 1),
+        eye=lambda n: sp.eye(_size(n)),
+        diff=lambda f, x: (f.applyfunc(lambda e: sp.diff(e, _symbol_arg(x))) if _is_mat(f)
+                           else sp.diff(f, _symbol_arg(x))),
+        jacobian=lambda f, v: _jacobian(f, v, defs or {}),
+    )
+    if derivation is not None and derivation.kind == "graph":
+        locals_ = _graph_locals(derivation)
+
+        def local(node, arg):
+            key = (_symbol_arg(node).name, _symbol_arg(arg).name)
+            if key not in locals_:
+                raise ValueError(f"{key[0]} does not read {key[1]} directly")
+            return locals_[key]
+        funcs["d"] = local
+    return funcs
+
+
+def _jacobian(f, v, defs):
+    """∂f/∂v (numerator layout) after unfolding f's definitions down to v's level."""
+    f = f if _is_mat(f) else sp.Matrix([f])
+    v = v if _is_mat(v) else sp.Matrix([v])
+    if any(not isinstance(s, sp.Symbol) for s in v):
+        raise ValueError("jacobian(f, v) needs a vector of names as v")
+    keep = {k: e for k, e in defs.items() if k not in set(v)}
+    return sp.Matrix(f.rows, v.rows, lambda i, j: sp.diff(_unfold(f[i, 0], keep), v[j, 0]))
+
+
+def _symbol_arg(x):
+    if not isinstance(x, sp.Symbol):
+        raise ValueError("expected a name")
+    return x
+
+
+def _graph_locals(derivation: Derivation) -> dict:
+    out = {}
+    for step in derivation.steps:
+        if isinstance(step, ChainRule):
+            for consumer, local in step.terms:
+                out[(consumer, step.of)] = local
+    return out
+
+
+# ----------------------------------------------------------------------------- proving
+
+def _names(spec: Spec, derivation: Derivation | None) -> dict[str, Any]:
+    names: dict[str, Any] = {}
+    assumptions = {"real": {"real": True}, "positive": {"positive": True}, "negative": {"negative": True},
+                   "nonnegative": {"nonnegative": True}, "nonpositive": {"nonpositive": True}}
+    for name, dom in spec.symbols:
+        names[name] = sp.Symbol(name, **assumptions[dom])
+    if derivation is not None:
+        for step in derivation.steps:
+            q = step.target
+            names[q.name] = q.matrix() if q.shape else q.symbol()
+        for alias, target in derivation.aliases:
+            if target in names:
+                names[alias] = names[target]
+        if derivation.kind == "network":
+            for step in derivation.steps:
+                q = step.target
+                if isinstance(step, (Given, Affine, Activate)) and step.name != LR:
+                    g = Quantity(ELEMENTWISE + q.name, q.shape)
+                    names[g.name] = g.matrix() if q.shape else g.symbol()
+            names[ELEMENTWISE + "y"] = names[ELEMENTWISE + derivation.resolve("y")]
+    return names
+
+
+def _definitions(derivations, keep_affine: bool) -> dict:
+    """symbol -> defining expression over all steps; ``keep_affine`` leaves z^l as atoms."""
+    defs = {}
+    for derivation in derivations:
+        for step in derivation.steps:
+            affine = isinstance(step, Affine) or (isinstance(step, Node) and step.op == "affine")
+            if isinstance(step, Given) or (keep_affine and affine):
+                continue
+            for sym, expr in step.items():
+                defs.setdefault(sym, expr)
+    return defs
+
+
+def _unfold(expr: sp.Expr, defs: dict, limit: int = 64) -> sp.Expr:
+    for _ in range(limit):
+        new = expr.xreplace(defs)
+        if new == expr:
+            return new
+        expr = new
+    raise ValueError("definitions nest too deeply")
+
+
+def _zero(e: sp.Expr) -> str | None:
+    """How ``e`` was proved identically zero, or None: successively stronger SymPy normalisations."""
+    if e == 0:
+        return "identical"
+    if e.has(sp.Piecewise, sp.Abs, sp.sign):
+        return "case split" if _zero_by_cases(e) else None
+    for name, attempt in (("expansion", sp.expand), ("cancellation", lambda v: sp.cancel(sp.together(v))),
+                          ("simplification", lambda v: sp.simplify(v.rewrite(sp.exp)))):
+        try:
+            if attempt(e) == 0:
+                return name
+        except (TypeError, ValueError, NotImplementedError, RecursionError):
+            continue
+    return None
+
+
+def _zero_by_cases(e: sp.Expr) -> bool:
+    """Zero on each sign case of the real symbols a Piecewise/Abs/sign depends on.
+
+    A real s is replaced by log(1 + q), −log(1 + q) (q > 0) and 0: each a bijection onto its
+    half-line, under which e^s is rational in q, so SymPy can decide the branch conditions.
+    """
+    if not e.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.sign, sp.Heaviside):
+        return False
+    reals = sorted((s for s in e.free_symbols if s.is_real and not s.is_positive and not s.is_negative),
+                   key=lambda s: s.name)
+    if not reals or len(reals) > 2:
+        return False
+    cases = [{}]
+    for s in reals:
+        q = sp.Dummy("q", positive=True)
+        cases = [{**c, s: v} for c in cases for v in (sp.log(1 + q), -sp.log(1 + q), sp.Integer(0))]
+    for case in cases:
+        v = sp.piecewise_fold(e.xreplace(case))
+        if v != 0 and sp.simplify(v) != 0:
+            return False
+    return True
+
+
+def _random_point(symbols, rng: random.Random) -> dict:
+    point = {}
+    for s in symbols:
+        v = sp.Rational(rng.randint(1, 400), 100)
+        if s.is_positive or s.is_nonnegative:
+            point[s] = v
+        elif s.is_negative or s.is_nonpositive:
+            point[s] = -v
+        else:
+            point[s] = v if rng.random() < 0.5 else -v
+    return point
+
+
+def _assumptions(claim: Claim, names, funcs) -> dict:
+    subs = {}
+    for j, text in enumerate(claim.assume):
+        path = f"{claim.path}.assume[{j}]"
+        if text.count("==") != 1:
+            raise SpecError(path, "expected an equation 'lhs == rhs'")
+        lhs, rhs = (parse_expression(s, names=names, functions=funcs, path=path, algebra=MatrixAlgebra())
+                    for s in text.split("=="))
+        eq = sp.expand(_scalar(lhs, "an assumption") - _scalar(rhs, "an assumption"))
+        free = sorted(eq.free_symbols, key=lambda s: s.name)
+        for s in reversed(free):
+            if sp.degree(eq, s) == 1 if eq.is_polynomial(s) else False:
+                subs[s] = sp.solve(eq, s)[0]
+                break
+        else:
+            raise SpecError(path, "the assumption must be linear in one of its symbols")
+    return subs
+
+
+def check_claim(claim: Claim, names, funcs, derivations, seed: int = 0) -> ClaimResult:
+    alg = MatrixAlgebra()
+    lhs = parse_expression(claim.lhs, names=names, functions=funcs, path=f"{claim.path}.lhs", algebra=alg)
+    rhs = parse_expression(claim.rhs, names=names, functions=funcs, path=f"{claim.path}.rhs", algebra=alg)
+    shape = lambda v: v.shape if _is_mat(v) else (1, 1)
+    if shape(lhs) != shape(rhs):
+        return ClaimResult(claim.label, claim.lhs, claim.rhs, DIFFERS,
+                           difference=f"shapes differ: {shape(lhs)} and {shape(rhs)}", method="shape")
+    subs = _assumptions(claim, names, funcs)
+    diffs = list(lhs - rhs) if _is_mat(lhs) else [lhs - rhs]
+    for keep_affine in (True, False):
+        defs = _definitions(derivations, keep_affine)
+        unfolded = [_unfold(d.xreplace(subs), defs).xreplace(subs) for d in diffs]
+        methods = []
+        for d in unfolded:
+            how = _zero(d)
+            if how is None:
+                break
+            methods.append(how)
+        else:
+            how = ", ".join(dict.fromkeys(methods)) + (" with " + ", ".join(claim.assume) if claim.assume else "")
+            return ClaimResult(claim.label, claim.lhs, claim.rhs, PROVED, method=how)
+    # numeric evidence on the fully unfolded difference
+    rng = random.Random(seed)
+    free = sorted(set().union(*[d.free_symbols for d in unfolded]), key=lambda s: s.name)
+    for _ in range(RANDOM_POINTS):
+        point = _random_point(free, rng)
+        for d in unfolded:
+            v = sp.N(d.xreplace(point), 30)
+            if v.is_number and (not v.is_real or abs(v) > 1e-20):
+                shown = sp.simplify(d) if sp.count_ops(d) < 200 else d
+                where = ", ".join(f"{s} = {point[s]}" for s in free)
+                return ClaimResult(claim.label, claim.lhs, claim.rhs, DIFFERS, difference=sp.sstr(shown),
+                                   counterexample=f"{where}: lhs − rhs = {sp.N(v, 6)}", method="evaluation")
+    return ClaimResult(claim.label, claim.lhs, claim.rhs, UNDETERMINED,
+                       method=f"not simplified to 0; equal at {RANDOM_POINTS} random points")
+
+
+def check_claims(spec: Spec, derivation: Derivation | None) -> list[ClaimResult]:
+    if not spec.claims:
+        return []
+    derivations = [] if derivation is None else [derivation]
+    if derivation is not None and derivation.kind == "network":
+        derivations.append(derive_elementwise(spec.problem))
+    names = _names(spec, derivation)
+    funcs = claim_functions(derivation, _definitions(derivations, keep_affine=False))
+    return [check_claim(c, names, funcs, derivations, seed=i) for i, c in enumerate(spec.claims)]

@@ -1,0 +1,164 @@
+"""The ``nnderive`` command.
+
+Exit codes: 0 success (for ``verify``: no stated number is wrong and no formula differs), 1 some
+stated number is wrong or a formula differs, 2 unusable input (one line on stderr naming it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Callable
+
+from . import __version__
+from .errors import SpecError
+
+EXIT_OK, EXIT_WRONG, EXIT_INPUT = 0, 1, 2
+
+
+class InputError(Exception):
+    """Unusable command-line input; printed as one line, exit code 2."""
+
+
+def _spec_paths(args: list[str]) -> list:
+    import worked_examples
+    if not args:
+        return [worked_examples.path(n) for n in worked_examples.names()]
+    paths = []
+    for a in args:
+        try:
+            paths.append(worked_examples.resolve(a))
+        except KeyError:
+            raise InputError(f"{a}: no such file and no bundled example of that name "
+                             f"(see 'nnderive list')") from None
+    return paths
+
+
+def _verify_one(path) -> dict:
+    from .report import report_dict
+    from .spec import load
+    from .verify import verify_spec
+    return report_dict(verify_spec(load(path)))
+
+
+def _solve_one(path) -> dict:
+    from .backprop import derive
+    from .report import solve_dict
+    from .spec import load
+    spec = load(path)
+    derivation = derive(spec)
+    if derivation is None:
+        raise SpecError(str(path), "a spec of formulas only has no quantities to solve")
+    return solve_dict(spec.name, derivation)
+
+
+def _limited(fn: Callable, path, timeout: float):
+    from .sandbox import Limit, run
+    try:
+        return run(fn, path, timeout=timeout)
+    except Limit as err:
+        raise InputError(f"{path}: {err}") from None
+
+
+def cmd_list(args) -> int:
+    import worked_examples
+    from .spec import load
+    rows = []
+    for name in worked_examples.names():
+        spec = load(worked_examples.path(name))
+        rows.append({"name": name, "title": spec.title, "source": spec.source})
+    if args.json:
+        print(json.dumps({"examples": rows}, ensure_ascii=False, indent=2))
+    else:
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            print(f"{r['name']:<{width}}  {r['title']}\n{'':<{width}}  source: {r['source']}")
+    return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    from .report import summary_dicts, summary_line, text_table
+    from .sandbox import Limit, run_many
+    started = time.perf_counter()
+    paths = _spec_paths(args.specs)
+    examples = run_many(_verify_one, paths, timeout=args.timeout, jobs=args.jobs)
+    for path, ex in zip(paths, examples):
+        if isinstance(ex, Limit):
+            raise InputError(f"{path}: {ex}")
+        if isinstance(ex, BaseException):
+            raise ex
+    total = summary_dicts(examples)
+    if args.json:
+        print(json.dumps({"examples": examples, "summary": total}, ensure_ascii=False, indent=2))
+    else:
+        for ex in examples:
+            print(text_table(ex))
+            print()
+        print(f"{len(examples)} example{'s' if len(examples) != 1 else ''}: {summary_line(total)} "
+              f"({time.perf_counter() - started:.1f} s)")
+    return EXIT_WRONG if total.get("wrong") or total.get("differs") else EXIT_OK
+
+
+def cmd_solve(args) -> int:
+    from .report import solve_text
+    result = _limited(_solve_one, _spec_paths([args.spec])[0], args.timeout)
+    print(json.dumps(result, indent=2) if args.json else solve_text(result))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nnderive",
+        description="Derive backpropagation symbolically and check every number and formula against it.",
+        epilog="Docs: docs/guide.md.  A SPEC is a .toml/.json file or the name of a bundled example.")
+    parser.add_argument("--version", action="version", version=f"nnderive {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list the bundled worked examples")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("verify", help="check every stated number (exact/carried/wrong) and formula",
+                       description="For every stated number: the engine's exact value, the value recomputed "
+                                   "from the stated inputs, and a verdict. Exit 1 if any is wrong.")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="spec files or example names (default: all bundled)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per spec (default 60)")
+    p.add_argument("--jobs", type=int, default=None, help="specs checked at once (default: one per CPU)")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("solve", help="every quantity of a problem (forward, loss, gradients, update)")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed (default 60)")
+    p.set_defaults(func=cmd_solve)
+
+    for register in _EXTENSIONS:
+        register(sub)
+    return parser
+
+
+_EXTENSIONS: list[Callable] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_INPUT
+    try:
+        return args.func(args)
+    except (SpecError, InputError) as err:
+        print(f"nnderive: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("nnderive: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Values of every quantity: exact where the arithmetic is rational, certified everywhere.
+
+A numeric value is a :class:`Num`: its exact SymPy Rational when every input was rational and the
+result is rational (``z = W h + b`` from printed numbers), and always a rigorous enclosure from
+interval arithmetic (mpmath ``iv``) for values such as ``σ(27/20)``.  A decision (is
+``|true − stated| ≤ ½·10^−d``?) is taken exactly on Rationals and otherwise only when the
+enclosure settles it; when it does not, :class:`Undecided` asks the caller to evaluate again at a
+higher precision.  So no verdict depends on rounding error, and expressions never grow the way
+nested exact closed forms do.
+
+Symbolic problems (a spec that leaves symbols) have no values; their formulas are checked by
+``claims.py``, which unfolds definitions instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import sympy as sp
+from mpmath import iv
+
+from .errors import SpecError
+from .steps import Derivation, Given
+
+DEFAULT_PREC = 160          # bits of the enclosures; raised on demand
+PRECISIONS = (160, 640, 2560)
+
+
+class Undecided(ArithmeticError):
+    """An enclosure was too wide to decide a comparison at the current precision."""
+
+
+@dataclass(frozen=True)
+class Num:
+    """A real number: a certified enclosure, and the exact Rational when there is one."""
+
+    enclosure: object              # mpmath ivmpf
+    exact: sp.Rational | None = None
+
+    def __float__(self) -> float:
+        return float(self.exact) if self.exact is not None else float(self.enclosure.mid)
+
+    @property
+    def is_number(self) -> bool:
+        return True
+
+
+Values = dict[sp.Symbol, Num]
+
+
+class precision:
+    """Context manager setting the interval precision in bits."""
+
+    def __init__(self, bits: int):
+        self.bits = bits
+
+    def __enter__(self):
+        self.saved = iv.prec
+        iv.prec = self.bits
+
+    def __exit__(self, *exc):
+        iv.prec = self.saved
+
+
+def rational(value: sp.Rational) -> Num:
+    return Num(iv.mpf(int(value.p)) / int(value.q), value)
+
+
+def _decide(result) -> bool:
+    if result is None:
+        raise Undecided("enclosure too wide")
+    return bool(result)
+
+
+def _condition(cond, env) -> bool:
+    if cond == sp.true:
+        return True
+    if cond == sp.false:
+        return False
+    if isinstance(cond, sp.core.relational.Relational):
+        d = enclose(cond.lhs - cond.rhs, env)
+        zero = iv.mpf(0)
+        op = cond.rel_op
+        return _decide({">": d > zero, ">=": d >= zero, "<": d < zero, "<=": d <= zero}.get(op))
+    if isinstance(cond, sp.And):
+        return all(_condition(c, env) for c in cond.args)
+    if isinstance(cond, sp.Or):
+        return any(_condition(c, env) for c in cond.args)
+    raise ValueError(f"cannot evaluate condition {cond}")
+
+
+def enclose(e: sp.Expr, env: Mapping[sp.Symbol, Num]):
+    """A rigorous interval containing the value of ``e`` at ``env``."""
+    if e.is_Symbol:
+        return env[e].enclosure
+    if e.is_Integer:
+        return iv.mpf(int(e))
+    if e.is_Rational:
+        return iv.mpf(int(e.p)) / int(e.q)
+    if e is sp.E:
+        return iv.e
+    if e is sp.pi:
+        return iv.pi
+    f, args = e.func, e.args
+    if f is sp.Add:
+        total = enclose(args[0], env)
+        for a in args[1:]:
+            total = total + enclose(a, env)
+        return total
+    if f is sp.Mul:
+        prod = enclose(args[0], env)
+        for a in args[1:]:
+            prod = prod * enclose(a, env)
+        return prod
+    if f is sp.Pow:
+        base, exp = args
+        if exp.is_Integer:
+            b = enclose(base, env)
+            n = int(exp)
+            return b**n if n >= 0 else 1 / (b ** (-n))
+        if exp == sp.Rational(1, 2):
+            return iv.sqrt(enclose(base, env))
+        return iv.exp(enclose(exp, env) * iv.log(enclose(base, env)))
+    if f is sp.exp:
+        return iv.exp(enclose(args[0], env))
+    if f is sp.log:
+        return iv.log(enclose(args[0], env))
+    if f is sp.tanh:
+        return 1 - 2 / (iv.exp(2 * enclose(args[0], env)) + 1)
+    if f is sp.Abs:
+        return abs(enclose(args[0], env))
+    if f is sp.sign:
+        x = enclose(args[0], env)
+        if _decide(x > 0):
+            return iv.mpf(1)
+        if _decide(x < 0):
+            return iv.mpf(-1)
+        return iv.mpf(0)
+    if f is sp.Piecewise:
+        for expr, cond in args:
+            if _condition(cond, env):
+                return enclose(expr, env)
+        raise ValueError("no branch of a Piecewise applies")
+    raise ValueError(f"cannot evaluate {f.__name__} numerically")
+
+
+def value_of(expr: sp.Expr, env: Mapping[sp.Symbol, Num]) -> Num:
+    """Evaluate ``expr``: exactly when its inputs are exact and the result is rational."""
+    free = expr.free_symbols
+    if all(env[s].exact is not None for s in free):
+        exact = expr.xreplace({s: env[s].exact for s in free})
+        if exact.is_Rational:
+            return rational(exact)
+        return Num(enclose(exact, {}))
+    return Num(enclose(expr, env))
+
+
+def is_numeric(derivation: Derivation) -> bool:
+    return all(e.is_number for s in derivation.steps if isinstance(s, Given) for e in s.exprs)
+
+
+def evaluate(derivation: Derivation, overrides: Mapping[sp.Symbol, sp.Expr] | None = None,
+             bits: int = DEFAULT_PREC) -> Values:
+    """The value of every element of every quantity, as :class:`Num`.
+
+    ``overrides`` replaces the value of given symbols (used for variants of a problem).
+    A problem that leaves symbols has no numbers: that is a :class:`SpecError`.
+    """
+    overrides = overrides or {}
+    if not is_numeric(derivation):
+        raise SpecError("", "the problem leaves symbols (no weights or inputs given), so it has no numbers")
+    with precision(bits):
+        env = {}
+        for step in derivation.steps:
+            for sym, expr in step.items():
+                env[sym] = rational(overrides[sym]) if sym in overrides else value_of(expr, env)
+        return env
+
+
+def carry(derivation: Derivation, values: Values, stated: Mapping[sp.Symbol, sp.Rational],
+          bits: int = DEFAULT_PREC) -> tuple[Values, set[sp.Symbol]]:
+    """Each quantity recomputed from the stated values of its inputs.
+
+    Walking the steps in order, an input's value is its stated value when one was printed, else
+    its own recomputed value (so a chain of unprinted intermediates is recomputed from the last
+    printed ones).  Returns the recomputed values and the symbols whose recomputed value depends
+    on at least one stated number.
+    """
+    env: Values = {}
+    carried: Values = {}
+    touched: set[sp.Symbol] = set()
+    with precision(bits):
+        for step in derivation.steps:
+            for sym, expr in step.items():
+                if isinstance(step, Given):
+                    carried[sym] = values[sym]
+                else:
+                    carried[sym] = value_of(expr, env)
+                    if any(s in stated or s in touched for s in expr.free_symbols):
+                        touched.add(sym)
+                env[sym] = rational(stated[sym]) if sym in stated else carried[sym]
+    return carried, touched
+
+
+def within(value: Num, target: sp.Rational, tolerance: sp.Rational) -> bool:
+    """|value − target| ≤ tolerance, decided exactly or by the enclosure (else :class:`Undecided`)."""
+    if value.exact is not None:
+        return abs(value.exact - target) <= tolerance
+    gap = abs(value.enclosure - rational(target).enclosure)
+    return _decide(gap <= rational(tolerance).enclosure)
+
+
+def to_float(value: Num) -> float:
+    """The nearest float, for reports."""
+    return float(value)

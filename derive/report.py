@@ -1,0 +1,125 @@
+"""Reports as plain data (for --json and for crossing process boundaries) and as text tables."""
+from __future__ import annotations
+
+from typing import Any
+
+from .evaluate import evaluate
+from .steps import Derivation
+from .verify import Report
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    """The JSON form of ``nnderive verify`` for one example."""
+    records = [{
+        "quantity": r.quantity,
+        "index": list(r.index) if r.index is not None else None,
+        "stated": r.stated.text,
+        "value": float(r.value),
+        "carried": float(r.carried) if r.carried is not None else None,
+        "verdict": r.verdict,
+        "decimals": r.stated.decimals,
+        "frame": r.frame or None,
+    } for r in report.records]
+    claims = [{"label": c.label, "lhs": c.lhs, "rhs": c.rhs, "verdict": c.verdict,
+               "difference": c.difference or None, "counterexample": c.counterexample or None,
+               "method": c.method} for c in report.claims]
+    return {"name": report.name, "title": report.title, "source": report.source, "notes": report.notes,
+            "records": records, "claims": claims, "summary": summary([report])}
+
+
+def summary(reports: list[Report]) -> dict[str, int]:
+    out = {"numbers": 0, "exact": 0, "carried": 0, "wrong": 0,
+           "formulas": 0, "proved": 0, "differs": 0, "undetermined": 0}
+    for rep in reports:
+        for r in rep.records:
+            out["numbers"] += 1
+            out[r.verdict] += 1
+        for c in rep.claims:
+            out["formulas"] += 1
+            out[c.verdict] += 1
+    return out
+
+
+def summary_dicts(examples: list[dict]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for ex in examples:
+        for k, v in ex["summary"].items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+def summary_line(s: dict[str, int]) -> str:
+    parts = [f"{s['numbers']} stated numbers: {s['exact']} exact, {s['carried']} carried, {s['wrong']} wrong"]
+    if s["formulas"]:
+        parts.append(f"{s['formulas']} formulas: {s['proved']} proved, {s['differs']} differ, "
+                     f"{s['undetermined']} undetermined")
+    return "; ".join(parts)
+
+
+def _index(idx) -> str:
+    return "" if idx is None else "[" + ",".join(map(str, idx)) + "]"
+
+
+def _num(x: float | None) -> str:
+    return "—" if x is None else f"{x:.6g}"
+
+
+def text_table(ex: dict) -> str:
+    """A readable table of one example's records and claims."""
+    lines = [f"{ex['name']}: {ex['title']}"]
+    if ex["source"]:
+        lines.append(f"  source: {ex['source']}")
+    if ex["records"]:
+        head = ("quantity", "index", "stated", "exact value", "carried", "verdict")
+        rows = [(r["quantity"] + (f" ({r['frame']})" if r["frame"] else ""), _index(r["index"]), r["stated"],
+                 _num(r["value"]), _num(r["carried"]), r["verdict"]) for r in ex["records"]]
+        widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+        fmt = "  " + "  ".join(f"{{:<{w}}}" for w in widths)
+        lines.append(fmt.format(*head))
+        lines.extend(fmt.format(*row) for row in rows)
+    for c in ex["claims"]:
+        lines.append(f"  {c['verdict']:<12} {c['label']}")
+        if c["verdict"] == "differs":
+            lines.append(f"               lhs − rhs = {c['difference']}")
+            if c["counterexample"]:
+                lines.append(f"               at {c['counterexample']}")
+        elif c["verdict"] == "undetermined":
+            lines.append(f"               {c['method']}")
+    lines.append("  " + summary_line(ex["summary"]))
+    return "\n".join(lines)
+
+
+def _nested(q, values) -> Any:
+    flat = [float(values[s]) for s in q.symbols()]
+    if not q.shape:
+        return flat[0]
+    if len(q.shape) == 1:
+        return flat
+    rows, cols = q.shape
+    return [flat[i * cols:(i + 1) * cols] for i in range(rows)]
+
+
+def solve_dict(name: str, derivation: Derivation) -> dict[str, Any]:
+    """Every quantity of a numeric problem under its canonical name, as floats."""
+    values = evaluate(derivation)
+    out: dict[str, Any] = {}
+    for step in derivation.steps:
+        out[step.name] = _nested(step.target, values)
+    for alias, target in derivation.aliases:
+        if target in out and alias not in out:
+            out[alias] = out[target]
+    return {"name": name, "quantities": out}
+
+
+def solve_text(result: dict[str, Any]) -> str:
+    lines = [result["name"]]
+    for k, v in result["quantities"].items():
+        if isinstance(v, list) and v and isinstance(v[0], list):
+            body = "[" + "; ".join(" ".join(f"{x:.6g}" for x in row) for row in v) + "]"
+        elif isinstance(v, list):
+            body = "[" + " ".join(f"{x:.6g}" for x in v) + "]"
+        else:
+            body = f"{v:.6g}"
+        lines.append(f"  {k:<14} {body}")
+    return "\n".join(lines)
+

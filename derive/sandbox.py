@@ -1,0 +1,135 @@
+"""Run one piece of work in a forked worker with a hard wall-clock limit and a memory cap.
+
+``signal.alarm`` cannot interrupt SymPy or big-integer arithmetic stuck inside one C call, and
+a runaway expression can exhaust memory; a separate process can be killed and capped.  Work
+functions return plain data (dicts, lists, strings, numbers), which is all that crosses back.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import multiprocessing.connection as mp_connection
+import os
+import resource
+import time
+import traceback
+from typing import Any, Callable
+
+from .errors import SpecError
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MEMORY_MB = 2048
+
+
+class Limit(RuntimeError):
+    """The work ran out of time or memory, or its worker died; the message says which."""
+
+
+def _worker(conn, fn, args, memory_mb):
+    try:
+        if memory_mb:
+            limit = memory_mb * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        result = fn(*args)
+        conn.send(("ok", result))
+    except SpecError as err:
+        conn.send(("spec", (err.path, err.message)))
+    except MemoryError:
+        conn.send(("limit", f"used more than {memory_mb} MB of memory"))
+    except RecursionError:
+        conn.send(("limit", "nested too deeply"))
+    except BaseException as err:  # noqa: BLE001 - everything must come back as a message
+        conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=8)}"))
+    finally:
+        conn.close()
+
+
+def _start(fn, args, memory_mb):
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_worker, args=(send, fn, args, memory_mb), daemon=True)
+    proc.start()
+    send.close()
+    return proc, recv
+
+
+def _finish(proc, recv, ready: bool, timeout: float) -> tuple[str, Any]:
+    try:
+        if not ready:
+            return "limit", f"took longer than {timeout:g} s"
+        try:
+            return recv.recv()
+        except (EOFError, OSError):
+            return "limit", "the worker died (out of memory?)"
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+        recv.close()
+
+
+def _unwrap(kind: str, payload: Any) -> Any:
+    if kind == "ok":
+        return payload
+    if kind == "spec":
+        return SpecError(*payload)
+    if kind == "limit":
+        return Limit(payload)
+    return RuntimeError(payload)
+
+
+def run(fn: Callable[..., Any], *args, timeout: float = DEFAULT_TIMEOUT,
+        memory_mb: int | None = DEFAULT_MEMORY_MB) -> Any:
+    """``fn(*args)`` in a forked process; raises :class:`Limit` past ``timeout`` seconds or ``memory_mb``.
+
+    A :class:`SpecError` raised by ``fn`` is raised again here; any other exception becomes
+    ``RuntimeError`` carrying the worker's traceback.
+    """
+    if os.environ.get("NNDERIVE_NO_SANDBOX") == "1":
+        return fn(*args)
+    proc, recv = _start(fn, args, memory_mb)
+    result = _unwrap(*_finish(proc, recv, recv.poll(timeout), timeout))
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def run_many(fn: Callable[[Any], Any], items: list, *, timeout: float = DEFAULT_TIMEOUT,
+             memory_mb: int | None = DEFAULT_MEMORY_MB, jobs: int | None = None,
+             progress: Callable[[int, int], None] | None = None) -> list:
+    """``[fn(item) for item in items]``, up to ``jobs`` workers at a time, each with its own limits.
+
+    A failed item's entry is the exception (SpecError, Limit or RuntimeError) instead of a result,
+    so one bad item never loses the others.  ``progress(done, total)`` is called after each item.
+    """
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    results: list = [None] * len(items)
+    if os.environ.get("NNDERIVE_NO_SANDBOX") == "1":
+        for i, item in enumerate(items):
+            try:
+                results[i] = fn(item)
+            except (SpecError, Limit, RuntimeError) as err:
+                results[i] = err
+            if progress:
+                progress(i + 1, len(items))
+        return results
+    pending = list(enumerate(items))[::-1]
+    running: dict = {}  # recv -> (index, proc, deadline)
+    done = 0
+    while pending or running:
+        while pending and len(running) < jobs:
+            i, item = pending.pop()
+            proc, recv = _start(fn, (item,), memory_mb)
+            running[recv] = (i, proc, time.monotonic() + timeout)
+        now = time.monotonic()
+        wait_for = max(0.0, min(d for _, _, d in running.values()) - now)
+        ready = set(mp_connection.wait(list(running), timeout=wait_for))
+        now = time.monotonic()
+        for recv in list(running):
+            i, proc, deadline = running[recv]
+            if recv in ready or now >= deadline:
+                del running[recv]
+                results[i] = _unwrap(*_finish(proc, recv, recv in ready, timeout))
+                done += 1
+                if progress:
+                    progress(done, len(items))
+    return results

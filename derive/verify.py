@@ -1,0 +1,130 @@
+"""Verdicts for stated numbers, computed with the engine's exact arithmetic.
+
+For a number printed with ``d`` decimals:
+
+* ``exact``: ``|stated − true| ≤ ½·10^−d`` (the true value rounds to it; a tie counts either way);
+* ``carried``: not exact, but within ``½·10^−d`` of the value recomputed from the *stated* values of
+  its inputs (:func:`derive.evaluate.carry`): the slide's, or the student's, own rounded intermediates;
+* ``wrong``: neither.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .backprop import derive
+from .errors import SpecError
+from .evaluate import PRECISIONS, Num, Undecided, carry, evaluate, precision, within
+from .numbers import Stated
+from .spec import Spec, Statement
+from .steps import Derivation
+
+EXACT, CARRIED, WRONG = "exact", "carried", "wrong"
+
+
+@dataclass(frozen=True)
+class Record:
+    quantity: str
+    index: tuple[int, ...] | None
+    stated: Stated
+    value: Num
+    carried: Num | None  # None when no stated number feeds this quantity
+    verdict: str
+    frame: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    title: str
+    source: str
+    records: tuple[Record, ...]
+    claims: tuple = ()
+    notes: str = ""
+
+    def count(self, verdict: str) -> int:
+        return sum(r.verdict == verdict for r in self.records) + sum(c.verdict == verdict for c in self.claims)
+
+    @property
+    def failed(self) -> bool:
+        return any(r.verdict == WRONG for r in self.records) or any(c.verdict == "differs" for c in self.claims)
+
+
+def verdict(stated: Stated, value: Num, carried: Num | None) -> str:
+    if within(value, stated.value, stated.half_ulp):
+        return EXACT
+    if carried is not None and within(carried, stated.value, stated.half_ulp):
+        return CARRIED
+    return WRONG
+
+
+def resolve(derivation: Derivation, st: Statement) -> sp.Symbol:
+    """The element symbol a statement refers to, or a SpecError naming its key path."""
+    if st.quantity not in derivation:
+        names = derivation.names + [a for a, _ in derivation.aliases]
+        hint = difflib.get_close_matches(st.quantity, names, n=3)
+        extra = f"; did you mean {', '.join(hint)}?" if hint else ""
+        raise SpecError(st.path, f"unknown quantity {st.quantity!r}{extra}")
+    q = derivation.quantity(st.quantity)
+    index = st.index or ()
+    if index == () and q.shape == (1,):
+        index = (0,)
+    if len(index) != len(q.shape):
+        what = "a scalar" if not q.shape else f"of shape {'x'.join(map(str, q.shape))}"
+        raise SpecError(st.path, f"{st.quantity} is {what}; the stated value has {len(index)} indices")
+    for i, n in zip(index, q.shape):
+        if not 0 <= i < n:
+            raise SpecError(st.path, f"index {i} out of range for {st.quantity} of shape {q.shape}")
+    return q.symbol(index)
+
+
+def check_statements(derivation: Derivation, values, statements, frame: str = "",
+                     base: dict | None = None, bits: int = PRECISIONS[0]) -> list[Record]:
+    """Records for ``statements``; ``base`` holds other stated values that feed the recomputation."""
+    symbols = [resolve(derivation, st) for st in statements]
+    stated = dict(base or {})
+    stated.update({sym: st.stated.value for sym, st in zip(symbols, statements)})
+    for sym, st in zip(symbols, statements):
+        if not isinstance(values[sym], Num):
+            raise SpecError(st.path, f"{st.quantity} is symbolic here; a stated number needs numeric inputs")
+    carried, touched = carry(derivation, values, stated, bits)
+    records = []
+    with precision(bits):
+        for sym, st in zip(symbols, statements):
+            c = carried[sym] if sym in touched else None
+            records.append(Record(st.quantity, st.index, st.stated, values[sym], c,
+                                  verdict(st.stated, values[sym], c), frame))
+    return records
+
+
+def _records(spec: Spec, derivation: Derivation, bits: int) -> list[Record]:
+    if not (spec.stated or spec.frames):
+        return []
+    values = evaluate(derivation, bits=bits)
+    records = check_statements(derivation, values, spec.stated, bits=bits)
+    base = {resolve(derivation, st): st.stated.value for st in spec.stated}
+    for frame in spec.frames:
+        records += check_statements(derivation, values, frame.statements, frame.label, base, bits)
+    return records
+
+
+def verify_spec(spec: Spec) -> Report:
+    """Every stated number of the spec with its verdict, and every claim with its proof status."""
+    from .claims import check_claims
+
+    derivation = derive(spec)
+    records: list[Record] = []
+    if derivation is not None:
+        for bits in PRECISIONS:
+            try:
+                records = _records(spec, derivation, bits)
+                break
+            except Undecided:
+                if bits == PRECISIONS[-1]:
+                    raise
+    elif spec.stated or spec.frames:
+        raise SpecError("stated", "stated numbers need a [network] or [graph]")
+    return Report(spec.name, spec.title, spec.source, tuple(records), tuple(check_claims(spec, derivation)),
+                  spec.notes)

@@ -1,0 +1,1 @@
+"""Numba kernels printed from nnderive's derived expressions (see kernels/codegen.py)."""
