@@ -6,6 +6,8 @@ stated number is wrong or a formula differs, 2 unusable input (one line on stder
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import sys
 import time
@@ -134,12 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed (default 60)")
     p.set_defaults(func=cmd_solve)
 
-    for register in _EXTENSIONS:
-        register(sub)
+    for module in _EXTENSIONS:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).register(sub)
     return parser
 
 
-_EXTENSIONS: list[Callable] = []
+# Modules that add subcommands: each defines ``register(subparsers)`` and keeps its heavy imports
+# (Numba, TeX) inside the command function, so ``nnderive --help`` stays fast.
+_EXTENSIONS = ["derive.handout", "derive.check", "derive.variants", "kernels.cli"]
 
 
 def main(argv: list[str] | None = None) -> int:
