@@ -18,6 +18,7 @@ from functools import lru_cache
 import sympy as sp
 
 from . import primitives
+from .errors import SpecError
 from .graph import Leaf, ScalarNode, graph_nodes, network_nodes
 from .spec import Graph, Network, Spec
 from .steps import (Activate, Affine, BackError, BiasGradient, ChainRule, DeltaHidden, DeltaOutput,
@@ -89,6 +90,7 @@ def derive_graph(graph: Graph) -> Derivation:
 
 def derive_elementwise(net: Network) -> Derivation:
     """The network as scalar nodes, differentiated node by node (the per-weight chain rule)."""
+    check_size(net)
     leaves, nodes = network_nodes(net)
     steps: list[Step] = [_given(leaf) for leaf in leaves]
     steps += [Node(Quantity(n.name), (n.expr,), tuple(s.name for s in n.args()), op=n.op,
@@ -154,8 +156,19 @@ def _sums_to_one(values) -> bool:
     return values is None or sp.Add(*values) == 1
 
 
+MAX_EXACT_PARAMS = 20_000
+
+
+def check_size(net: Network) -> None:
+    """The exact engine writes every weight out as a symbol: refuse networks too large for that."""
+    if net.param_count > MAX_EXACT_PARAMS:
+        raise SpecError("network", f"{net.param_count} parameters is too many for the exact engine "
+                                   f"(at most {MAX_EXACT_PARAMS}); the kernels handle large networks")
+
+
 def derive_network(net: Network, recompute: bool = True) -> Derivation:
     """The matrix-form derivation of a layered network (column vectors, W of shape (out, in))."""
+    check_size(net)
     L = len(net.layers)
     sizes = net.sizes
     steps: list[Step] = [_given_vector("x", net.input, sizes[0], "input"),

@@ -16,13 +16,15 @@ import sympy as sp
 
 from . import primitives
 from .errors import SpecError
+from .evaluate import Num, precision, rational, value_of
 from .safeexpr import parse_expression
 from .spec import Claim, Spec
 from .backprop import ELEMENTWISE, LR, derive_elementwise
 from .steps import Activate, Affine, ChainRule, Derivation, Given, Node, Quantity
 
 PROVED, DIFFERS, UNDETERMINED = "proved", "differs", "undetermined"
-RANDOM_POINTS = 12
+SCREEN_POINTS = 3    # random instances tried before any simplification
+RANDOM_POINTS = 12   # tried when simplification did not reach 0
 
 
 @dataclass(frozen=True)
@@ -168,8 +170,8 @@ def _jacobian(f, v, defs):
     v = v if _is_mat(v) else sp.Matrix([v])
     if any(not isinstance(s, sp.Symbol) for s in v):
         raise ValueError("jacobian(f, v) needs a vector of names as v")
-    keep = {k: e for k, e in defs.items() if k not in set(v)}
-    return sp.Matrix(f.rows, v.rows, lambda i, j: sp.diff(_unfold(f[i, 0], keep), v[j, 0]))
+    unfold = Unfolder({k: e for k, e in defs.items() if k not in set(v)})
+    return sp.Matrix(f.rows, v.rows, lambda i, j: sp.diff(unfold(f[i, 0]), v[j, 0]))
 
 
 def _symbol_arg(x):
@@ -225,13 +227,21 @@ def _definitions(derivations, keep_affine: bool) -> dict:
     return defs
 
 
-def _unfold(expr: sp.Expr, defs: dict, limit: int = 64) -> sp.Expr:
-    for _ in range(limit):
-        new = expr.xreplace(defs)
-        if new == expr:
-            return new
-        expr = new
-    raise ValueError("definitions nest too deeply")
+class Unfolder:
+    """Replaces derived symbols by their definitions, recursively, each symbol unfolded once."""
+
+    def __init__(self, defs: dict):
+        self.defs = defs
+        self.cache: dict = {}
+
+    def symbol(self, sym: sp.Symbol) -> sp.Expr:
+        if sym not in self.cache:
+            expr = self.defs[sym]
+            self.cache[sym] = expr.xreplace({s: self.symbol(s) for s in expr.free_symbols if s in self.defs})
+        return self.cache[sym]
+
+    def __call__(self, expr: sp.Expr) -> sp.Expr:
+        return expr.xreplace({s: self.symbol(s) for s in expr.free_symbols if s in self.defs})
 
 
 def _zero(e: sp.Expr) -> str | None:
@@ -305,7 +315,8 @@ def _assumptions(claim: Claim, names, funcs) -> dict:
     return subs
 
 
-def check_claim(claim: Claim, names, funcs, derivations, seed: int = 0) -> ClaimResult:
+def check_claim(claim: Claim, names, funcs, derivations, instances: "Instances | None" = None,
+                unfolders: dict | None = None) -> ClaimResult:
     alg = MatrixAlgebra()
     lhs = parse_expression(claim.lhs, names=names, functions=funcs, path=f"{claim.path}.lhs", algebra=alg)
     rhs = parse_expression(claim.rhs, names=names, functions=funcs, path=f"{claim.path}.rhs", algebra=alg)
@@ -315,32 +326,95 @@ def check_claim(claim: Claim, names, funcs, derivations, seed: int = 0) -> Claim
                            difference=f"shapes differ: {shape(lhs)} and {shape(rhs)}", method="shape")
     subs = _assumptions(claim, names, funcs)
     diffs = list(lhs - rhs) if _is_mat(lhs) else [lhs - rhs]
+    instances = instances if instances is not None else Instances(derivations)
+    unfolders = unfolders or {k: Unfolder(_definitions(derivations, k)) for k in (True, False)}
+    unfold = lambda d, keep_affine: unfolders[keep_affine](d.xreplace(subs)).xreplace(subs)
+
+    def differs(counter: str) -> ClaimResult:
+        shown = [unfold(d, True) for d in diffs]
+        text = "; ".join(sp.sstr(d) for d in shown if d != 0)
+        return ClaimResult(claim.label, claim.lhs, claim.rhs, DIFFERS,
+                           difference=text if len(text) <= 600 else text[:600] + " …",
+                           counterexample=counter, method="evaluation")
+
+    # A numeric screen first: a certified nonzero value at a random instance of the derivation
+    # settles "differs" without any simplification.
+    counter = instances.counterexample(diffs, subs, SCREEN_POINTS)
+    if counter is not None:
+        return differs(counter)
     for keep_affine in (True, False):
-        defs = _definitions(derivations, keep_affine)
-        unfolded = [_unfold(d.xreplace(subs), defs).xreplace(subs) for d in diffs]
         methods = []
-        for d in unfolded:
-            how = _zero(d)
+        for d in diffs:
+            how = _zero(unfold(d, keep_affine))
             if how is None:
                 break
             methods.append(how)
         else:
             how = ", ".join(dict.fromkeys(methods)) + (" with " + ", ".join(claim.assume) if claim.assume else "")
             return ClaimResult(claim.label, claim.lhs, claim.rhs, PROVED, method=how)
-    # numeric evidence on the fully unfolded difference
-    rng = random.Random(seed)
-    free = sorted(set().union(*[d.free_symbols for d in unfolded]), key=lambda s: s.name)
-    for _ in range(RANDOM_POINTS):
-        point = _random_point(free, rng)
-        for d in unfolded:
-            v = sp.N(d.xreplace(point), 30)
-            if v.is_number and (not v.is_real or abs(v) > 1e-20):
-                shown = sp.simplify(d) if sp.count_ops(d) < 200 else d
-                where = ", ".join(f"{s} = {point[s]}" for s in free)
-                return ClaimResult(claim.label, claim.lhs, claim.rhs, DIFFERS, difference=sp.sstr(shown),
-                                   counterexample=f"{where}: lhs − rhs = {sp.N(v, 6)}", method="evaluation")
+    counter = instances.counterexample(diffs, subs, RANDOM_POINTS)
+    if counter is not None:
+        return differs(counter)
     return ClaimResult(claim.label, claim.lhs, claim.rhs, UNDETERMINED,
                        method=f"not simplified to 0; equal at {RANDOM_POINTS} random points")
+
+
+class Instances:
+    """Random numeric instances of the derivations, evaluated step by step with certified enclosures.
+
+    Every given (and declared) symbol gets a random value of its domain; the symbols an assumption
+    solves for get their value from it.  Instances are cached per assumption, so the claims of a
+    spec share them.
+    """
+
+    def __init__(self, derivations, seed: int = 0, symbols=()):
+        self.derivations = derivations
+        self.seed = seed
+        self.defined = {sym for d in derivations for step in d.steps if not isinstance(step, Given)
+                        for sym, _ in step.items()}
+        self.given = {sym for d in derivations for step in d.steps if isinstance(step, Given)
+                      for sym, _ in step.items()} | set(symbols)
+        self.cache: dict = {}
+
+    def _instances(self, subs: dict, base: list, count: int) -> list:
+        key = (tuple(sorted(subs.items(), key=str)), tuple(base))
+        done = self.cache.setdefault(key, [])
+        rng = random.Random(self.seed + 7919 * len(done))
+        with precision(96):
+            while len(done) < count:
+                point = _random_point(base, rng)
+                # enclosures only: an instance needs no exact arithmetic, and intervals are fast
+                env = {s: Num(rational(v).enclosure) for s, v in point.items()}
+                try:
+                    for s, e in subs.items():
+                        env[s] = value_of(e, env)
+                    for d in self.derivations:
+                        for step in d.steps:
+                            if not isinstance(step, Given):
+                                for sym, e in step.items():
+                                    env.setdefault(sym, value_of(e, env))
+                except (ArithmeticError, ValueError, KeyError):
+                    env = None  # outside the domain of a log or a division: not an instance
+                done.append((point, env))
+        return done[:count]
+
+    def counterexample(self, diffs: list, subs: dict, count: int) -> str | None:
+        """A random instance where some difference is certainly nonzero, as text; None if none found."""
+        free = set().union(*[d.free_symbols for d in diffs])
+        base = sorted((self.given | free) - self.defined - set(subs), key=lambda s: s.name)
+        for point, env in self._instances(subs, base, count):
+            if env is None:
+                continue
+            try:
+                with precision(96):
+                    values = [value_of(d, env) for d in diffs]
+            except (ArithmeticError, ValueError, KeyError):
+                continue
+            for v in values:
+                if not (v.enclosure.a <= 0 <= v.enclosure.b):
+                    where = ", ".join(f"{s} = {point[s]}" for s in base if s in free) or "a random instance"
+                    return f"{where}: lhs − rhs = {float(v):.6g}"
+        return None
 
 
 def check_claims(spec: Spec, derivation: Derivation | None) -> list[ClaimResult]:
@@ -351,4 +425,6 @@ def check_claims(spec: Spec, derivation: Derivation | None) -> list[ClaimResult]
         derivations.append(derive_elementwise(spec.problem))
     names = _names(spec, derivation)
     funcs = claim_functions(derivation, _definitions(derivations, keep_affine=False))
-    return [check_claim(c, names, funcs, derivations, seed=i) for i, c in enumerate(spec.claims)]
+    instances = Instances(derivations, symbols=[v for v in names.values() if isinstance(v, sp.Symbol)])
+    unfolders = {k: Unfolder(_definitions(derivations, k)) for k in (True, False)}
+    return [check_claim(c, names, funcs, derivations, instances, unfolders) for c in spec.claims]

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 from . import __version__
@@ -37,22 +38,36 @@ def _spec_paths(args: list[str]) -> list:
     return paths
 
 
+def _in_file(path, work: Callable):
+    """Run ``work()``, naming the spec file in any SpecError it raises."""
+    name = Path(path).name
+    try:
+        return work()
+    except SpecError as err:
+        if err.path.startswith(name):
+            raise
+        raise SpecError(f"{name}: {err.path}" if err.path else name, err.message) from None
+
+
 def _verify_one(path) -> dict:
     from .report import report_dict
     from .spec import load
     from .verify import verify_spec
-    return report_dict(verify_spec(load(path)))
+    return _in_file(path, lambda: report_dict(verify_spec(load(path))))
 
 
 def _solve_one(path) -> dict:
     from .backprop import derive
     from .report import solve_dict
     from .spec import load
-    spec = load(path)
-    derivation = derive(spec)
-    if derivation is None:
-        raise SpecError(str(path), "a spec of formulas only has no quantities to solve")
-    return solve_dict(spec.name, derivation)
+
+    def work():
+        spec = load(path)
+        derivation = derive(spec)
+        if derivation is None:
+            raise SpecError("", "a spec of formulas only has no quantities to solve")
+        return solve_dict(spec.name, derivation)
+    return _in_file(path, work)
 
 
 def _limited(fn: Callable, path, timeout: float):

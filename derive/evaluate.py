@@ -151,8 +151,31 @@ def value_of(expr: sp.Expr, env: Mapping[sp.Symbol, Num]) -> Num:
         exact = expr.xreplace({s: env[s].exact for s in free})
         if exact.is_Rational:
             return rational(exact)
-        return Num(enclose(exact, {}))
-    return Num(enclose(expr, env))
+        if exact.has(sp.zoo, sp.nan, sp.oo, -sp.oo, sp.I):
+            raise ArithmeticError("not a finite real number (division by zero or a log of a negative?)")
+        return _finite(Num(enclose(exact, {})))
+    return _finite(Num(enclose(expr, env)))
+
+
+FLOAT_MAX = 1e300
+
+
+def _finite(num: Num) -> Num:
+    e = num.enclosure
+    if iv.isinf(e.a) or iv.isinf(e.b) or iv.isnan(e.a) or iv.isnan(e.b):
+        raise ArithmeticError("not a finite real number (division by zero or overflow?)")
+    if abs(e.mid) > FLOAT_MAX:
+        raise ArithmeticError("value beyond the range of a float (overflow)")
+    return num
+
+
+def _step_value(step, sym, expr, env) -> Num:
+    try:
+        return value_of(expr, env)
+    except Undecided:
+        raise
+    except (ArithmeticError, ValueError, TypeError, ZeroDivisionError) as err:
+        raise SpecError(sym.name, f"cannot evaluate: {err}") from None
 
 
 def is_numeric(derivation: Derivation) -> bool:
@@ -173,7 +196,7 @@ def evaluate(derivation: Derivation, overrides: Mapping[sp.Symbol, sp.Expr] | No
         env = {}
         for step in derivation.steps:
             for sym, expr in step.items():
-                env[sym] = rational(overrides[sym]) if sym in overrides else value_of(expr, env)
+                env[sym] = rational(overrides[sym]) if sym in overrides else _step_value(step, sym, expr, env)
         return env
 
 
@@ -195,7 +218,7 @@ def carry(derivation: Derivation, values: Values, stated: Mapping[sp.Symbol, sp.
                 if isinstance(step, Given):
                     carried[sym] = values[sym]
                 else:
-                    carried[sym] = value_of(expr, env)
+                    carried[sym] = _step_value(step, sym, expr, env)
                     if any(s in stated or s in touched for s in expr.free_symbols):
                         touched.add(sym)
                 env[sym] = rational(stated[sym]) if sym in stated else carried[sym]

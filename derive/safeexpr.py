@@ -163,9 +163,11 @@ class _Walker:
         return getattr(self.alg, op)(left, right)
 
     def visit_Call(self, node: ast.Call):
-        if not isinstance(node.func, ast.Name) or node.func.id not in self.functions:
-            name = node.func.id if isinstance(node.func, ast.Name) else "this"
-            self.fail(node, f"unknown function '{name}' (allowed: {', '.join(sorted(self.functions))})")
+        allowed = ", ".join(sorted(self.functions))
+        if not isinstance(node.func, ast.Name):
+            self.fail(node, f"only the allowed functions can be called, by name ({allowed})")
+        if node.func.id not in self.functions:
+            self.fail(node, f"unknown function '{node.func.id}' (allowed: {allowed})")
         args = [self.visit(a) for a in node.args]
         kwargs = {}
         for kw in node.keywords:

@@ -172,6 +172,8 @@ def number(value: Any, path: str) -> sp.Expr:
     if isinstance(value, int):
         result = sp.Integer(value)
     elif isinstance(value, str):
+        if value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise SpecError(path, f"expected a finite number, got {value!r} (NaN and infinity are not allowed)")
         try:
             result = parse_stated(value, path).value
         except SpecError:

@@ -1,0 +1,236 @@
+"""Independent oracles: the same mathematics written again with NumPy floats and mpmath.
+
+Nothing here imports the engine's derivation, evaluation or SymPy.  Spec files are read with
+``tomllib`` directly.  The activations, losses and their textbook derivatives are typed out
+here from the textbook formulas, so an error in the registry or in ``diff`` would show up as a
+disagreement.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+
+import mpmath
+import numpy as np
+
+# ----------------------------------------------------------------------------- printed numbers
+
+
+def stated_value(text: str) -> tuple[float, float]:
+    """(value, half unit in the last place) of a printed number such as '0.0470' or '0.34 - 1'."""
+    text = str(text).replace("\u2212", "-")
+    parts = text.replace(" ", "").replace("+", " +").replace("-", " -").split()
+    values = [Decimal(p) for p in parts]
+    decimals = max(-v.as_tuple().exponent for v in values)
+    return float(sum(values)), 0.5 * 10.0 ** (-decimals)
+
+
+def allowed_verdicts(stated: str, true: float, carried: float | None, tie: float = 1e-9) -> set[str]:
+    """The verdicts consistent with float arithmetic; a value within ``tie`` of the rounding
+    boundary may go either way (the engine decides such ties exactly)."""
+    s, half = stated_value(stated)
+
+    def status(v):
+        gap = abs(s - v) - half
+        return "tie" if abs(gap) <= tie * max(1.0, abs(s)) else ("in" if gap < 0 else "out")
+
+    e = status(true)
+    c = status(carried) if carried is not None else "out"
+    out = set()
+    if e in ("in", "tie"):
+        out.add("exact")
+    if e in ("out", "tie"):
+        if c in ("in", "tie"):
+            out.add("carried")
+        if c in ("out", "tie"):
+            out.add("wrong")
+    return out
+
+
+# ----------------------------------------------------------------------------- activations
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+# name -> (g(z), g'(z) from z and h)  -- textbook formulas
+ACT = {
+    "identity": (lambda z, p: z, lambda z, h, p: np.ones_like(z)),
+    "sigmoid": (lambda z, p: _sigmoid(z), lambda z, h, p: h * (1 - h)),
+    "tanh": (lambda z, p: np.tanh(z), lambda z, h, p: 1 - h**2),
+    "relu": (lambda z, p: np.maximum(z, 0), lambda z, h, p: (z > 0).astype(float)),
+    "leaky_relu": (lambda z, p: np.where(z > 0, z, p.get("alpha", 0.01) * z),
+                   lambda z, h, p: np.where(z > 0, 1.0, p.get("alpha", 0.01))),
+    "elu": (lambda z, p: np.where(z > 0, z, p.get("alpha", 1.0) * (np.exp(z) - 1)),
+            lambda z, h, p: np.where(z > 0, 1.0, p.get("alpha", 1.0) * np.exp(z))),
+    "softplus": (lambda z, p: np.log1p(np.exp(z)), lambda z, h, p: _sigmoid(z)),
+    "swish": (lambda z, p: z * _sigmoid(p.get("beta", 1.0) * z),
+              lambda z, h, p: _sigmoid(p.get("beta", 1.0) * z)
+              + p.get("beta", 1.0) * z * _sigmoid(p.get("beta", 1.0) * z) * (1 - _sigmoid(p.get("beta", 1.0) * z))),
+    "bipolar_sigmoid": (lambda z, p: (1 - np.exp(-z)) / (1 + np.exp(-z)), lambda z, h, p: (1 - h**2) / 2),
+}
+
+
+def _act(spec) -> tuple[str, dict]:
+    if isinstance(spec, str):
+        return spec, {}
+    return spec["name"], {k: float(v) for k, v in spec.items() if k != "name"}
+
+
+# ----------------------------------------------------------------------------- the network oracle
+
+def _losses(y, t):
+    """name -> (loss, ∂loss/∂y) for one sample, textbook formulas."""
+    n = len(y)
+    sm = np.exp(y - y.max()) / np.exp(y - y.max()).sum()
+    return {
+        "half_sse": (0.5 * np.sum((y - t) ** 2), y - t),
+        "mse": (np.mean((y - t) ** 2), 2 * (y - t) / n),
+        "mae": (np.mean(np.abs(y - t)), np.sign(y - t) / n),
+        "bce": (-np.mean(t * np.log(y) + (1 - t) * np.log(1 - y)), (y - t) / (y * (1 - y)) / n),
+        "cross_entropy": (-np.sum(t * np.log(y)), -t / y),
+        "softmax_cross_entropy": (-np.sum(t * np.log(sm)), sm * t.sum() - t),
+    }
+
+
+def network_values(data: dict, stated: dict | None = None) -> dict[str, np.ndarray]:
+    """Every quantity of a layered network spec, computed with floats.
+
+    With ``stated`` (name -> array with NaN where nothing was printed), each quantity is
+    recomputed from the stated values of its inputs where they were printed: the "carried"
+    recomputation, written independently of the engine.
+    """
+    net = data["network"]
+    stated = stated or {}
+    out: dict[str, np.ndarray] = {}
+
+    def use(name):
+        v = np.array(out[name], dtype=float)
+        if name in stated:
+            mask = ~np.isnan(stated[name])
+            v[mask] = stated[name][mask]
+        return v
+
+    f = lambda a: np.array([[float(c) for c in r] for r in a]) if isinstance(a[0], list) else np.array([float(c) for c in a])
+    out["x"] = f(net["input"])
+    t = f(net["target"])
+    layers = net["layer"]
+    L = len(layers)
+    prev = "x"
+    for l, layer in enumerate(layers, start=1):
+        out[f"W{l}"] = f(layer["weights"])
+        out[f"b{l}"] = f(layer["bias"]) if "bias" in layer else np.zeros(len(layer["weights"]))
+        name, p = _act(layer["activation"])
+        out[f"z{l}"] = out[f"W{l}"] @ use(prev) + out[f"b{l}"]
+        out[f"h{l}"] = ACT[name][0](use(f"z{l}"), p)
+        prev = f"h{l}"
+    out["loss"], out["grad_y"] = _losses(use(f"h{L}"), t)[net["loss"]]
+    out["loss"] = np.array(out["loss"])
+    for l in range(L, 0, -1):
+        name, p = _act(layers[l - 1]["activation"])
+        out[f"gprime{l}"] = ACT[name][1](use(f"z{l}"), use(f"h{l}"), p)
+        upstream = "grad_y" if l == L else f"grad_h{l}"
+        out[f"delta{l}"] = use(upstream) * use(f"gprime{l}")
+        before = "x" if l == 1 else f"h{l - 1}"
+        out[f"grad_W{l}"] = np.outer(use(f"delta{l}"), use(before))
+        out[f"grad_b{l}"] = use(f"delta{l}")
+        if l > 1:
+            out[f"grad_h{l - 1}"] = out[f"W{l}"].T @ use(f"delta{l}")
+    lr = float(net.get("learning_rate", "0"))
+    for l in range(1, L + 1):
+        out[f"W{l}_new"] = out[f"W{l}"] - lr * use(f"grad_W{l}")
+        out[f"b{l}_new"] = out[f"b{l}"] - lr * use(f"grad_b{l}")
+    out["y"] = out[f"h{L}"]
+    return out
+
+
+# ----------------------------------------------------------------------------- the graph oracle
+
+mpmath.mp.dps = 50
+
+_MP = {"exp": mpmath.exp, "log": mpmath.log, "sqrt": mpmath.sqrt, "abs": abs,
+       "sigmoid": lambda x: 1 / (1 + mpmath.exp(-x)), "tanh": mpmath.tanh}
+
+
+def _mp_eval(node: ast.AST, env: dict):
+    """Arithmetic on mpf numbers over an AST (our own bundled files only)."""
+    if isinstance(node, ast.Expression):
+        return _mp_eval(node.body, env)
+    if isinstance(node, ast.Constant):
+        return mpmath.mpf(str(node.value))
+    if isinstance(node, ast.Name):
+        return env[node.id]
+    if isinstance(node, ast.UnaryOp):
+        return -_mp_eval(node.operand, env)
+    if isinstance(node, ast.BinOp):
+        a, b = _mp_eval(node.left, env), _mp_eval(node.right, env)
+        return {ast.Add: lambda: a + b, ast.Sub: lambda: a - b, ast.Mult: lambda: a * b,
+                ast.Div: lambda: a / b, ast.Pow: lambda: a**b}[type(node.op)]()
+    if isinstance(node, ast.Call):
+        return _MP[node.func.id](*[_mp_eval(a, env) for a in node.args])
+    raise ValueError(ast.dump(node))
+
+
+def _mp_value(text: str):
+    return _mp_eval(ast.parse(text, mode="eval"), {})
+
+
+def graph_values(data: dict, stated: dict | None = None) -> dict[str, mpmath.mpf]:
+    """Values and gradients of a scalar-graph spec in 50-digit arithmetic.
+
+    Local derivatives come from mpmath's numerical differentiation of each node's expression,
+    except for a node ``sigmoid(a)``, whose local derivative is written with its output
+    ``o(1 − o)`` (so that a stated ``o`` feeds the carried recomputation, as the slides do).
+    With ``stated`` (name -> mpf), quantities are recomputed from stated inputs.
+    """
+    g = data["graph"]
+    stated = stated or {}
+    out: dict[str, mpmath.mpf] = {}
+    use = lambda n: stated.get(n, out[n])
+    for name, text in g["values"].items():
+        out[name] = _mp_value(str(text))
+    nodes = []
+    for text in g["nodes"]:
+        lhs, rhs = (s.strip() for s in text.split("="))
+        tree = ast.parse(rhs, mode="eval")
+        args = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in _MP})
+        nodes.append((lhs, tree, args, rhs))
+        out[lhs] = _mp_eval(tree, {a: use(a) for a in args})
+    loss = g.get("loss", nodes[-1][0])
+    order = [n[0] for n in nodes]
+    nodes = nodes[: order.index(loss) + 1]
+    out["grad_" + loss] = mpmath.mpf(1)
+    names = [n[0] for n in nodes[:-1]][::-1] + list(g["values"])
+    for name in names:
+        total = mpmath.mpf(0)
+        for c, tree, args, rhs in nodes:
+            if name not in args:
+                continue
+            if rhs.replace(" ", "") == f"sigmoid({name})":
+                local = use(c) * (1 - use(c))
+            else:
+                env = {a: use(a) for a in args}
+
+                def f(v, env=env, tree=tree):
+                    return _mp_eval(tree, {**env, name: v})
+                local = mpmath.diff(f, env[name])
+            total += use("grad_" + c) * local
+        out["grad_" + name] = total
+    lr = mpmath.mpf(str(g.get("learning_rate", "0")))
+    for p in g.get("params", []):
+        out[p + "_new"] = out[p] - lr * use("grad_" + p)
+    new = {p: use(p + "_new") for p in g.get("params", [])}
+    env = {n: out[n] for n in g["values"]}
+    env.update(new)
+    for name, tree, args, _ in nodes:
+        out[name + "_new"] = _mp_eval(tree, {a: (stated.get(a + "_new", env[a]) if a in new or a in order
+                                                   else env[a]) for a in args})
+        env[name] = out[name + "_new"]
+    return out
+
+
+def load(path: Path) -> dict:
+    return tomllib.loads(Path(path).read_text(encoding="utf-8"))
