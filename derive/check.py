@@ -69,6 +69,12 @@ def _phase1(item: tuple[str, str]) -> dict:
     return out
 
 
+def _phase1_chunk(item: tuple[str, list[str]]) -> list[dict]:
+    """Several files in one worker (warm caches, one fork); a chunk that fails is re-run file by file."""
+    name, paths = item
+    return [_phase1((name, path)) for path in paths]
+
+
 def _phase2(item: tuple) -> dict:
     from .grading import grade_latex
     problem_name, quantity, index, text, seed = item
@@ -118,8 +124,24 @@ def load_problem(spec_path: Path, name: str | None = None, timeout: float = 60.0
 
 
 def warm_up(problem) -> None:
-    """Parse a few answers here so that forked workers inherit latex2sympy2's warm parser tables."""
+    """Grade a key and parse a few answers here, so that forked workers inherit warm caches
+    (SymPy's, and latex2sympy2's parser tables)."""
+    from .grading import grade_data, rounded
     from .parse import LatexError, parse_answer
+    if problem.values:
+        key = {}
+        for step in problem.derivation.steps:
+            for sym in step.target.symbols():
+                key[sym.name] = rounded(problem.values[sym], problem.policy.asked_decimals(step.name))
+        answers = {}
+        for step in problem.derivation.steps:
+            q = step.target
+            if q.shape:
+                for i in q.indices():
+                    answers[f"{q.name}[{','.join(map(str, i))}]"] = key[q.symbol(i).name]
+            else:
+                answers[q.name] = key[q.name]
+        grade_data(problem, {"answers": answers})
     leaves = [n for n, v in problem.vocab.values.items() if not hasattr(v, "shape")][:2] or ["1"]
     a = leaves[0]
     b = leaves[-1]
@@ -172,12 +194,31 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
             progress(done[0], total)
 
     for name, idx in groups.items():
-        out = run_many(_phase1, [(name, str(files[i])) for i in idx], timeout=timeout, memory_mb=memory_mb,
-                       jobs=jobs, progress=tick)
-        for i, r in zip(idx, out):
-            results[i] = r if isinstance(r, dict) else _failed(files[i], _reason(r))
+        chunks = _chunks(idx, jobs)
+        out = run_many(_phase1_chunk, [(name, [str(files[i]) for i in c]) for c in chunks], timeout=timeout,
+                       memory_mb=memory_mb, jobs=jobs, progress=lambda d, t, n=[0]: None)
+        retry = []
+        for c, r in zip(chunks, out):
+            if isinstance(r, list):
+                for i, sub in zip(c, r):
+                    results[i] = sub
+                    tick(0, 0)
+            else:
+                retry.extend(c)
+        if retry:  # a chunk failed as a whole: grade its files one per worker so only the culprit fails
+            again = run_many(_phase1, [(name, str(files[i])) for i in retry], timeout=timeout,
+                             memory_mb=memory_mb, jobs=jobs, progress=tick)
+            for i, r in zip(retry, again):
+                results[i] = r if isinstance(r, dict) else _failed(files[i], _reason(r))
     _phase_latex(results, groups, jobs, latex_timeout, memory_mb)
     return [_finish(r) for r in results]
+
+
+def _chunks(idx: list[int], jobs: int | None, most: int = 25) -> list[list[int]]:
+    import os
+    workers = max(1, jobs or os.cpu_count() or 1)
+    size = max(1, min(most, -(-len(idx) // (4 * workers))))
+    return [idx[k:k + size] for k in range(0, len(idx), size)]
 
 
 def _phase_latex(results, groups, jobs, latex_timeout, memory_mb) -> None:

@@ -23,6 +23,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,7 @@ class Problem:
     order: dict            # symbol -> position in the derivation
     step_of: dict          # symbol -> its step
     deps: dict             # symbol -> free symbols of its definition
+    _expected: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, spec: Spec) -> "Problem":
@@ -170,6 +172,13 @@ class Problem:
         return cls(spec, d, values, pol, vocab, ctx, mistakes(d), order, step_of, deps)
 
     # -- answer keys
+    def expected(self, sym: sp.Symbol, quantity: str) -> str:
+        """The true value of ``sym`` rounded to the decimals asked for ``quantity`` (cached)."""
+        key = (sym, quantity)
+        if key not in self._expected:
+            self._expected[key] = rounded(self.values[sym], self.policy.asked_decimals(quantity))
+        return self._expected[key]
+
     def element_symbol(self, quantity: str, index: tuple[int, ...] | None) -> sp.Symbol:
         from .spec import Statement
         from .verify import resolve
@@ -313,6 +322,7 @@ def answers_of(data: dict) -> tuple[list[Answer], list[Answer]]:
 
 # ----------------------------------------------------------------------------- numbers
 
+@lru_cache(maxsize=64)
 def half(decimals: int) -> sp.Rational:
     return sp.Rational(1, 2) * sp.Rational(10) ** (-decimals)
 
@@ -358,15 +368,16 @@ class NumericGrader:
 
     def _run(self, bits: int):
         p = self.p
-        carried, touched = carry(p.derivation, p.values, self.stated, bits)
+        spread = {sym: half(a.stated.decimals) for sym, a in self.answers}
+        carried, touched = carry(p.derivation, p.values, self.stated, bits, spread)
         self.carried, self.touched, self.bits = carried, touched, bits
+        self._point = None
         out = []
         with precision(bits):
             for sym, a in self.answers:
                 verdict, feedback = self.judge(sym, a)
                 self.verdicts[sym] = verdict
-                asked = p.policy.asked_decimals(a.quantity)
-                out.append((sym, a, verdict, rounded(p.values[sym], asked), feedback))
+                out.append((sym, a, verdict, p.expected(sym, a.quantity), feedback))
         return out
 
     def judge(self, sym: sp.Symbol, a: Answer) -> tuple[str, str]:
@@ -382,7 +393,7 @@ class NumericGrader:
             sign = 1 if s.value > 0 else -1
             if within(v, s.value + sign * half(d), half(d)):
                 return PRECISION, f"truncated instead of rounded ({rounded(v, asked)} to {asked} decimals)"
-        if sym in self.touched and within(self.carried[sym], s.value, half(min(d, asked))):
+        if sym in self.touched and _possibly_within(self.carried[sym], s.value, half(min(d, asked))):
             return CARRIED, self.carried_feedback(sym)
         return WRONG, self.wrong_feedback(sym, a)
 
@@ -417,7 +428,7 @@ class NumericGrader:
         expected = rounded(p.values[sym], p.policy.asked_decimals(a.quantity))
         base = f"expected {expected}"
         if sym in self.touched and _apart(self.carried[sym], p.values[sym]):
-            base += f" ({_num_text(self.carried[sym])} from your own earlier answers)"
+            base += f" (about {_num_text(self.carried[sym])} from your own earlier answers)"
         if label:
             return f"{label}; {base}"
         step = p.step_of[sym]
@@ -427,15 +438,20 @@ class NumericGrader:
         p = self.p
         ancestors = self._ancestors(sym)
         tol = half(min(a.stated.decimals, p.policy.asked_decimals(a.quantity)))
-        base_env = {s: (rational(self.stated[s]) if s in self.stated else self.carried[s]) for s in self.carried}
+        if self._point is None:  # values recomputed from the student's numbers taken exactly
+            self._point = carry(p.derivation, p.values, self.stated, self.bits)[0]
+        base_env = {s: (rational(self.stated[s]) if s in self.stated else self._point[s]) for s in self._point}
         candidates = [m for m in p.mistakes if m.step == p.step_of[sym].name or
                       any(t in ancestors for t in p.derivation.quantity(m.step).symbols())]
         candidates.sort(key=lambda m: -p.order[p.derivation.quantity(m.step).symbols()[0]])
         for env in (base_env, p.values):
             for m in candidates:
                 value = self._through(m, sym, ancestors, env)
-                if value is not None and within(value, a.stated.value, tol):
-                    return m.label
+                try:
+                    if value is not None and within(value, a.stated.value, tol):
+                        return m.label
+                except Undecided:
+                    continue
         return None
 
     def _ancestors(self, sym: sp.Symbol) -> set:
@@ -467,6 +483,14 @@ class NumericGrader:
             return env[target]
         except (ValueError, ZeroDivisionError, ArithmeticError, KeyError, TypeError):
             return None
+
+
+def _possibly_within(value: Num, target: sp.Rational, tol: sp.Rational) -> bool:
+    """Some point of ``value``'s enclosure is within ``tol`` of ``target`` (exact when it is exact)."""
+    if value.exact is not None:
+        return abs(value.exact - target) <= tol
+    gap = abs(value.enclosure - rational(target).enclosure)
+    return bool(gap.a <= rational(tol).enclosure.b)
 
 
 def _apart(a: Num, b: Num) -> bool:
