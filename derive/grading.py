@@ -387,14 +387,17 @@ class NumericGrader:
         if within(v, s.value, half(asked)):
             return CORRECT, ""
         d = s.decimals
-        if d != asked and 0 <= asked - d <= p.policy.precision_window and within(v, s.value, half(d)):
+        window = p.policy.precision_window
+        if d < asked and asked - d <= window and within(v, s.value, half(d)):
             return PRECISION, f"right value rounded to {d} decimal{'s' if d != 1 else ''}; {asked} asked"
-        if d >= asked - p.policy.precision_window and d >= 0 and s.value != 0:
+        if sym in self.touched and _possibly_within(self.carried[sym], s.value, half(min(d, asked))):
+            if d < asked:
+                return PRECISION, f"{self.carried_feedback(sym)}; rounded to {d} decimals, {asked} asked"
+            return CARRIED, self.carried_feedback(sym)
+        if asked - window <= d <= asked and s.value != 0:
             sign = 1 if s.value > 0 else -1
             if within(v, s.value + sign * half(d), half(d)):
-                return PRECISION, f"truncated instead of rounded ({rounded(v, asked)} to {asked} decimals)"
-        if sym in self.touched and _possibly_within(self.carried[sym], s.value, half(min(d, asked))):
-            return CARRIED, self.carried_feedback(sym)
+                return PRECISION, f"truncated instead of rounded ({p.expected(sym, a.quantity)} to {asked} decimals)"
         return WRONG, self.wrong_feedback(sym, a)
 
     # -- feedback
@@ -413,13 +416,24 @@ class NumericGrader:
         return sorted(out, key=lambda s: self.p.order[s])
 
     def carried_feedback(self, sym: sp.Symbol) -> str:
+        """Name the earlier answers the error comes from (through carried ones, back to the slip)."""
         inputs = self.frontier(sym)
-        off = [s for s in inputs if self.verdicts.get(s) not in (CORRECT, None)]
-        shown = off or inputs
-        names = ", ".join(f"{s.name} = {_stated_text(self, s)}" + (f" ({self.verdicts[s]})" if s in off else "")
-                          for s in shown[:4])
-        if off:
+        roots, seen, stack = [], set(), list(inputs)
+        while stack:
+            s = stack.pop()
+            if s in seen:
+                continue
+            seen.add(s)
+            verdict = self.verdicts.get(s)
+            if verdict == CARRIED:
+                stack.extend(self.frontier(s))
+            elif verdict not in (CORRECT, None):
+                roots.append(s)
+        roots.sort(key=lambda s: self.p.order[s])
+        if roots:
+            names = ", ".join(f"{s.name} = {_stated_text(self, s)} ({self.verdicts[s]})" for s in roots[:4])
             return f"follows from your {names}: error carried forward"
+        names = ", ".join(f"{s.name} = {_stated_text(self, s)}" for s in inputs[:4])
         return f"follows from your rounded {names}"
 
     def wrong_feedback(self, sym: sp.Symbol, a: Answer) -> str:
