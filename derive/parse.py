@@ -400,6 +400,9 @@ class _Normaliser:
         if u.text in ("T", r"\top", r"\intercal") and not self.vocab.has("T"):
             self.i += 2
             return True
+        if u.text in (r"\mathsf", r"\mathrm") and [x.text for x in self.toks[self.i + 2:self.i + 5]] == ["{", "T", "}"]:
+            self.i += 5
+            return True
         return False
 
     # -- fractions and gradient names
