@@ -52,12 +52,13 @@ class Context:
     backward: dict           # symbol -> definition, backward steps only
     full: dict               # symbol -> definition, every step but the givens
     leaves: list             # the given symbols, in order
+    order: list              # the defined symbols, in derivation order
     domains: dict            # leaf -> 'real' | 'positive' | 'simplex'
     given_values: dict       # leaf -> exact value, when the spec gives numbers
 
 
 def context(derivation: Derivation, symbol_domains: Mapping[str, str] | None = None) -> Context:
-    backward, full, leaves, domains, given = {}, {}, [], {}, {}
+    backward, full, leaves, domains, given, order = {}, {}, [], {}, {}, []
     simplex = any(getattr(s, "assumption", None) for s in derivation.steps)
     for step in derivation.steps:
         for sym, expr in step.items():
@@ -73,9 +74,10 @@ def context(derivation: Derivation, symbol_domains: Mapping[str, str] | None = N
                     domains[sym] = (symbol_domains or {}).get(step.name, "real")
                 continue
             full[sym] = expr
+            order.append(sym)
             if not isinstance(step, _FORWARD):
                 backward[sym] = expr
-    return Context(derivation, backward, full, leaves, domains, given)
+    return Context(derivation, backward, full, leaves, order, domains, given)
 
 
 def _elements(v: Any) -> list:
@@ -89,7 +91,7 @@ def _shape(v: Any) -> tuple[int, int]:
 def _cheap_zero(d: sp.Expr) -> str | None:
     if d == 0:
         return "identity"
-    if sp.count_ops(d) > CHEAP_OPS or d.has(sp.Piecewise):
+    if sp.count_ops(d) > CHEAP_OPS or d.has(sp.Piecewise) or not _expands_small(d):
         return None
     for name, attempt in (("expansion", sp.expand), ("cancellation", lambda v: sp.cancel(sp.together(v)))):
         try:
@@ -98,6 +100,15 @@ def _cheap_zero(d: sp.Expr) -> str | None:
         except (TypeError, ValueError, NotImplementedError, sp.PolynomialError):
             continue
     return None
+
+
+def _expands_small(d: sp.Expr, limit: int = 5000) -> bool:
+    """A rough bound on the terms expansion would make: (a + b + …)^n has up to len^n of them."""
+    for p in d.atoms(sp.Pow):
+        if p.base.is_Add and p.exp.is_Integer and abs(int(p.exp)) > 1:
+            if len(p.base.args) ** min(abs(int(p.exp)), 64) > limit:
+                return False
+    return True
 
 
 def _point(ctx: Context, rng: random.Random, fixed: Mapping) -> dict:
@@ -124,41 +135,66 @@ def _point(ctx: Context, rng: random.Random, fixed: Mapping) -> dict:
     return point
 
 
-def _difference_at(a: sp.Expr, b: sp.Expr, point: dict) -> str:
-    """'zero' (enclosure holds 0 and is tiny), 'nonzero' (certified), or 'unusable'."""
-    try:
-        with precision(BITS):
-            va, vb = enclose(a, point), enclose(b, point)
-            d = va - vb
-            lo, hi = float(d.a), float(d.b)
-            if lo != lo or hi != hi or lo == float("-inf") or hi == float("inf"):
-                return "unusable"
-            if d.a > 0 or d.b < 0:
-                return "nonzero"
-            scale = 1 + max(abs(float(va.mid)), abs(float(vb.mid)))
-            return "zero" if (hi - lo) < 1e-30 * scale else "unusable"
-    except (Undecided, ValueError, ZeroDivisionError, TypeError, KeyError, OverflowError, ArithmeticError):
+def _closure(ctx: Context, symbols: set, overrides: Mapping) -> set:
+    """Every defined symbol the given ones are computed from (through ``overrides`` where given)."""
+    seen, stack = set(), list(symbols)
+    while stack:
+        x = stack.pop()
+        if x in seen:
+            continue
+        seen.add(x)
+        expr = overrides.get(x, ctx.full.get(x))
+        if expr is not None:
+            stack.extend(expr.free_symbols)
+    return seen
+
+
+def _values_at(ctx: Context, point: dict, needed: set, overrides: Mapping) -> dict:
+    """The point extended through the derivation's definitions, step by step (no expression growth)."""
+    env = dict(point)
+    for sym in ctx.order:
+        if sym in needed:
+            env[sym] = Num(enclose(overrides.get(sym, ctx.full[sym]), env))
+    return env
+
+
+def _compare(va, vb) -> str:
+    """'zero' (enclosure of the difference holds 0 and is tiny), 'nonzero' (certified), or 'unusable'."""
+    d = va - vb
+    lo, hi = float(d.a), float(d.b)
+    if lo != lo or hi != hi or lo == float("-inf") or hi == float("inf"):
         return "unusable"
+    if d.a > 0 or d.b < 0:
+        return "nonzero"
+    scale = 1 + max(abs(float(va.mid)), abs(float(vb.mid)))
+    return "zero" if (hi - lo) < 1e-30 * scale else "unusable"
 
 
-def _by_points(ctx: Context, answer: list, target: list, seed: int, fixed: Mapping) -> tuple[str, str, int]:
+def _by_points(ctx: Context, answer: list, target: list, seed: int, fixed: Mapping,
+               alt: Mapping | None = None, points: int = POINTS, least: int = MIN_POINTS) -> tuple[str, str, int]:
+    """Compare element lists at random points; ``alt`` overrides definitions for the target side only."""
     rng = random.Random(seed)
+    alt = alt or {}
+    syms_a = set().union(*(e.free_symbols for e in answer)) if answer else set()
+    syms_b = set().union(*(e.free_symbols for e in target)) if target else set()
+    need_a, need_b = _closure(ctx, syms_a, {}), _closure(ctx, syms_b, alt)
     agreed = 0
-    for _ in range(POINTS):
+    for _ in range(points):
         with precision(BITS):
             point = _point(ctx, rng, fixed)
-        outcome = "zero"
-        for a, b in zip(answer, target):
-            o = _difference_at(a, b, point)
-            if o == "nonzero":
-                names = sorted((a - b).free_symbols, key=lambda s: s.name)
-                where = ", ".join(f"{s} = {_show(point[s])}" for s in names[:5]) + (", …" if len(names) > 5 else "")
-                return NOT_EQUIVALENT, where, agreed
-            if o == "unusable":
-                outcome = "unusable"
-        if outcome == "zero":
+            try:
+                env_a = _values_at(ctx, point, need_a, {})
+                env_b = env_a if not alt and need_b <= need_a else _values_at(ctx, point, need_b, alt)
+                outcomes = [_compare(enclose(a, env_a), enclose(b, env_b)) for a, b in zip(answer, target)]
+            except (Undecided, ValueError, ZeroDivisionError, TypeError, KeyError, OverflowError, ArithmeticError):
+                continue
+        if "nonzero" in outcomes:
+            leaves = sorted((x for x in (need_a | need_b) if x in point), key=lambda x: x.name)
+            where = ", ".join(f"{x} = {_show(point[x])}" for x in leaves[:5]) + (", …" if len(leaves) > 5 else "")
+            return NOT_EQUIVALENT, where, agreed
+        if all(o == "zero" for o in outcomes):
             agreed += 1
-    return (EQUIVALENT if agreed >= MIN_POINTS else UNDETERMINED), "", agreed
+    return (EQUIVALENT if agreed >= least else UNDETERMINED), "", agreed
 
 
 def _show(n: Num) -> str:
@@ -187,17 +223,16 @@ def decide(ctx: Context, answer: Any, target: Any, seed: int = 0) -> Decision:
     else:
         return Decision(EQUIVALENT, "proved: the difference is 0 by " + ", ".join(dict.fromkeys(methods)) +
                         " after unfolding the derivation's definitions")
-    a_full = [_unfold(e, ctx.full) for e in a_back]
-    b_full = [_unfold(e, ctx.full) for e in b_back]
-    verdict, where, agreed = _by_points(ctx, a_full, b_full, seed, {})
+    a_els, b_els = _elements(answer), _elements(target)
+    verdict, where, agreed = _by_points(ctx, a_els, b_els, seed, {})
     if verdict == EQUIVALENT:
         return Decision(EQUIVALENT, f"equal at {agreed} random points (certified), not proved symbolically")
     if verdict == NOT_EQUIVALENT:
-        fixed = _missing_leaves(ctx, a_full, b_full)
+        fixed = _missing_leaves(ctx, a_els, b_els)
         if fixed:
-            v2, _, agreed2 = _by_points(ctx, a_full, b_full, seed + 1, fixed)
+            v2, _, agreed2 = _by_points(ctx, a_els, b_els, seed + 1, fixed)
             if v2 == EQUIVALENT:
-                names = ", ".join(s.name for s in fixed)
+                names = ", ".join(x.name for x in fixed)
                 return Decision(EQUIVALENT, f"equal at the problem's values of {names} "
                                             f"({agreed2} random points of the others)")
         return Decision(NOT_EQUIVALENT, "evaluation", f"differs at {where}" if where else "")
@@ -205,21 +240,20 @@ def decide(ctx: Context, answer: Any, target: Any, seed: int = 0) -> Decision:
 
 
 def _missing_leaves(ctx: Context, answer: list, target: list) -> dict:
-    """Given leaves the target uses and the answer does not (it may have written their numbers)."""
-    used_a = set().union(*[e.free_symbols for e in answer]) if answer else set()
-    used_b = set().union(*[e.free_symbols for e in target]) if target else set()
-    missing = used_b - used_a
-    if not missing or any(s not in ctx.given_values for s in missing):
+    """Given leaves the target depends on and the answer does not (it may have written their numbers)."""
+    leaves = set(ctx.leaves)
+    syms_a = set().union(*(e.free_symbols for e in answer)) if answer else set()
+    syms_b = set().union(*(e.free_symbols for e in target)) if target else set()
+    missing = (_closure(ctx, syms_b, {}) & leaves) - (_closure(ctx, syms_a, {}) & leaves)
+    if not missing or any(x not in ctx.given_values for x in missing):
         return {}
-    return {s: ctx.given_values[s] for s in missing}
+    return {x: ctx.given_values[x] for x in missing}
 
 
-def matches(ctx: Context, answer: Any, alt: Context, candidate: Any, seed: int = 0) -> bool:
-    """True when ``answer`` (unfolded by ``ctx``) equals ``candidate`` (unfolded by ``alt``, a mistaken
-    variant of the derivation) at every usable random point: the evidence for naming a mistake."""
+def matches(ctx: Context, answer: Any, alt: Mapping, candidate: Any, seed: int = 0) -> bool:
+    """True when ``answer`` equals ``candidate`` computed with the definitions ``alt`` overrides (a
+    mistaken variant of the derivation) at every usable random point: the evidence for naming a mistake."""
     if _shape(answer) != _shape(candidate):
         return False
-    a = [_unfold(_unfold(e, ctx.backward), ctx.full) for e in _elements(answer)]
-    b = [_unfold(_unfold(e, alt.backward), alt.full) for e in _elements(candidate)]
-    verdict, _, _ = _by_points(ctx, a, b, seed, {})
+    verdict, _, _ = _by_points(ctx, _elements(answer), _elements(candidate), seed, {}, alt, points=12, least=8)
     return verdict == EQUIVALENT

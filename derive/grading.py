@@ -676,27 +676,21 @@ def grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> d
 
 def _expected_text(p: Problem, target: Any) -> str:
     back = equiv.unfold_backward(p.ctx, target)
-    text = sp.latex(back)
+    text = sp.latex(back, symbol_names={sp.Symbol("learning_rate", real=True): r"\eta"})
     return text if len(text) <= 400 else text[:397] + "..."
 
 
 def _symbolic_mistake(p: Problem, value: Any, target: Any, seed: int) -> str | None:
     targets = set(target) if hasattr(target, "shape") else {target}
     chosen = None
-    for m in p.mistakes:
+    nearest_first = sorted(p.mistakes, key=lambda m: -p.order[p.derivation.quantity(m.step).symbols()[0]])
+    for m in nearest_first:
         step = p.derivation.step(m.step)
         syms = step.target.symbols()
         # only mistakes in the target's own step or in a step it depends on
         if not (targets & set(syms)) and not _depends(p, targets, set(syms)):
             continue
-        backward = dict(p.ctx.backward)
-        full = dict(p.ctx.full)
-        for s, e in zip(syms, m.exprs):
-            if s in backward:
-                backward[s] = e
-            full[s] = e
-        alt = equiv.Context(p.ctx.derivation, backward, full, p.ctx.leaves, p.ctx.domains, p.ctx.given_values)
-        if equiv.matches(p.ctx, value, alt, target, seed):
+        if equiv.matches(p.ctx, value, dict(zip(syms, m.exprs)), target, seed):
             chosen = m.label
             break
     return chosen
