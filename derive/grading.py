@@ -657,13 +657,20 @@ def grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> d
         value = parse_answer(text, p.vocab)
     except LatexError as err:
         return {"verdict": INVALID, "expected": None, "feedback": str(err)}
+    except (OverflowError, ValueError, TypeError, ArithmeticError, RecursionError) as err:
+        return {"verdict": INVALID, "expected": None, "feedback": f"could not be read as a number or formula "
+                                                                  f"({type(err).__name__})"}
     q = p.derivation.quantity(quantity)
     if index is None and q.shape:
         target = q.matrix()
     else:
         target = p.element_symbol(quantity, index)
     expected = _expected_text(p, target)
-    decision = equiv.decide(p.ctx, value, target, seed)
+    try:
+        decision = equiv.decide(p.ctx, value, target, seed)
+    except (OverflowError, ValueError, TypeError, ArithmeticError, RecursionError) as err:
+        return {"verdict": UNDETERMINED, "expected": expected,
+                "feedback": f"could not be compared ({type(err).__name__}); needs a human look"}
     if decision.verdict == equiv.EQUIVALENT:
         return {"verdict": CORRECT, "expected": expected, "feedback": decision.method}
     if decision.verdict == equiv.UNDETERMINED:

@@ -849,7 +849,7 @@ class _Walker:
         if isinstance(e, sp.Pow):
             return self.power(e.args[0], e.args[1])
         if isinstance(e, sp.exp):
-            return self.each(sp.exp, self.walk(e.args[0]))
+            return self.each(_exp, self.walk(e.args[0]))
         if isinstance(e, sp.log):
             return self.log(e)
         if isinstance(e, sp.Abs):
@@ -880,7 +880,7 @@ class _Walker:
         if _is_mat(b):
             raise LatexError("powers of vectors and matrices are not understood; write \\odot")
         if b is sp.E:
-            return sp.exp(e)
+            return _exp(e)
         if not (isinstance(e, sp.Rational) and abs(e.p) <= MAX_EXPONENT and e.q <= MAX_EXPONENT):
             if isinstance(e, sp.Expr) and e.is_number:
                 raise LatexError(f"exponent too large or not rational (|p|, q ≤ {MAX_EXPONENT})")
@@ -906,6 +906,21 @@ class _Walker:
         if _is_mat(a) and _is_mat(b) and a.shape != b.shape:
             raise LatexError(f"\\odot needs equal shapes, got {a.rows}x{a.cols} and {b.rows}x{b.cols}")
         return self.alg.mul(a, b)
+
+
+MAX_EXP_ARG = 1000
+
+
+def _exp(x: Any) -> Any:
+    """e^x, refusing a numeric x so large that the number itself could not be handled."""
+    if isinstance(x, sp.Expr) and x.is_number:
+        try:
+            size = abs(complex(sp.N(x, 15)))
+        except (OverflowError, ValueError, TypeError):
+            size = float("inf")
+        if not size <= MAX_EXP_ARG:
+            raise LatexError(f"e to a power larger than {MAX_EXP_ARG} is not a number this checker handles")
+    return sp.exp(x)
 
 
 def _bounded(v: Any) -> Any:
