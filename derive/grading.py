@@ -683,8 +683,22 @@ def grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> d
 
 def _expected_text(p: Problem, target: Any) -> str:
     back = equiv.unfold_backward(p.ctx, target)
-    text = sp.latex(back, symbol_names={sp.Symbol("learning_rate", real=True): r"\eta"})
+    free = back.free_symbols if not hasattr(back, "shape") else set().union(*(e.free_symbols for e in back))
+    names = {x: _latex_name(x.name) for x in free}
+    text = sp.latex(back, symbol_names=names)
     return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _latex_name(name: str) -> str:
+    """``h2[0]`` -> ``h2_{1}``, ``W1[0,1]`` -> ``W1_{12}`` (1-based, as printed), ``learning_rate`` -> η."""
+    if name == "learning_rate":
+        return r"\eta"
+    m = re.fullmatch(r"(\w+)\[(\d+)(?:,(\d+))?\]", name)
+    if not m:
+        return sp.latex(sp.Symbol(name))
+    base = sp.latex(sp.Symbol(m.group(1)))
+    idx = str(int(m.group(2)) + 1) + ("" if m.group(3) is None else "," + str(int(m.group(3)) + 1))
+    return f"{{{base}}}_{{{idx}}}"
 
 
 def _symbolic_mistake(p: Problem, value: Any, target: Any, seed: int) -> str | None:
