@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import sympy as sp
-from mpmath import iv
 
 from .claims import _is_mat, _unfold
 from .evaluate import Num, Undecided, enclose, precision, rational

@@ -18,7 +18,6 @@ not be read: the reason is the feedback).  Those run in a worker process each (`
 from __future__ import annotations
 
 import json
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -277,7 +276,7 @@ def _one(quantity: str, index, value: Any, path: str) -> Answer:
     if isinstance(value, _Bad):
         return Answer(quantity, index, value.token, INVALID, reason=f"{value.token} is not a number")
     if isinstance(value, bool) or not isinstance(value, (str, int, Literal)):
-        return Answer(quantity, index, str(value)[:80], INVALID, reason=f"expected a number or $LaTeX$ as a string")
+        return Answer(quantity, index, str(value)[:80], INVALID, reason="expected a number or $LaTeX$ as a string")
     text = str(value)
     if isinstance(value, str) and not isinstance(value, Literal) and "$" in text or text.strip().startswith(r"\("):
         return Answer(quantity, index, text, "latex")
@@ -576,7 +575,7 @@ def grade_data(p: Problem, data: dict) -> tuple[list[Record], list[tuple[int, An
         for sym, a, verdict, expected, feedback in NumericGrader(p, numeric).run():
             graded[id(a)] = (verdict, expected, feedback)
     for a, sym in slots:
-        name_key = _canonical(p, a)
+        name_key = a.quantity
         count = _count(p, a) if a.kind == "latex" and sym is not None else 1
         pts = element_points(p, a.quantity or "", a.index, count) if sym is not None else 0.0
         if asked_set is not None and not _asked(p, a, asked_set):
@@ -616,10 +615,6 @@ def _resolve(p: Problem, a: Answer) -> sp.Symbol | None:
         raise SpecError(a.quantity, f"{a.quantity} has {p.derivation.quantity(a.quantity).size} elements; "
                                     "give a list of numbers or index it as name[i]")
     return p.element_symbol(a.quantity, a.index)
-
-
-def _canonical(p: Problem, a: Answer) -> str | None:
-    return a.quantity
 
 
 def _count(p: Problem, a: Answer) -> int:

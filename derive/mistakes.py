@@ -192,9 +192,3 @@ def mistakes(derivation: Derivation) -> list[Mistake]:
             if m.exprs != tuple(step.exprs) and not any(o.step == m.step and o.exprs == m.exprs for o in out):
                 out.append(m)
     return out
-
-
-def mistaken_step(step: Step, mistake: Mistake) -> Step:
-    """The step with the mistaken expressions (same class, same target)."""
-    import dataclasses
-    return dataclasses.replace(step, exprs=mistake.exprs)
