@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from . import primitives
-from .steps import Derivation, Node, Step, symbol
+from .steps import Derivation, Node, symbol
 
 
 @dataclass(frozen=True)
