@@ -34,6 +34,7 @@ from .errors import SpecError
 from .evaluate import PRECISIONS, Num, Undecided, carry, evaluate, precision, rational, value_of, within
 from .mistakes import Mistake, mistakes
 from .numbers import Literal, Stated, parse_stated
+from .parse import MAX_CHARS as MAX_LATEX_CHARS
 from .parse import LatexError, Vocabulary, parse_answer, vocabulary
 from .spec import _STATED_KEY, Spec
 from .steps import Derivation, Given
@@ -168,7 +169,9 @@ class Problem:
                 order[sym] = len(order)
                 step_of[sym] = step
                 deps[sym] = expr.free_symbols if not isinstance(step, Given) else set()
-        return cls(spec, d, values, pol, vocab, ctx, mistakes(d), order, step_of, deps)
+        problem = cls(spec, d, values, pol, vocab, ctx, mistakes(d), order, step_of, deps)
+        problem.asked()  # an unknown quantity in [grading] ask is the spec's error, reported now
+        return problem
 
     # -- answer keys
     def expected(self, sym: sp.Symbol, quantity: str) -> str:
@@ -184,12 +187,14 @@ class Problem:
         return resolve(self.derivation, Statement(quantity, index, Stated("", sp.Integer(0), 0), quantity))
 
     def asked(self) -> list[tuple[str, tuple[int, ...] | None]]:
-        """Elements asked: the policy's ``ask`` expanded to elements, or None."""
+        """Elements asked: the policy's ``ask`` expanded to elements (empty without ``ask``)."""
         out = []
         for name, idx in self.policy.ask or ():
             if name not in self.derivation:
                 raise SpecError("grading.ask", f"unknown quantity {name!r}")
             q = self.derivation.quantity(name)
+            if idx is not None:
+                self.element_symbol(name, idx)  # raises, naming the index, when it is out of range
             if idx is not None or not q.shape:
                 out.append((name, idx))
             else:
@@ -279,11 +284,18 @@ def _one(quantity: str, index, value: Any, path: str) -> Answer:
         return Answer(quantity, index, str(value)[:80], INVALID, reason="expected a number or $LaTeX$ as a string")
     text = str(value)
     if isinstance(value, str) and not isinstance(value, Literal) and "$" in text or text.strip().startswith(r"\("):
+        if len(text) > MAX_LATEX_CHARS:
+            return Answer(quantity, index, _clip(text), INVALID,
+                          reason=f"answer longer than {MAX_LATEX_CHARS} characters ({len(text)})")
         return Answer(quantity, index, text, "latex")
     try:
         return Answer(quantity, index, text, "number", stated=parse_stated(value, path))
     except SpecError as err:
         return Answer(quantity, index, text[:80], INVALID, reason=err.message)
+
+
+def _clip(text: str, most: int = 200) -> str:
+    return text if len(text) <= most else text[:most - 1] + "…"
 
 
 def answers_of(data: dict) -> tuple[list[Answer], list[Answer]]:
