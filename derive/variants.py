@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError
-from .numbers import Literal, parse_stated
 
 MAX_COUNT = 10_000
 DRAW_KEY = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_]{0,40})(?:\[(?P<idx>\d{1,5}(?:\s*,\s*\d{1,5})?)\])?")
@@ -39,6 +38,7 @@ RETRIES = 20
 
 
 def _raw(path: Path) -> dict:
+    from .numbers import Literal
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json":
         return json.loads(text, parse_float=Literal)
@@ -46,6 +46,7 @@ def _raw(path: Path) -> dict:
 
 
 def _decimal(text: Any, path: str) -> Fraction:
+    from .numbers import parse_stated
     st = parse_stated(text, path)
     return Fraction(int(st.value.p), int(st.value.q))
 
