@@ -14,6 +14,7 @@ Symbolic problems (a spec that leaves symbols) have no values; their formulas ar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 import sympy as sp
@@ -63,6 +64,12 @@ class precision:
 
 
 def rational(value: sp.Rational) -> Num:
+    return _rational(value, iv.prec)
+
+
+@lru_cache(maxsize=8192)
+def _rational(value: sp.Rational, bits: int) -> Num:
+    # cached: graders convert the same printed numbers and tolerances over and over
     return Num(iv.mpf(int(value.p)) / int(value.q), value)
 
 
@@ -201,13 +208,16 @@ def evaluate(derivation: Derivation, overrides: Mapping[sp.Symbol, sp.Expr] | No
 
 
 def carry(derivation: Derivation, values: Values, stated: Mapping[sp.Symbol, sp.Rational],
-          bits: int = DEFAULT_PREC) -> tuple[Values, set[sp.Symbol]]:
+          bits: int = DEFAULT_PREC, spread: Mapping[sp.Symbol, sp.Rational] | None = None
+          ) -> tuple[Values, set[sp.Symbol]]:
     """Each quantity recomputed from the stated values of its inputs.
 
     Walking the steps in order, an input's value is its stated value when one was printed, else
     its own recomputed value (so a chain of unprinted intermediates is recomputed from the last
     printed ones).  Returns the recomputed values and the symbols whose recomputed value depends
-    on at least one stated number.
+    on at least one stated number.  With ``spread``, a stated value stands for the whole interval
+    ``[v − spread, v + spread]`` (what its printed digits allow), so each recomputed value is an
+    enclosure of everything the unrounded inputs could have given.
     """
     env: Values = {}
     carried: Values = {}
@@ -221,7 +231,11 @@ def carry(derivation: Derivation, values: Values, stated: Mapping[sp.Symbol, sp.
                     carried[sym] = _step_value(step, sym, expr, env)
                     if any(s in stated or s in touched for s in expr.free_symbols):
                         touched.add(sym)
-                env[sym] = rational(stated[sym]) if sym in stated else carried[sym]
+                if sym in stated and spread and sym in spread:
+                    v, h = stated[sym], spread[sym]
+                    env[sym] = Num(iv.mpf([rational(v - h).enclosure.a, rational(v + h).enclosure.b]))
+                else:
+                    env[sym] = rational(stated[sym]) if sym in stated else carried[sym]
     return carried, touched
 
 

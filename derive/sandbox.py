@@ -6,6 +6,7 @@ functions return plain data (dicts, lists, strings, numbers), which is all that 
 """
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import os
@@ -24,11 +25,16 @@ class Limit(RuntimeError):
     """The work ran out of time or memory, or its worker died; the message says which."""
 
 
-def _worker(conn, fn, args, memory_mb):
+def _worker(conn, fn, args, memory_mb, timeout=None):
     try:
         if memory_mb:
             limit = memory_mb * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if timeout:
+            # A backstop for the parent's wall-clock kill: should the parent die first, the kernel
+            # still ends a worker stuck in C-level arithmetic once it has used this much CPU time.
+            cpu = int(math.ceil(timeout)) + 1
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         result = fn(*args)
         conn.send(("ok", result))
     except SpecError as err:
@@ -43,10 +49,10 @@ def _worker(conn, fn, args, memory_mb):
         conn.close()
 
 
-def _start(fn, args, memory_mb):
+def _start(fn, args, memory_mb, timeout=None):
     ctx = mp.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_worker, args=(send, fn, args, memory_mb), daemon=True)
+    proc = ctx.Process(target=_worker, args=(send, fn, args, memory_mb, timeout), daemon=True)
     proc.start()
     send.close()
     return proc, recv
@@ -86,7 +92,7 @@ def run(fn: Callable[..., Any], *args, timeout: float = DEFAULT_TIMEOUT,
     """
     if os.environ.get("NNDERIVE_NO_SANDBOX") == "1":
         return fn(*args)
-    proc, recv = _start(fn, args, memory_mb)
+    proc, recv = _start(fn, args, memory_mb, timeout)
     result = _unwrap(*_finish(proc, recv, recv.poll(timeout), timeout))
     if isinstance(result, BaseException):
         raise result
@@ -118,7 +124,7 @@ def run_many(fn: Callable[[Any], Any], items: list, *, timeout: float = DEFAULT_
     while pending or running:
         while pending and len(running) < jobs:
             i, item = pending.pop()
-            proc, recv = _start(fn, (item,), memory_mb)
+            proc, recv = _start(fn, (item,), memory_mb, timeout)
             running[recv] = (i, proc, time.monotonic() + timeout)
         now = time.monotonic()
         wait_for = max(0.0, min(d for _, _, d in running.values()) - now)

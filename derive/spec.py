@@ -13,7 +13,7 @@ import json
 import keyword
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,9 @@ class Spec:
     symbols: tuple[tuple[str, str], ...]
     notation: tuple[tuple[str, str], ...]
     path: str = ""
+    # [grading] and [variants] tables, kept as read; derive/check.py and derive/variants.py validate them
+    grading: dict = field(default_factory=dict, compare=False, hash=False)
+    variants: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 # ----------------------------------------------------------------------------- reading helpers
@@ -399,7 +402,8 @@ def _claims(raw: Any, path: str = "claim") -> tuple[Claim, ...]:
 def from_mapping(data: dict, name: str = "spec", path: str = "") -> Spec:
     """Validate an already-parsed TOML/JSON mapping."""
     data = _table(data, "")
-    _unknown_keys(data, {"meta", "network", "graph", "symbols", "stated", "restated", "claim", "notation"}, "")
+    _unknown_keys(data, {"meta", "network", "graph", "symbols", "stated", "restated", "claim", "notation",
+                         "grading", "variants"}, "")
     meta = _table(data.get("meta", {}), "meta")
     _unknown_keys(meta, {"title", "source", "notes"}, "meta")
     if "network" in data and "graph" in data:
@@ -439,6 +443,8 @@ def from_mapping(data: dict, name: str = "spec", path: str = "") -> Spec:
         symbols=tuple(symbols),
         notation=tuple((str(k), _string(v, f"notation.{k}", 200)) for k, v in notation.items()),
         path=path,
+        grading=dict(_table(data.get("grading", {}), "grading")),
+        variants=dict(_table(data.get("variants", {}), "variants")),
     )
 
 

@@ -1,0 +1,737 @@
+"""Grading of one submission against one problem: answer files, numeric verdicts, LaTeX verdicts.
+
+Numeric verdicts, for an answer printed with ``d`` decimals when ``a`` are asked
+(tolerances are half a unit in the last place, decided exactly or by certified enclosures):
+
+* ``correct``: within ``½·10^−a`` of the true value (more digits are fine when they are right);
+* ``precision``: the true value rounded (or truncated) to the student's own ``d ≠ a`` decimals,
+  with ``a − d`` at most the policy's ``precision_window``;
+* ``carried``: within ``½·10^−min(d, a)`` of the value recomputed through the derivation from the
+  student's *own* earlier answers (:func:`derive.evaluate.carry`): error carried forward;
+* ``wrong``: none of these.  The feedback names a mistaken variant of the derivation
+  (:mod:`derive.mistakes`) that reproduces the number, or else the step that defines it.
+
+A LaTeX answer is parsed by :mod:`derive.parse` and compared by :mod:`derive.equiv`:
+``correct`` (equivalent), ``wrong`` (not equivalent), ``undetermined``, or ``invalid`` (it could
+not be read: the reason is the feedback).  Those run in a worker process each (``derive.check``).
+"""
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import sympy as sp
+
+from . import equiv
+from .backprop import derive
+from .errors import SpecError
+from .evaluate import PRECISIONS, Num, Undecided, carry, evaluate, precision, rational, value_of, within
+from .mistakes import Mistake, mistakes
+from .numbers import Literal, Stated, parse_stated
+from .parse import MAX_CHARS as MAX_LATEX_CHARS
+from .parse import LatexError, Vocabulary, parse_answer, vocabulary
+from .spec import _STATED_KEY, Spec
+from .steps import Derivation, Given
+
+CORRECT, CARRIED, PRECISION, WRONG, UNDETERMINED, INVALID = (
+    "correct", "carried", "precision", "wrong", "undetermined", "invalid")
+VERDICTS = (CORRECT, CARRIED, PRECISION, WRONG, UNDETERMINED, INVALID)
+DEFAULT_CREDIT = {CORRECT: 1.0, CARRIED: 1.0, PRECISION: 0.5, WRONG: 0.0, UNDETERMINED: 0.0, INVALID: 0.0}
+MAX_FILE_BYTES = 4_000_000
+MAX_ANSWERS = 5_000
+MAX_LATEX = 200          # symbolic answers graded per file
+ANSWER_KEYS = {"problem", "student", "answers"}
+
+
+# ----------------------------------------------------------------------------- policy ([grading])
+
+@dataclass
+class Policy:
+    decimals: int = 4
+    decimals_for: dict[str, int] = field(default_factory=dict)
+    points: float = 1.0
+    points_for: dict[str, float] = field(default_factory=dict)
+    credit: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CREDIT))
+    precision_window: int = 2
+    ask: tuple[tuple[str, tuple[int, ...] | None], ...] | None = None
+    log: str = "natural"
+
+    def asked_decimals(self, quantity: str) -> int:
+        return self.decimals_for.get(quantity, self.decimals)
+
+    def points_of(self, quantity: str) -> float:
+        return self.points_for.get(quantity, self.points)
+
+
+def _int(v: Any, path: str, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise SpecError(path, f"expected a whole number from {lo} to {hi}")
+    return v
+
+
+def _num(v: Any, path: str, lo: float, hi: float) -> float:
+    try:
+        x = float(str(v)) if not isinstance(v, bool) else float("nan")
+    except ValueError:
+        x = float("nan")
+    if not (lo <= x <= hi):
+        raise SpecError(path, f"expected a number from {lo:g} to {hi:g}")
+    return x
+
+
+def policy(spec: Spec) -> Policy:
+    """The spec's ``[grading]`` table, validated (errors name the key path)."""
+    g = spec.grading
+    allowed = {"decimals", "points", "credit", "precision_window", "ask", "log"}
+    for k in g:
+        if k not in allowed:
+            raise SpecError(f"grading.{k}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+    p = Policy()
+    dec = g.get("decimals", 4)
+    if isinstance(dec, dict):
+        p.decimals = _int(dec.get("default", 4), "grading.decimals.default", 0, 12)
+        p.decimals_for = {str(k): _int(v, f"grading.decimals.{k}", 0, 12) for k, v in dec.items() if k != "default"}
+    else:
+        p.decimals = _int(dec, "grading.decimals", 0, 12)
+    pts = g.get("points", 1)
+    if isinstance(pts, dict):
+        p.points = _num(pts.get("default", 1), "grading.points.default", 0, 1e6)
+        p.points_for = {str(k): _num(v, f"grading.points.{k}", 0, 1e6) for k, v in pts.items() if k != "default"}
+    else:
+        p.points = _num(pts, "grading.points", 0, 1e6)
+    credit = g.get("credit", {})
+    if not isinstance(credit, dict):
+        raise SpecError("grading.credit", "expected a table such as { carried = 1, precision = 0.5 }")
+    for k, v in credit.items():
+        if k not in DEFAULT_CREDIT:
+            raise SpecError(f"grading.credit.{k}", f"unknown verdict (known: {', '.join(VERDICTS)})")
+        p.credit[k] = _num(v, f"grading.credit.{k}", 0, 1)
+    p.precision_window = _int(g.get("precision_window", 2), "grading.precision_window", 0, 12)
+    log = g.get("log", "natural")
+    if log not in ("natural", "10", "2"):
+        raise SpecError("grading.log", "expected 'natural', '10' or '2' (what \\log means in answers)")
+    p.log = log
+    if "ask" in g:
+        ask = g["ask"]
+        if not isinstance(ask, list) or not all(isinstance(a, str) for a in ask):
+            raise SpecError("grading.ask", "expected a list of quantity names such as ['h1', 'grad_w5', 'z1[0]']")
+        items = []
+        for i, a in enumerate(ask):
+            m = _STATED_KEY.fullmatch(a)
+            if not m:
+                raise SpecError(f"grading.ask[{i}]", "expected a quantity name such as 'z1' or 'z1[2]'")
+            idx = tuple(int(x) for x in m.group("idx").split(",")) if m.group("idx") else None
+            items.append((m.group("name"), idx))
+        p.ask = tuple(items)
+    return p
+
+
+# ----------------------------------------------------------------------------- the problem
+
+@dataclass
+class Problem:
+    """One problem prepared for grading: derivation, exact values, mistakes, vocabulary."""
+
+    spec: Spec
+    derivation: Derivation
+    values: dict
+    policy: Policy
+    vocab: Vocabulary
+    ctx: equiv.Context
+    mistakes: list[Mistake]
+    order: dict            # symbol -> position in the derivation
+    step_of: dict          # symbol -> its step
+    deps: dict             # symbol -> free symbols of its definition
+    _expected: dict = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, spec: Spec) -> "Problem":
+        d = derive(spec)
+        if d is None:
+            raise SpecError(spec.name, "a spec of formulas only has no quantities to answer")
+        pol = policy(spec)
+        values = evaluate(d) if _numeric(d) else {}
+        params = {}
+        if spec.problem is not None and hasattr(spec.problem, "layers"):
+            for layer in spec.problem.layers:
+                params.setdefault(layer.activation.name, layer.activation.kwargs)
+        vocab = vocabulary(d, pol.log, params)
+        ctx = equiv.context(d, dict(spec.symbols))
+        order, step_of, deps = {}, {}, {}
+        for step in d.steps:
+            for sym, expr in step.items():
+                order[sym] = len(order)
+                step_of[sym] = step
+                deps[sym] = expr.free_symbols if not isinstance(step, Given) else set()
+        problem = cls(spec, d, values, pol, vocab, ctx, mistakes(d), order, step_of, deps)
+        problem.asked()  # an unknown quantity in [grading] ask is the spec's error, reported now
+        return problem
+
+    # -- answer keys
+    def expected(self, sym: sp.Symbol, quantity: str) -> str:
+        """The true value of ``sym`` rounded to the decimals asked for ``quantity`` (cached)."""
+        key = (sym, quantity)
+        if key not in self._expected:
+            self._expected[key] = rounded(self.values[sym], self.policy.asked_decimals(quantity))
+        return self._expected[key]
+
+    def element_symbol(self, quantity: str, index: tuple[int, ...] | None) -> sp.Symbol:
+        from .spec import Statement
+        from .verify import resolve
+        return resolve(self.derivation, Statement(quantity, index, Stated("", sp.Integer(0), 0), quantity))
+
+    def asked(self) -> list[tuple[str, tuple[int, ...] | None]]:
+        """Elements asked: the policy's ``ask`` expanded to elements (empty without ``ask``)."""
+        out = []
+        for name, idx in self.policy.ask or ():
+            if name not in self.derivation:
+                raise SpecError("grading.ask", f"unknown quantity {name!r}")
+            q = self.derivation.quantity(name)
+            if idx is not None:
+                self.element_symbol(name, idx)  # raises, naming the index, when it is out of range
+            if idx is not None or not q.shape:
+                out.append((name, idx))
+            else:
+                out.extend((name, i) for i in q.indices())
+        return out
+
+
+def _numeric(d: Derivation) -> bool:
+    from .evaluate import is_numeric
+    return is_numeric(d)
+
+
+# ----------------------------------------------------------------------------- answer files
+
+@dataclass
+class Answer:
+    quantity: str | None
+    index: tuple[int, ...] | None
+    text: str
+    kind: str                     # number | latex | invalid
+    stated: Stated | None = None
+    reason: str = ""
+
+
+@dataclass
+class Record:
+    quantity: str | None
+    index: tuple[int, ...] | None
+    answer: str | None
+    verdict: str
+    score: float
+    max_score: float
+    expected: str | None
+    feedback: str
+
+    def as_dict(self) -> dict:
+        return {"quantity": self.quantity, "index": list(self.index) if self.index is not None else None,
+                "answer": self.answer, "verdict": self.verdict, "score": self.score,
+                "max_score": self.max_score, "expected": self.expected, "feedback": self.feedback}
+
+
+class _Bad:
+    """A JSON NaN/Infinity, kept so that only its answer is invalid."""
+
+    def __init__(self, token: str):
+        self.token = token
+
+
+def read_answer_file(path: Path) -> dict:
+    """The parsed mapping of an answer file, or a SpecError naming what is wrong with the file."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SpecError("", f"answer file larger than {MAX_FILE_BYTES} bytes")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError("", "not UTF-8 text") from None
+    except OSError as err:
+        raise SpecError("", f"cannot read: {err.strerror or err}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text, parse_float=Literal, parse_constant=_Bad)
+        else:
+            data = tomllib.loads(text, parse_float=Literal)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError, ValueError) as err:
+        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        hint = ""
+        if kind == "TOML" and ("escape" in str(err).lower() or "'\\'" in str(err)):
+            hint = " (write LaTeX in single quotes, '$\\frac{a}{b}$', so that TOML keeps backslashes as written)"
+        raise SpecError("", f"not valid {kind}: {str(err)[:200]}{hint}") from None
+    if not isinstance(data, dict):
+        raise SpecError("", "expected a table with 'problem' and [answers]")
+    return data
+
+
+def _element_text(v: Any) -> str:
+    if isinstance(v, _Bad):
+        return v.token
+    return v if isinstance(v, str) else str(v)
+
+
+def _one(quantity: str, index, value: Any, path: str) -> Answer:
+    if isinstance(value, _Bad):
+        return Answer(quantity, index, value.token, INVALID, reason=f"{value.token} is not a number")
+    if isinstance(value, bool) or not isinstance(value, (str, int, Literal)):
+        return Answer(quantity, index, str(value)[:80], INVALID, reason="expected a number or $LaTeX$ as a string")
+    text = str(value)
+    if isinstance(value, str) and not isinstance(value, Literal) and "$" in text or text.strip().startswith(r"\("):
+        if len(text) > MAX_LATEX_CHARS:
+            return Answer(quantity, index, _clip(text), INVALID,
+                          reason=f"answer longer than {MAX_LATEX_CHARS} characters ({len(text)})")
+        return Answer(quantity, index, text, "latex")
+    try:
+        return Answer(quantity, index, text, "number", stated=parse_stated(value, path))
+    except SpecError as err:
+        return Answer(quantity, index, text[:80], INVALID, reason=err.message)
+
+
+def _clip(text: str, most: int = 200) -> str:
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
+def answers_of(data: dict) -> tuple[list[Answer], list[Answer]]:
+    """(answers, file-level problems) from a parsed answer file; one bad entry never stops the rest."""
+    problems = [Answer(str(k)[:40], None, "", INVALID, reason="unknown key (allowed: problem, student, answers)")
+                for k in data if k not in ANSWER_KEYS]
+    table = data.get("answers")
+    if not isinstance(table, dict):
+        problems.append(Answer(None, None, "", INVALID, reason="no [answers] table"))
+        return [], problems
+    out: list[Answer] = []
+    for key, value in table.items():
+        m = _STATED_KEY.fullmatch(str(key))
+        if not m:
+            out.append(Answer(str(key)[:40], None, _element_text(value)[:80], INVALID,
+                              reason="expected a quantity name such as 'h1', 'grad_w5' or 'z1[2]'"))
+            continue
+        name = m.group("name")
+        if m.group("idx") is not None:
+            out.append(_one(name, tuple(int(p) for p in m.group("idx").split(",")), value, f"answers.{key}"))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, list):
+                    out.extend(_one(name, (i, j), cell, f"answers.{key}[{i}][{j}]") for j, cell in enumerate(item))
+                else:
+                    out.append(_one(name, (i,), item, f"answers.{key}[{i}]"))
+        else:
+            out.append(_one(name, None, value, f"answers.{key}"))
+        if len(out) > MAX_ANSWERS:
+            out = out[:MAX_ANSWERS]
+            problems.append(Answer(None, None, "", INVALID, reason=f"more than {MAX_ANSWERS} answers; the rest ignored"))
+            break
+    return out, problems
+
+
+# ----------------------------------------------------------------------------- numbers
+
+@lru_cache(maxsize=64)
+def half(decimals: int) -> sp.Rational:
+    return sp.Rational(1, 2) * sp.Rational(10) ** (-decimals)
+
+
+def rounded(value: Num, decimals: int) -> str:
+    """``value`` rounded to ``decimals`` (half to even), as printed text."""
+    if value.exact is not None:
+        f = Fraction(int(value.exact.p), int(value.exact.q))
+    else:
+        mid = value.enclosure.mid
+        man, exp = mid.man_exp if hasattr(mid, "man_exp") else (int(mid * 2**200), -200)
+        f = Fraction(int(man)) * (Fraction(2) ** int(exp))
+    n = round(f * 10**decimals)
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    if decimals == 0:
+        return f"{sign}{n}"
+    s = str(n).rjust(decimals + 1, "0")
+    return f"{sign}{s[:-decimals]}.{s[-decimals:]}"
+
+
+def _num_text(value: Num) -> str:
+    return f"{float(value):.6g}"
+
+
+class NumericGrader:
+    """The numeric answers of one submission, graded together (carried values need all of them)."""
+
+    def __init__(self, problem: Problem, answers: list[tuple[sp.Symbol, Answer]]):
+        self.p = problem
+        self.answers = sorted(answers, key=lambda sa: problem.order[sa[0]])
+        self.stated = {sym: a.stated.value for sym, a in self.answers}
+        self.verdicts: dict[sp.Symbol, str] = {}
+
+    def run(self) -> list[tuple[sp.Symbol, Answer, str, str, str]]:
+        for bits in PRECISIONS:
+            try:
+                return self._run(bits)
+            except Undecided:
+                if bits == PRECISIONS[-1]:
+                    return [(s, a, UNDETERMINED, None, "too close to a rounding boundary to decide") for s, a in self.answers]
+        return []
+
+    def _run(self, bits: int):
+        p = self.p
+        spread = {sym: half(a.stated.decimals) for sym, a in self.answers}
+        carried, touched = carry(p.derivation, p.values, self.stated, bits, spread)
+        self.carried, self.touched, self.bits = carried, touched, bits
+        self._point = None
+        out = []
+        with precision(bits):
+            for sym, a in self.answers:
+                verdict, feedback = self.judge(sym, a)
+                self.verdicts[sym] = verdict
+                out.append((sym, a, verdict, p.expected(sym, a.quantity), feedback))
+        return out
+
+    def judge(self, sym: sp.Symbol, a: Answer) -> tuple[str, str]:
+        p, s = self.p, a.stated
+        v = p.values[sym]
+        asked = p.policy.asked_decimals(a.quantity)
+        if within(v, s.value, half(asked)):
+            return CORRECT, ""
+        d = s.decimals
+        window = p.policy.precision_window
+        if d < asked and asked - d <= window and within(v, s.value, half(d)):
+            return PRECISION, f"right value rounded to {d} decimal{'s' if d != 1 else ''}; {asked} asked"
+        if sym in self.touched and _possibly_within(self.carried[sym], s.value, half(min(d, asked))):
+            if d < asked:
+                return PRECISION, f"{self.carried_feedback(sym)}; rounded to {d} decimals, {asked} asked"
+            return CARRIED, self.carried_feedback(sym)
+        if asked - window <= d <= asked and s.value != 0:
+            sign = 1 if s.value > 0 else -1
+            if within(v, s.value + sign * half(d), half(d)):
+                return PRECISION, f"truncated instead of rounded ({p.expected(sym, a.quantity)} to {asked} decimals)"
+        return WRONG, self.wrong_feedback(sym, a)
+
+    # -- feedback
+    def frontier(self, sym: sp.Symbol) -> list[sp.Symbol]:
+        """The answered quantities this one is computed from (through unanswered intermediates)."""
+        seen, out, stack = set(), [], list(self.p.deps.get(sym, ()))
+        while stack:
+            s = stack.pop()
+            if s in seen:
+                continue
+            seen.add(s)
+            if s in self.stated:
+                out.append(s)
+            else:
+                stack.extend(self.p.deps.get(s, ()))
+        return sorted(out, key=lambda s: self.p.order[s])
+
+    def carried_feedback(self, sym: sp.Symbol) -> str:
+        """Name the earlier answers the error comes from (through carried ones, back to the slip)."""
+        inputs = self.frontier(sym)
+        roots, seen, stack = [], set(), list(inputs)
+        while stack:
+            s = stack.pop()
+            if s in seen:
+                continue
+            seen.add(s)
+            verdict = self.verdicts.get(s)
+            if verdict == CARRIED:
+                stack.extend(self.frontier(s))
+            elif verdict not in (CORRECT, None):
+                roots.append(s)
+        roots.sort(key=lambda s: self.p.order[s])
+        if roots:
+            names = ", ".join(f"{s.name} = {_stated_text(self, s)} ({self.verdicts[s]})" for s in roots[:4])
+            return f"follows from your {names}: error carried forward"
+        names = ", ".join(f"{s.name} = {_stated_text(self, s)}" for s in inputs[:4])
+        return f"follows from your rounded {names}"
+
+    def wrong_feedback(self, sym: sp.Symbol, a: Answer) -> str:
+        label = self.matching_mistake(sym, a)
+        p = self.p
+        expected = rounded(p.values[sym], p.policy.asked_decimals(a.quantity))
+        base = f"expected {expected}"
+        if sym in self.touched and _apart(self.carried[sym], p.values[sym]):
+            base += f" (about {_num_text(self.carried[sym])} from your own earlier answers)"
+        if label:
+            return f"{label}; {base}"
+        step = p.step_of[sym]
+        return f"{base}; check the step {sym.name} = {_short(step.exprs[step.target.symbols().index(sym)])} ({step.rule})"
+
+    def matching_mistake(self, sym: sp.Symbol, a: Answer) -> str | None:
+        p = self.p
+        ancestors = self._ancestors(sym)
+        tol = half(min(a.stated.decimals, p.policy.asked_decimals(a.quantity)))
+        if self._point is None:  # values recomputed from the student's numbers taken exactly
+            self._point = carry(p.derivation, p.values, self.stated, self.bits)[0]
+        base_env = {s: (rational(self.stated[s]) if s in self.stated else self._point[s]) for s in self._point}
+        candidates = [m for m in p.mistakes if m.step == p.step_of[sym].name or
+                      any(t in ancestors for t in p.derivation.quantity(m.step).symbols())]
+        candidates.sort(key=lambda m: -p.order[p.derivation.quantity(m.step).symbols()[0]])
+        for env in (base_env, p.values):
+            for m in candidates:
+                value = self._through(m, sym, ancestors, env)
+                try:
+                    if value is not None and within(value, a.stated.value, tol):
+                        return m.label
+                except Undecided:
+                    continue
+        return None
+
+    def _ancestors(self, sym: sp.Symbol) -> set:
+        """Unanswered symbols whose value reaches ``sym`` (stopping at the student's answers)."""
+        seen, stack = set(), list(self.p.deps.get(sym, ()))
+        while stack:
+            s = stack.pop()
+            if s in seen or s in self.stated:
+                continue
+            seen.add(s)
+            stack.extend(self.p.deps.get(s, ()))
+        return seen
+
+    def _through(self, m: Mistake, target: sp.Symbol, ancestors: set, env_in: dict) -> Num | None:
+        p = self.p
+        step = p.derivation.step(m.step)
+        mutated = dict(zip(step.target.symbols(), m.exprs))
+        region = sorted((s for s in ancestors | {target} if p.order[s] >= p.order[step.target.symbols()[0]]),
+                        key=lambda s: p.order[s])
+        env = dict(env_in)
+        try:
+            for s in region:
+                if s in mutated:
+                    env[s] = value_of(mutated[s], env)
+                elif s in self.stated and s != target:
+                    continue
+                elif not isinstance(p.step_of[s], Given):
+                    env[s] = value_of(_definition(p, s), env)
+            return env[target]
+        except (ValueError, ZeroDivisionError, ArithmeticError, KeyError, TypeError):
+            return None
+
+
+def _possibly_within(value: Num, target: sp.Rational, tol: sp.Rational) -> bool:
+    """Some point of ``value``'s enclosure is within ``tol`` of ``target`` (exact when it is exact)."""
+    if value.exact is not None:
+        return abs(value.exact - target) <= tol
+    gap = abs(value.enclosure - rational(target).enclosure)
+    return bool(gap.a <= rational(tol).enclosure.b)
+
+
+def _apart(a: Num, b: Num) -> bool:
+    """Certainly more than 1e-12 apart (for feedback text only)."""
+    if a.exact is not None and b.exact is not None:
+        return abs(a.exact - b.exact) > sp.Rational(1, 10**12)
+    gap = abs(a.enclosure - b.enclosure)
+    return bool(gap.a > 1e-12)
+
+
+def _definition(p: Problem, s: sp.Symbol) -> sp.Expr:
+    step = p.step_of[s]
+    return step.exprs[step.target.symbols().index(s)]
+
+
+def _stated_text(g: NumericGrader, s: sp.Symbol) -> str:
+    for sym, a in g.answers:
+        if sym == s:
+            return a.text
+    return "?"
+
+
+def _short(e: sp.Expr) -> str:
+    t = sp.sstr(e)
+    return t if len(t) <= 120 else t[:117] + "..."
+
+
+# ----------------------------------------------------------------------------- a submission
+
+def element_points(p: Problem, quantity: str, index, count: int = 1) -> float:
+    return p.policy.points_of(quantity) * count
+
+
+def grade_data(p: Problem, data: dict) -> tuple[list[Record], list[tuple[int, Answer]]]:
+    """Records for every answer of a parsed file; LaTeX answers come back as (record index, answer) to grade apart."""
+    answers, problems = answers_of(data)
+    records: list[Record] = []
+    for a in problems:
+        records.append(Record(a.quantity, a.index, a.text or None, INVALID, 0.0, 0.0, None, a.reason))
+    asked = p.asked()
+    asked_set = {(n, i) for n, i in asked} if p.policy.ask is not None else None
+    numeric: list[tuple[sp.Symbol, Answer]] = []
+    latex: list[tuple[int, Answer]] = []
+    seen: dict = {}
+    covered: set = set()
+    slots: list[tuple[Answer, sp.Symbol | None]] = []
+    for a in answers:
+        sym = None
+        if a.quantity is not None:
+            try:
+                sym = _resolve(p, a)
+            except SpecError as err:
+                if a.kind != INVALID:
+                    a.kind, a.reason = INVALID, err.message
+        if sym is not None:
+            key = sym if a.index is not None or not _is_vector(p, a.quantity) else (a.quantity, "whole")
+            if key in seen:
+                a.kind, a.reason = INVALID, f"{a.quantity} answered twice"
+            seen[key] = True
+        slots.append((a, sym))
+    for a, sym in slots:
+        if a.kind == "number" and sym is not None:
+            if not p.values:
+                a.kind, a.reason = INVALID, "this problem has no numbers (it leaves symbols); answer with $LaTeX$"
+            else:
+                numeric.append((sym, a))
+    graded = {}
+    if numeric:
+        for sym, a, verdict, expected, feedback in NumericGrader(p, numeric).run():
+            graded[id(a)] = (verdict, expected, feedback)
+    for a, sym in slots:
+        name_key = a.quantity
+        count = _count(p, a) if a.kind == "latex" and sym is not None else 1
+        pts = element_points(p, a.quantity or "", a.index, count) if sym is not None else 0.0
+        if asked_set is not None and not _asked(p, a, asked_set):
+            pts = 0.0
+        covered.update(_elements_covered(p, a))
+        if a.kind == INVALID:
+            records.append(Record(name_key, a.index, a.text or None, INVALID, 0.0, pts, None, a.reason))
+        elif a.kind == "number":
+            verdict, expected, feedback = graded[id(a)]
+            records.append(Record(name_key, a.index, a.text, verdict, pts * p.policy.credit[verdict], pts,
+                                  expected, feedback))
+        else:
+            records.append(Record(name_key, a.index, a.text, UNDETERMINED, 0.0, pts, None, "not graded yet"))
+            latex.append((len(records) - 1, a))
+    if asked_set is not None:
+        for name, idx in asked:
+            if (name, idx) not in covered and (name, None) not in covered:
+                pts = p.policy.points_of(name)
+                exp = None
+                if p.values:
+                    sym = p.element_symbol(name, idx)
+                    exp = rounded(p.values[sym], p.policy.asked_decimals(name))
+                records.append(Record(name, idx, None, WRONG, 0.0, pts, exp, "not answered"))
+    return records, latex
+
+
+def _is_vector(p: Problem, quantity: str) -> bool:
+    return quantity in p.derivation and bool(p.derivation.quantity(quantity).shape)
+
+
+def _resolve(p: Problem, a: Answer) -> sp.Symbol | None:
+    """The element symbol of a numeric answer, or (for a whole-quantity LaTeX answer) None-checked name."""
+    if a.kind == "latex" and a.index is None and _is_vector(p, a.quantity or ""):
+        return p.derivation.quantity(a.quantity).symbols()[0]
+    if a.kind == "number" and a.index is None and _is_vector(p, a.quantity or "") and \
+            p.derivation.quantity(a.quantity).shape != (1,):
+        raise SpecError(a.quantity, f"{a.quantity} has {p.derivation.quantity(a.quantity).size} elements; "
+                                    "give a list of numbers or index it as name[i]")
+    return p.element_symbol(a.quantity, a.index)
+
+
+def _count(p: Problem, a: Answer) -> int:
+    if a.index is None and _is_vector(p, a.quantity):
+        return p.derivation.quantity(a.quantity).size
+    return 1
+
+
+def _asked(p: Problem, a: Answer, asked_set: set) -> bool:
+    if (a.quantity, a.index) in asked_set:
+        return True
+    if a.index is None and _is_vector(p, a.quantity or ""):
+        return any((a.quantity, i) in asked_set for i in p.derivation.quantity(a.quantity).indices())
+    if a.quantity in p.derivation and p.derivation.resolve(a.quantity) != a.quantity:
+        target = p.derivation.resolve(a.quantity)
+        return (target, a.index) in asked_set
+    return False
+
+
+def _elements_covered(p: Problem, a: Answer) -> set:
+    if a.quantity is None or a.quantity not in p.derivation:
+        return set()
+    name = a.quantity
+    names = {name, p.derivation.resolve(name)}
+    if a.index is None and _is_vector(p, name):
+        return {(n, i) for n in names for i in p.derivation.quantity(name).indices()}
+    return {(n, a.index) for n in names}
+
+
+# ----------------------------------------------------------------------------- LaTeX answers
+
+def grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> dict:
+    """Verdict, expected formula and feedback for one LaTeX answer (run this in a worker)."""
+    try:
+        value = parse_answer(text, p.vocab)
+    except LatexError as err:
+        return {"verdict": INVALID, "expected": None, "feedback": str(err)}
+    except (OverflowError, ValueError, TypeError, ArithmeticError, RecursionError) as err:
+        return {"verdict": INVALID, "expected": None, "feedback": f"could not be read as a number or formula "
+                                                                  f"({type(err).__name__})"}
+    q = p.derivation.quantity(quantity)
+    if index is None and q.shape:
+        target = q.matrix()
+    else:
+        target = p.element_symbol(quantity, index)
+    expected = _expected_text(p, target)
+    try:
+        decision = equiv.decide(p.ctx, value, target, seed)
+    except (OverflowError, ValueError, TypeError, ArithmeticError, RecursionError) as err:
+        return {"verdict": UNDETERMINED, "expected": expected,
+                "feedback": f"could not be compared ({type(err).__name__}); needs a human look"}
+    if decision.verdict == equiv.EQUIVALENT:
+        return {"verdict": CORRECT, "expected": expected, "feedback": decision.method}
+    if decision.verdict == equiv.UNDETERMINED:
+        return {"verdict": UNDETERMINED, "expected": expected, "feedback": decision.method + "; needs a human look"}
+    label = _symbolic_mistake(p, value, target, seed)
+    detail = decision.detail or decision.method
+    return {"verdict": WRONG, "expected": expected, "feedback": f"{label}; {detail}" if label else
+            f"not equivalent to the derivation's formula: {detail}"}
+
+
+def _expected_text(p: Problem, target: Any) -> str:
+    back = equiv.unfold_backward(p.ctx, target)
+    free = back.free_symbols if not hasattr(back, "shape") else set().union(*(e.free_symbols for e in back))
+    names = {x: _latex_name(x.name) for x in free}
+    text = sp.latex(back, symbol_names=names)
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _latex_name(name: str) -> str:
+    """``h2[0]`` -> ``h2_{1}``, ``W1[0,1]`` -> ``W1_{12}`` (1-based, as printed), ``learning_rate`` -> η."""
+    if name == "learning_rate":
+        return r"\eta"
+    m = re.fullmatch(r"(\w+)\[(\d+)(?:,(\d+))?\]", name)
+    if not m:
+        return sp.latex(sp.Symbol(name))
+    base = sp.latex(sp.Symbol(m.group(1)))
+    idx = str(int(m.group(2)) + 1) + ("" if m.group(3) is None else "," + str(int(m.group(3)) + 1))
+    return f"{{{base}}}_{{{idx}}}"
+
+
+def _symbolic_mistake(p: Problem, value: Any, target: Any, seed: int) -> str | None:
+    targets = set(target) if hasattr(target, "shape") else {target}
+    chosen = None
+    nearest_first = sorted(p.mistakes, key=lambda m: -p.order[p.derivation.quantity(m.step).symbols()[0]])
+    for m in nearest_first:
+        step = p.derivation.step(m.step)
+        syms = step.target.symbols()
+        # only mistakes in the target's own step or in a step it depends on
+        if not (targets & set(syms)) and not _depends(p, targets, set(syms)):
+            continue
+        if equiv.matches(p.ctx, value, dict(zip(syms, m.exprs)), target, seed):
+            chosen = m.label
+            break
+    return chosen
+
+
+def _depends(p: Problem, targets: set, syms: set) -> bool:
+    seen, stack = set(), [s for t in targets for s in p.deps.get(t, ())]
+    while stack:
+        s = stack.pop()
+        if s in syms:
+            return True
+        if s in seen:
+            continue
+        seen.add(s)
+        stack.extend(p.deps.get(s, ()))
+    return False
