@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import sympy as sp
 
-from .claims import _is_mat, _unfold
+from .claims import Unfolder, _is_mat
 from .evaluate import Num, Undecided, enclose, precision, rational
 from .steps import Activate, Affine, Derivation, Given, LossValue, Node, Recompute
 
@@ -54,6 +54,7 @@ class Context:
     order: list              # the defined symbols, in derivation order
     domains: dict            # leaf -> 'real' | 'positive' | 'simplex'
     given_values: dict       # leaf -> exact value, when the spec gives numbers
+    unfold: Any = None       # backward symbols -> their definitions, each unfolded once
 
 
 def context(derivation: Derivation, symbol_domains: Mapping[str, str] | None = None) -> Context:
@@ -76,7 +77,7 @@ def context(derivation: Derivation, symbol_domains: Mapping[str, str] | None = N
             order.append(sym)
             if not isinstance(step, _FORWARD):
                 backward[sym] = expr
-    return Context(derivation, backward, full, leaves, order, domains, given)
+    return Context(derivation, backward, full, leaves, order, domains, given, Unfolder(backward))
 
 
 def _elements(v: Any) -> list:
@@ -201,7 +202,7 @@ def _show(n: Num) -> str:
 
 
 def unfold_backward(ctx: Context, v: Any) -> Any:
-    return v.applyfunc(lambda e: _unfold(e, ctx.backward)) if _is_mat(v) else _unfold(v, ctx.backward)
+    return v.applyfunc(ctx.unfold) if _is_mat(v) else ctx.unfold(v)
 
 
 def decide(ctx: Context, answer: Any, target: Any, seed: int = 0) -> Decision:
@@ -211,8 +212,8 @@ def decide(ctx: Context, answer: Any, target: Any, seed: int = 0) -> Decision:
         tr, tc = _shape(target)
         what = "a scalar" if (r, c) == (1, 1) else f"of shape {r}x{c}"
         return Decision(NOT_EQUIVALENT, "shape", f"the answer is {what}; {tr}x{tc} expected")
-    a_back = [_unfold(e, ctx.backward) for e in _elements(answer)]
-    b_back = [_unfold(e, ctx.backward) for e in _elements(target)]
+    a_back = [ctx.unfold(e) for e in _elements(answer)]
+    b_back = [ctx.unfold(e) for e in _elements(target)]
     methods = []
     for a, b in zip(a_back, b_back):
         how = _cheap_zero(a - b)
