@@ -253,13 +253,26 @@ def _checks(spec, derivations, printer, report) -> list[Section]:
         for c in report.claims:
             how = c.method + (f"; lhs − rhs = {c.difference}" if c.difference else "") + \
                 (f"; at {c.counterexample}" if c.counterexample else "")
-            rows.append((c.label, Code(f"{c.lhs} = {c.rhs}"), c.verdict, how))
+            rows.append((c.label, _claim_formula(c, spec, printer), c.verdict, how))
         items.append(Table(caption("Every formula the source states, checked by the engine: 'proved' (both sides "
                                    "simplify to the same expression), 'differs' (with a point where they "
                                    "differ), or 'undetermined'."),
-                           ("formula", "checked as", "verdict", "how"), tuple(rows),
+                           ("formula", "in this notation", "verdict", "how"), tuple(rows),
                            (_ragged(0.3), _ragged(0.3), "l", _ragged(0.2))))
     return [Section("Checked against the source", tuple(items))] if items else []
+
+
+def _claim_formula(claim, spec, printer):
+    """lhs = rhs as maths in the handout's notation, or as written when it cannot be printed."""
+    from .claimtex import claim_names, formula
+    from .errors import SpecError
+    from .latex import Code, Math
+    table = claim_names(printer.names, spec, printer.quantities)
+    try:
+        return Math(f"{formula(claim.lhs, table, printer.names.elements)} = "
+                    f"{formula(claim.rhs, table, printer.names.elements)}")
+    except (SpecError, KeyError):
+        return Code(f"{claim.lhs} = {claim.rhs}")
 
 
 def _ragged(share: float) -> str:

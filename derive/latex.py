@@ -329,8 +329,8 @@ class HandoutPrinter(PrinterCore):
     def _print_Given(self, step) -> Block:
         q = step.target
         if self.numeric_step(q):
-            form = self.values_of(q) if q.shape else self.shown(q.symbol()).text
-            return Block(caption("Given values."), (Chain(self.q(q.name), (("=", form),)),))
+            form = self.value_form(q) if q.shape else (self.rel([q.symbol()]), self.shown(q.symbol()).text)
+            return Block(caption("Given values."), (Chain(self.q(q.name), (form,)),))
         rel, form = (">", "0") if step.role == "hyper" else (r"\in", _dims(q.shape))
         return Block(caption("Given values."), (Chain(self.q(q.name), ((rel, form),)),))
 
@@ -523,8 +523,9 @@ class HandoutPrinter(PrinterCore):
                                    for c, _ in step.terms))
             if str(partials) != chain.lhs:
                 chain = Chain(chain.lhs, (("=", partials),) + chain.rhs)
+        L = self.names.loss
         cap = caption("The backward pass, node by node (rule: chain_rule): ",
-                      Math(r"\frac{\partial L}{\partial v} = \sum_{c} \frac{\partial L}{\partial c}\,"
+                      Math(rf"\frac{{\partial {L}}}{{\partial v}} = \sum_{{c}} \frac{{\partial {L}}}{{\partial c}}\,"
                            r"\frac{\partial c}{\partial v}"), " over the nodes c that read v.")
         return Block(cap, (chain,))
 

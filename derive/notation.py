@@ -204,11 +204,15 @@ def _word(letters: str) -> str:
 
 def scalar_name(name: str) -> str:
     """The LaTeX of a scalar graph name: ``w5`` → ``w_{5}``, ``In_h1`` → ``\\mathrm{In}_{h_{1}}``,
-    ``yhat1`` → ``\\hat{y}_{1}``, ``w0x0`` → ``w_{0} x_{0}``, ``y_gt`` → ``y_{\\mathit{gt}}``."""
+    ``yhat1`` → ``\\hat{y}_{1}``, ``w0x0`` → ``(w_{0} x_{0})``, ``y_gt`` → ``y_{\\mathit{gt}}``.
+
+    A name made of several symbols (a node holding the product w0·x0) is bracketed, so that it
+    cannot be read as the product of the values it is named after.
+    """
     head, _, rest = name.partition("_")
     pieces = re.findall(r"([A-Za-z]+)(\d*)", head)
     if len(pieces) > 1 and all(len(l) == 1 and d for l, d in pieces[:-1]):
-        out = " ".join(_word(l) + (f"_{{{d}}}" if d else "") for l, d in pieces)
+        out = "(" + " ".join(_word(l) + (f"_{{{d}}}" if d else "") for l, d in pieces) + ")"
     else:
         letters = re.sub(r"\d+$", "", head)
         digits = head[len(letters):]

@@ -130,8 +130,8 @@ def _cell_tex(cell) -> str:
 
 
 def _cell_md(cell) -> str:
-    if isinstance(cell, Math):
-        return f"${cell.tex}$"
+    if isinstance(cell, Math):  # a bar would end the table cell
+        return "$" + cell.tex.replace(r"\left|", r"\left\vert ").replace(r"\right|", r"\right\vert ").replace("|", r"\vert ") + "$"
     if isinstance(cell, Code):
         return "`" + cell.text.replace("`", "'").replace("|", "\\|") + "`"
     return md_text(cell)
@@ -142,9 +142,9 @@ def document_tex(handout) -> str:
              "\\begin{document}", "\\maketitle", "\\vspace{-4em}"]
     parts += [caption_tex(line) + r"\par" for line in handout.meta]
     for section in handout.sections:
-        parts.append(f"\\section*{{{tex_text(section.title)}}}")
-        parts += [_item_tex(item) for item in section.items]
-    parts.append("\\end{document}\n")
+        parts.append(f"\n\\section*{{{tex_text(section.title)}}}")
+        parts.append("\n\n".join(_item_tex(item) for item in section.items))
+    parts.append("\n\\end{document}\n")
     return "\n".join(parts)
 
 
