@@ -24,7 +24,7 @@ from .evaluate import Num
 from .names import Names
 from .rounding import DEFAULT_DECIMALS, Shown, show
 from .steps import Activate, Derivation, Given, Quantity, Seed, Step
-from .worked import Partial, PathChain, PathSum, Product, softmax_derivation
+from .worked import Evaluation, Partial, PathChain, PathSum, Product, Substitution, softmax_derivation, substitute
 
 
 # ----------------------------------------------------------------------------- display records
@@ -237,23 +237,38 @@ class PrinterCore:
         """``e = head = expr = (numbers) ≈ value``, leaving out forms that would repeat.
 
         ``head`` is a (symbolic, substituted) pair such as (``σ(z₁)``, ``σ(2.731)``) that stands in
-        for the expression.
+        for the expression.  The numbers come from the :class:`Substitution` and :class:`Evaluation`
+        records of the element.
         """
-        numeric = self.has_values([sym]) and self.has_values(expr.free_symbols)
+        work = substitute(sym, expr, self.values or {})
         rhs: list[tuple[str, object]] = []
         if head is not None:
             rhs.append(("=", head[0]))
-        elif expr != sym and not (numeric and not expr.free_symbols):
+        elif expr != sym and not (work and not expr.free_symbols):
             rhs.append(("=", self.sym(expr, sym.name)))
-        if numeric:
+        if work is not None:
+            sub, ev = work
             if head is not None:
                 rhs.append(("=", head[1]))
-            elif expr.free_symbols and not isinstance(expr, sp.Symbol):
-                rhs.append(("=", self.num(expr, sym.name)))
-            value = self.shown(sym)
+            elif sub.values and not isinstance(expr, sp.Symbol):
+                rhs.append(("=", self.substituted(sub)))
+            value = self.evaluated(ev)
             if not rhs or str(rhs[-1][1]) != value.text:
                 rhs.append(("=" if value.exact else r"\approx", value.text))
         return Chain(self.e(sym), tuple(rhs))
+
+    def substituted(self, sub: Substitution):
+        """The expression of a substitution with its values as displayed (negative ones bracketed)."""
+        texts = {}
+        for s, v in sub.values:
+            text = show(negate(v) if self.names.sign(s.name) < 0 else v, self.decimals).text
+            texts[s.name] = rf"\left({text}\right)" if text.startswith("-") else text
+        printer = ExprPrinter(self.names, texts, self.names.profile.times)
+        return printer.terms(self.display(sub.expr, sub.target.name))
+
+    def evaluated(self, ev: Evaluation) -> Shown:
+        v = ev.value
+        return show(negate(v) if self.names.sign(ev.target.name) < 0 else v, self.decimals)
 
     def elements(self, step: Step, heads=None) -> tuple[Chain, ...]:
         heads = heads or [None] * step.target.size
@@ -530,6 +545,16 @@ class HandoutPrinter(PrinterCore):
         return Block(cap, (chain,))
 
     # -- records of derive.worked
+    def _print_Substitution(self, sub) -> Block:
+        return Block(caption("The values substituted (rule: substitution)."),
+                     (Chain(self.e(sub.target), (("=", self.sym(sub.expr, sub.target.name)),
+                                                 ("=", self.substituted(sub)))),))
+
+    def _print_Evaluation(self, ev) -> Block:
+        value = self.evaluated(ev)
+        return Block(caption("The value (rule: evaluation)."),
+                     (Chain(self.e(ev.target), (("=" if value.exact else r"\approx", value.text),)),))
+
     def _print_Group(self, group) -> Block:
         blocks = [self.doprint(s) for s in group.steps]
         columns = all(isinstance(s, Given) for s in group.steps)

@@ -6,15 +6,51 @@
 * :class:`PathChain`: ∂L/∂v as the sum over the paths from v to the loss of the products of local
   derivatives, factored as slide 001 writes it (``∂E/∂w1 = (∂E/∂o1 ∂o1/∂In_o1 ∂In_o1/∂h1 + …)
   ∂h1/∂In_h1 ∂In_h1/∂w1``), read off the chain-rule steps.
+* :class:`Substitution`, :class:`Evaluation`: the values put into an element's expression, and
+  its value, for the substituted and evaluated forms of every line.
 * :class:`Group`: consecutive steps of one kind shown as one block.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Mapping
 
 import sympy as sp
 
+from .evaluate import Num
 from .steps import ChainRule, Derivation, Seed, SoftmaxCrossEntropy, Step
+
+
+@dataclass(frozen=True)
+class Substitution:
+    """An element's expression with the values of the symbols it reads (rule: substitution)."""
+
+    target: sp.Symbol
+    expr: sp.Expr
+    values: tuple[tuple[sp.Symbol, Num], ...]
+    rule: ClassVar[str] = "substitution"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(s.name for s, _ in self.values)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """An element's value, exact or certified (rule: evaluation)."""
+
+    target: sp.Symbol
+    value: Num
+    rule: ClassVar[str] = "evaluation"
+
+
+def substitute(target: sp.Symbol, expr: sp.Expr,
+               values: Mapping[sp.Symbol, Num]) -> tuple[Substitution, Evaluation] | None:
+    """The substitution and evaluation of one element, or None when a value is missing (symbolic)."""
+    free = sorted(expr.free_symbols, key=lambda s: s.name)
+    if target not in values or any(s not in values for s in free):
+        return None
+    return Substitution(target, expr, tuple((s, values[s]) for s in free)), Evaluation(target, values[target])
 
 
 @dataclass(frozen=True)

@@ -154,3 +154,18 @@ def test_an_unknown_record_is_refused(mlp):
         pass
     with pytest.raises(TypeError, match="no LaTeX printer for Mystery"):
         p.doprint(Mystery())
+
+
+def test_substitution_and_evaluation_are_records(mlp):
+    """Slide 000: z²₁ = 0.2·1.35 + 0.3·1.27 + 0.6·1.80 + 1 = 2.731, as two records with rules and inputs."""
+    import sympy as sp
+    from derive.steps import symbol
+    from derive.worked import substitute
+    p, d = mlp
+    sub, ev = substitute(symbol("z2", (0,)), d.step("z2").expr((0,)), p.values)
+    assert (sub.rule, ev.rule) == ("substitution", "evaluation")
+    assert sub.inputs == ("W2[0,0]", "W2[0,1]", "W2[0,2]", "b2[0]", "h1[0]", "h1[1]", "h1[2]")
+    assert ev.value.exact == sp.Rational(2731, 1000)
+    assert str(p.doprint(sub).chains[0].rhs[1][1]) == r"0.2 \cdot 1.35 + 0.3 \cdot 1.27 + 0.6 \cdot 1.8 + 1"
+    assert p.doprint(ev).chains[0].rhs == (("=", "2.731"),)
+    assert substitute(symbol("z2", (0,)), d.step("z2").expr((0,)), {}) is None
