@@ -405,6 +405,9 @@ def _pdf(args, path: Path, text: str) -> int:
         except FileNotFoundError as err:
             print(f"nnderive: {err}", file=sys.stderr)
             return EXIT_INPUT
+        except (RuntimeError, subprocess.TimeoutExpired) as err:
+            print(f"nnderive: error: the PDF could not be made: {err}", file=sys.stderr)
+            return EXIT_INPUT
         target = out if out.suffix == ".pdf" else out.with_suffix(".pdf")
         shutil.copyfile(pdf, target)
     print(f"{target} ({time.perf_counter() - started:.1f} s to compile)", file=sys.stderr)

@@ -13,6 +13,7 @@ negated stands for −(the engine's quantity), in formulas and in numbers alike.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -22,6 +23,7 @@ from sympy.printing.latex import LatexPrinter
 from . import primitives
 from .evaluate import Num
 from .names import Names
+from .notation import scalar_name
 from .rounding import DEFAULT_DECIMALS, Shown, show
 from .steps import Activate, Derivation, Given, Quantity, Seed, Step
 from .worked import Evaluation, Partial, PathChain, PathSum, Product, Substitution, softmax_derivation, substitute
@@ -48,9 +50,6 @@ class Terms:
     def __str__(self) -> str:
         out = self.terms[0][1] if self.terms[0][0] == "+" else "-" + self.terms[0][1]
         return out + "".join(f" {s} {t}" for s, t in self.terms[1:])
-
-
-Form = "str | Terms"
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,10 @@ class Table:
 
 # ----------------------------------------------------------------------------- expressions
 
+_DIGITS = re.compile(r"\d+")
+_LONG_INDEX = re.compile(r"\d{2,}")
+
+
 class ExprPrinter(LatexPrinter):
     """SymPy's LaTeX printer with the notation's symbols, or their displayed values."""
 
@@ -103,7 +106,6 @@ class ExprPrinter(LatexPrinter):
         try:
             return self.names(expr.name)
         except KeyError:
-            from .notation import scalar_name
             return scalar_name(expr.name) if expr.name.replace("_", "").isalnum() else super()._print_Symbol(expr)
 
     def _print_exp(self, expr, exp=None):
@@ -114,6 +116,15 @@ class ExprPrinter(LatexPrinter):
             inner = inner[len(r"\left("):-len(r"\right)")]
         tex = rf"{primitives.FUNCTIONS['exp'].latex}\left({inner}\right)"
         return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+    def _as_ordered_terms(self, expr, order=None):
+        """SymPy's order of terms, with indices compared as numbers (x₂ before x₁₀, not after)."""
+        syms = expr.free_symbols
+        if not any(_LONG_INDEX.search(s.name) for s in syms):
+            return super()._as_ordered_terms(expr, order)
+        padded = {s: sp.Symbol(_DIGITS.sub(lambda m: m.group().zfill(6), s.name), **s.assumptions0) for s in syms}
+        back = {v: k for k, v in padded.items()}
+        return [t.xreplace(back) for t in super()._as_ordered_terms(expr.xreplace(padded), order)]
 
     def _print_Piecewise(self, expr):
         """``1`` where a condition holds, else ``0``, as the indicator ``𝟏[condition]``."""
@@ -271,8 +282,12 @@ class PrinterCore:
         return show(negate(v) if self.names.sign(ev.target.name) < 0 else v, self.decimals)
 
     def elements(self, step: Step, heads=None) -> tuple[Chain, ...]:
+        """One line per element; for a large quantity the first few, then a row of dots."""
         heads = heads or [None] * step.target.size
-        return tuple(self.element(s, e, h) for (s, e), h in zip(step.items(), heads))
+        items = list(zip(step.items(), heads))
+        shown = items if len(items) <= 3 * self.max_matrix else items[: self.max_matrix]
+        lines = tuple(self.element(s, e, h) for (s, e), h in shown)
+        return lines if len(shown) == len(items) else lines + (Chain(r"\vdots", ()),)
 
     def value_form(self, q: Quantity, transpose: bool = False) -> tuple[str, str]:
         """(relation, matrix of displayed values) of a whole quantity."""
@@ -282,7 +297,8 @@ class PrinterCore:
         """``formula = (matrices written out) ≈ (values)``: the quantity-level chain of a step."""
         rhs = [("=", formula)]
         if self.numeric_step(step.target) and self.fits(step.target):
-            if substituted is not None:
+            reads = [self.quantities[n] for n in step.inputs if n in self.quantities]
+            if substituted is not None and all(self.fits(q) for q in reads):
                 rhs.append(("=", substituted()))
             rhs.append(self.value_form(step.target))
         return tuple(rhs)
@@ -343,6 +359,8 @@ class HandoutPrinter(PrinterCore):
     # -- given values
     def _print_Given(self, step) -> Block:
         q = step.target
+        if self.numeric_step(q) and not self.fits(q):
+            return Block(caption("Given values."), self.elements(step))
         if self.numeric_step(q):
             form = self.value_form(q) if q.shape else (self.rel([q.symbol()]), self.shown(q.symbol()).text)
             return Block(caption("Given values."), (Chain(self.q(q.name), (form,)),))

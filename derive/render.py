@@ -94,7 +94,6 @@ def caption_md(caption) -> str:
 PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage[a4paper,margin=2cm]{geometry}
 \usepackage{amsmath,amssymb}
-\usepackage{graphicx}
 \usepackage{longtable,booktabs,array}
 \usepackage{tikz}
 \allowdisplaybreaks

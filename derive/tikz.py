@@ -16,7 +16,10 @@ from .steps import ChainRule, Derivation, Given, Node, Seed
 
 LAYER_GAP = 4.2   # cm between layers
 NODE_GAP = 2.0    # cm between neurons of a layer
-MAX_EDGE_LABELS = 40
+COLUMN_GAP = 2.3  # cm between the columns of a computational graph
+ROW_GAP = 1.9     # cm between its rows
+MAX_VALUE_LABELS = 40   # more edges than this: no weights on them (they would be unreadable)
+MAX_NAME_LABELS = 12    # a symbolic network's edges carry the weights' names up to this many
 
 
 @dataclass(frozen=True)
@@ -25,10 +28,17 @@ class Figure:
     caption: str
 
 
-def _fit(body: str) -> str:
-    """A picture scaled down to the line width when it is wider (graphicx's \\resizebox)."""
-    return ("\\begin{center}\n\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n"
-            f"{body}}}\n\\end{{center}}")
+PAGE = (16.0, 21.0)  # cm a drawing may take on the page, width and height
+
+
+def _scale(width: float, height: float) -> str:
+    """TikZ options shrinking a drawing of this extent (cm, without labels) to fit the page."""
+    s = min(1.0, (PAGE[0] - 2) / max(width, 1e-9), (PAGE[1] - 2) / max(height, 1e-9))
+    return "" if s >= 1 else f"scale={s:.3f}, transform shape, "
+
+
+def _center(body: str) -> str:
+    return f"\\begin{{center}}\n{body}\n\\end{{center}}"
 
 
 def network_figure(printer, derivation: Derivation) -> Figure:
@@ -40,7 +50,8 @@ def network_figure(printer, derivation: Derivation) -> Figure:
         layer += 1
     names = ["x"] + [f"h{l}" for l in range(1, len(sizes))]
     top = (max(sizes) - 1) * NODE_GAP / 2
-    lines = [r"\begin{tikzpicture}[neuron/.style={circle, draw, minimum size=9mm, inner sep=0pt}, "
+    scale = _scale((len(sizes) - 1) * LAYER_GAP, (max(sizes) - 1) * NODE_GAP)
+    lines = [r"\begin{tikzpicture}[" + scale + r"neuron/.style={circle, draw, minimum size=9mm, inner sep=0pt}, "
              r"w/.style={font=\tiny, fill=white, inner sep=1pt}, v/.style={font=\scriptsize}]"]
     for l, (name, n) in enumerate(zip(names, sizes)):
         for i in range(n):
@@ -57,9 +68,9 @@ def network_figure(printer, derivation: Derivation) -> Figure:
             for j in range(sizes[l - 1]):
                 w = W.symbol((i, j))
                 label = ""
-                if printer.has_values([w]):
+                if printer.has_values([w]) and edges <= MAX_VALUE_LABELS:
                     label = printer.shown(w).text
-                elif edges <= MAX_EDGE_LABELS // 3:
+                elif not printer.has_values([w]) and edges <= MAX_NAME_LABELS:
                     label = printer.e(w)
                 # each source's labels sit at their own distance along the edges, so they do not collide
                 pos = 0.15 + 0.6 * j / max(1, sizes[l - 1] - 1)
@@ -67,7 +78,7 @@ def network_figure(printer, derivation: Derivation) -> Figure:
                 lines.append(rf"\draw[->] ({names[l - 1]}-{j}) --{node} ({names[l]}-{i});")
     lines.append(r"\end{tikzpicture}")
     what = "weights on the edges, values under the neurons" if printer.values is not None else "weights on the edges"
-    return Figure(_fit("\n".join(lines)), f"The network ({what}).")
+    return Figure(_center("\n".join(lines)), f"The network ({what}).")
 
 
 def _depths(derivation: Derivation) -> dict[str, int]:
@@ -110,11 +121,13 @@ def graph_figure(printer, derivation: Derivation) -> Figure:
     rows = _rows(depth, nodes)
     grads = {s.of: s for s in derivation.steps if isinstance(s, ChainRule)}
     grads.update({s.name[len("grad_"):]: s for s in derivation.steps if isinstance(s, Seed)})
-    lines = [r"\begin{tikzpicture}[op/.style={rectangle, rounded corners, draw, minimum height=6mm, "
+    scale = _scale(max(depth.values()) * COLUMN_GAP, (max(rows.values()) - min(rows.values())) * ROW_GAP)
+    lines = [r"\begin{tikzpicture}[" + scale + r"op/.style={rectangle, rounded corners, draw, minimum height=6mm, "
              r"inner sep=2pt}, val/.style={font=\scriptsize}, grad/.style={font=\scriptsize, text=red!70!black}]"]
     for name, d in sorted(depth.items(), key=lambda kv: (kv[1], rows[kv[0]])):
         sym = sp.Symbol(name, real=True)
-        lines.append(rf"\node[op] (n-{name}) at ({d * 2.3:.2f},{-rows[name] * 1.9:.2f}) {{${printer.e(sym)}$}};")
+        lines.append(rf"\node[op] (n-{name}) at ({d * COLUMN_GAP:.2f},{-rows[name] * ROW_GAP:.2f}) "
+                     rf"{{${printer.e(sym)}$}};")
         if printer.has_values([sym]):
             lines.append(rf"\node[val, anchor=south] (v-{name}) at (n-{name}.north) {{${printer.shown(sym).text}$}};")
         g = grads.get(name)
@@ -125,5 +138,5 @@ def graph_figure(printer, derivation: Derivation) -> Figure:
         for a in n.args:
             lines.append(rf"\draw[->] (n-{a}) -- (n-{n.name});")
     lines.append(r"\end{tikzpicture}")
-    return Figure(_fit("\n".join(lines)), "The computational graph: values above the nodes, gradients of the "
+    return Figure(_center("\n".join(lines)), "The computational graph: values above the nodes, gradients of the "
                                           "loss below them (red).")

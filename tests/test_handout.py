@@ -276,3 +276,35 @@ def test_derivation_and_handout_render_in_jupyter():
     h = build(spec)
     assert h._repr_markdown_() == h.markdown()
     assert h._repr_latex_().startswith("$$") and r"\alpha" in h._repr_latex_()
+
+
+# ----------------------------------------------------------------------------- a wide layer
+
+def wide_spec(n: int = 30):
+    """One sigmoid layer reading n inputs: matrices too wide to write out, sums over n terms."""
+    row = lambda sign: "[" + ", ".join(f'"{sign}{(i + 1) / 100:.2f}"' for i in range(n)) + "]"
+    inputs = "[" + ", ".join(f'"{(i + 1) / 10:.1f}"' for i in range(n)) + "]"
+    return loads(f"""[meta]
+title = "wide"
+[network]
+input = {inputs}
+target = ["1", "0"]
+loss = "half_sse"
+learning_rate = "0.1"
+[[network.layer]]
+activation = "sigmoid"
+weights = [{row('')}, {row('-')}]
+bias = ["0", "0"]
+""")
+
+
+def test_a_wide_layer_is_shortened_and_its_sums_run_in_index_order():
+    spec = wide_spec()
+    tex = build(spec).tex()
+    assert r"\vdots" in tex                                     # 60 weights: the first lines, then dots
+    line = next(l for l in tex.splitlines() if l.startswith("z^{1}_{1} &"))
+    assert line.index("x_{2}") < line.index("x_{3}") < line.index("x_{9}")
+    assert r"w^{1}_{1,10} x_{10}" in tex and r"w^{1}_{1,30} x_{30}" in tex
+    check = NumberCheck(*_context(spec, "xjtu"))
+    check.document(tex, "wide")
+    assert not check.problems, check.problems[:5]

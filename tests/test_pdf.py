@@ -27,3 +27,13 @@ def test_handout_compiles(tmp_path, tex):
 
 def test_there_are_handouts_to_compile():
     assert len(list(HANDOUTS.glob("*.tex"))) >= 10
+
+
+@needs_tex
+def test_a_wide_layer_compiles_within_the_page(tmp_path):
+    from derive.handout import build
+    from test_handout import wide_spec
+    path = tmp_path / "wide.tex"
+    path.write_text(build(wide_spec()).tex())
+    compile_pdf(path)
+    assert "Overfull \\hbox" not in path.with_suffix(".log").read_text(errors="replace")
