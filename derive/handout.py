@@ -426,7 +426,7 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="output file (with --all: a directory); default stdout")
     p.add_argument("--format", choices=("tex", "md"), help="tex (default) or md (Markdown with $$ maths)")
     p.add_argument("--notation", metavar="NAME", help="notation profile (default: the spec's, else xjtu)")
-    p.add_argument("--decimals", type=int, default=4, help="decimals shown for rounded numbers (default 4)")
+    p.add_argument("--decimals", type=int, default=4, metavar="N", help="decimals shown for rounded numbers (default 4)")
     p.add_argument("--pdf", action="store_true", help="compile to PDF with latexmk or pdflatex")
     p.add_argument("--all", action="store_true", help="every bundled example, .tex and .md, into -o DIRECTORY")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per handout (default 120)")

@@ -309,9 +309,11 @@ class PrinterCore:
         exprs = dict(zip(q.symbols(), exprs or step.exprs))
         cells = lambda fn: self.matrix_of(q, lambda s: str(fn(exprs[s], s.name)), transpose)
         rhs = [("=", first)] if first else []
-        rhs.append(("=", cells(self.sym)))
         free = set().union(*(e.free_symbols for e in exprs.values()))
-        if self.numeric_step(q) and self.has_values(free):
+        numeric = self.numeric_step(q) and self.has_values(free)
+        if free or not numeric:        # constants (the identity's g' = 1) are shown once, as values
+            rhs.append(("=", cells(self.sym)))
+        if numeric:
             if free:
                 rhs.append(("=", cells(self.num)))
             rhs.append(self.value_form(q, transpose))

@@ -60,6 +60,8 @@ def show(value: Num, decimals: int = DEFAULT_DECIMALS) -> Shown:
         n = _round(value.exact, decimals)
         return Shown(_text(n, decimals, value.exact < 0), False)
     lo, hi = _ends(value)
+    if lo == hi:   # an enclosure of width zero is the exact value (0 from a product with an exact 0)
+        return show(Num(value.enclosure, lo), decimals)
     n_lo, n_hi = _round(lo, decimals), _round(hi, decimals)
     if n_lo != n_hi or (lo < 0) != (hi < 0):
         raise Undecided("enclosure too wide to round")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from mpmath.libmp import to_rational
+
 
 from texparse import Mat, Num, Sym, Tokenizer, chains, decimals, displays, longtable_rows, \
     markdown_table_rows, tikz_labels
@@ -26,9 +28,13 @@ class NumberCheck:
 
     # -- one number
     def true(self, name: str) -> Fraction | float:
+        """The engine's value: exact when it has one (or its enclosure has width zero), else a float."""
         v = self.values[name]
         sign = self.names.sign(name)
-        return sign * (Fraction(int(v.exact.p), int(v.exact.q)) if v.exact is not None else float(v))
+        if v.exact is not None:
+            return sign * Fraction(int(v.exact.p), int(v.exact.q))
+        lo, hi = (Fraction(*to_rational(end)) for end in v.enclosure._mpi_)
+        return sign * (lo if lo == hi else float(v))
 
     def number(self, text: str, name: str, exact: bool = False, where: str = "") -> None:
         """``text`` is the value of ``name`` rounded as shown (``exact``: is that value itself)."""

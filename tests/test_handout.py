@@ -308,3 +308,44 @@ def test_a_wide_layer_is_shortened_and_its_sums_run_in_index_order():
     check = NumberCheck(*_context(spec, "xjtu"))
     check.document(tex, "wide")
     assert not check.problems, check.problems[:5]
+
+
+# ----------------------------------------------------------------------------- every primitive of the registry
+
+def _two_layer(activation: str, loss: str, out: str = "identity") -> str:
+    return f"""[meta]
+title = "{activation}, {loss}"
+[network]
+input = ["0.5", "-1.5"]
+target = ["1", "0"]
+loss = "{loss}"
+learning_rate = "0.1"
+[[network.layer]]
+weights = [["0.1", "0.2"], ["-0.3", "0.4"]]
+bias = ["0.1", "-0.2"]
+activation = "{activation}"
+[[network.layer]]
+weights = [["0.5", "-0.6"], ["0.7", "0.8"]]
+bias = ["0", "0.3"]
+activation = "{out}"
+"""
+
+
+def _registry_cases():
+    from derive import primitives
+    cases = [(a, "half_sse", "sigmoid") for a, act in primitives.ACTIVATIONS.items() if not act.vector]
+    for loss in primitives.LOSSES:
+        out = "identity" if primitives.LOSSES[loss].on_logits or loss in ("hinge", "mae", "mse") else "sigmoid"
+        cases.append(("tanh", loss, "softmax" if loss == "cross_entropy" else out))
+    return cases + [("sigmoid", "half_sse", "softmax")]
+
+
+@pytest.mark.parametrize("activation, loss, out", _registry_cases())
+def test_every_registry_primitive_prints_with_checked_numbers(activation, loss, out):
+    """New activations and losses need no printer code: each one's handout passes the number check."""
+    spec = loads(_two_layer(activation, loss, out))
+    tex = build(spec).tex()
+    check = NumberCheck(*_context(spec, "xjtu"))
+    check.document(tex, f"{activation}/{loss}/{out}")
+    assert not check.problems, check.problems[:5]
+    assert check.checked > 100

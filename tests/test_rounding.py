@@ -50,3 +50,9 @@ def test_an_enclosure_too_wide_to_round_is_undecided():
     wide = Num(iv.mpf([0.12344, 0.12346]))
     with pytest.raises(Undecided):
         show(wide, 4)
+
+
+def test_an_enclosure_of_width_zero_is_exact():
+    with precision(160):
+        zero = Num(iv.exp(iv.mpf(1)) * 0)        # an irrational times an exact 0
+    assert show(zero, 4).text == "0" and show(zero, 4).exact
