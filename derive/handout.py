@@ -56,14 +56,14 @@ class Handout:
 
 # ----------------------------------------------------------------------------- assembly
 
-def _values(derivations, numeric: bool):
-    """Every quantity's value, or None for a symbolic problem."""
+def _values(derivations, numeric: bool, bits: int):
+    """Every quantity's value (enclosures of ``bits`` bits), or None for a symbolic problem."""
     from .evaluate import evaluate
     if not numeric:
         return None
     values = {}
     for d in derivations:
-        values.update(evaluate(d))
+        values.update(evaluate(d, bits=bits))
     return values
 
 
@@ -86,9 +86,9 @@ def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
     nm = names(derivations, prof, spec.notation)
     report = verify_spec(spec)
     numeric = derivation is not None and is_numeric(derivation)
-    for bits in PRECISIONS:
+    for bits in PRECISIONS:  # a value too close to a rounding boundary is evaluated again, finer
         try:
-            printer = HandoutPrinter(nm, derivations, _values(derivations, numeric), decimals)
+            printer = HandoutPrinter(nm, derivations, _values(derivations, numeric, bits), decimals)
             sections = _sections(spec, derivations, printer, report)
             break
         except Undecided:
@@ -242,10 +242,11 @@ def _checks(spec, derivations, printer, report) -> list[Section]:
             rows.append((Code(key), Math(label), r.stated.text, show(r.value, places).text,
                          "" if r.carried is None else show(r.carried, places).text,
                          r.verdict + (f" ({r.frame})" if r.frame else "")))
+        flipped = " (A minus sign in the symbol column: the source's number is minus this notation's quantity.)"
         items.append(Table(caption("Every number the source prints, against the engine: 'exact' when it is "
                                    "the true value rounded as printed, 'carried' when it follows from the "
-                                   "source's own rounded inputs, 'wrong' otherwise. (A minus sign in the "
-                                   "symbol column: the source's number is in the engine's convention.)"),
+                                   "source's own rounded inputs, 'wrong' otherwise." +
+                                   (flipped if printer.names.negated else "")),
                            ("key", "symbol", "stated", "engine", "carried", "verdict"), tuple(rows),
                            ("l", "l", "r", "r", "r", "l")))
     if report.claims:
@@ -300,10 +301,10 @@ def derivation_markdown(derivation, notation: str = "xjtu", decimals: int = 4) -
 
 
 def _printer_for(derivation, notation: str, decimals: int):
-    from .evaluate import is_numeric
+    from .evaluate import DEFAULT_PREC, is_numeric
     from .latex import HandoutPrinter
     from .names import names
-    values = _values([derivation], is_numeric(derivation))
+    values = _values([derivation], is_numeric(derivation), DEFAULT_PREC)
     return HandoutPrinter(names([derivation], notation), [derivation], values, decimals)
 
 

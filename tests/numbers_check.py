@@ -18,8 +18,8 @@ from texparse import Mat, Num, Sym, Tokenizer, chains, decimals, displays, longt
 
 
 class NumberCheck:
-    def __init__(self, handout_names, derivations, values):
-        self.names = handout_names
+    def __init__(self, handout_names, derivations, values, report=None):
+        self.names, self.report, self.row = handout_names, report, 0
         self.tok = Tokenizer(handout_names)
         self.quantities = {s.name: s.target for d in derivations for s in d.steps}
         self.values = {s.name: v for s, v in values.items()}
@@ -136,6 +136,15 @@ class NumberCheck:
         self.checked += 1
         if abs(shown - true) > Fraction(1, 2 * 10 ** decimals(row[3])) + Fraction(1, 10 ** 12):
             self.problems.append(f"{where}: table row {key}: engine column {row[3]}, engine value {float(true)}")
+        if self.report is not None:   # the stated column is the source's text, the carried one verify's value
+            record = self.report.records[self.row]
+            self.row += 1
+            if record.stated.text != row[2] or record.quantity != name:
+                self.problems.append(f"{where}: table row {key}: stated {row[2]}, the source printed "
+                                     f"{record.quantity} = {record.stated.text}")
+            if (record.carried is None) != (row[4] == "") or (row[4] and abs(
+                    Fraction(row[4]) - Fraction(float(record.carried))) > Fraction(1, 2 * 10 ** decimals(row[4])) + 1e-12):
+                self.problems.append(f"{where}: table row {key}: carried {row[4]!r}, verify's {record.carried}")
 
     def drawing(self, node: str, label: str, where: str) -> None:
         if not Fraction_ok(label):

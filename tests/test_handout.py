@@ -17,6 +17,7 @@ from derive.handout import build
 from derive.names import names
 from derive.spec import Network, load, loads
 from derive.texsafe import md_text
+from derive.verify import verify_spec
 from numbers_check import NumberCheck
 from texparse import Tokenizer, chains, displays
 
@@ -68,7 +69,7 @@ NUMERIC = [n for n in EXAMPLES if (d := derive(load(worked_examples.path(n)))) i
 def test_every_number_is_the_engine_value_rounded_as_shown(handouts, name, fmt):
     spec = load(worked_examples.path(name))
     profile = dict(spec.notation).get("profile", "xjtu")
-    check = NumberCheck(*_context(spec, profile))
+    check = NumberCheck(*_context(spec, profile), report=verify_spec(spec))
     tex, md = handouts(name)
     check.document(tex if fmt == "tex" else md, f"{name}.{fmt}")
     assert not check.problems, "\n".join(check.problems[:20])
@@ -349,3 +350,24 @@ def test_every_registry_primitive_prints_with_checked_numbers(activation, loss, 
     check.document(tex, f"{activation}/{loss}/{out}")
     assert not check.problems, check.problems[:5]
     assert check.checked > 100
+
+
+def test_a_value_too_close_to_call_is_evaluated_again_more_finely(monkeypatch):
+    """When an enclosure cannot decide the rounding, the handout is rebuilt at a higher precision."""
+    import derive.evaluate as evaluate_module
+    import derive.latex as latex_module
+    from derive.evaluate import Undecided
+    real_show, real_evaluate, seen = latex_module.show, evaluate_module.evaluate, []
+
+    def evaluate(d, overrides=None, bits=evaluate_module.DEFAULT_PREC):
+        seen.append(bits)
+        return real_evaluate(d, overrides, bits)
+
+    def show(value, decimals=4):
+        if seen[-1] == evaluate_module.PRECISIONS[0]:
+            raise Undecided("pretend the first precision cannot decide")
+        return real_show(value, decimals)
+    monkeypatch.setattr(evaluate_module, "evaluate", evaluate)
+    monkeypatch.setattr(latex_module, "show", show)
+    build(load(worked_examples.path("003_3_graph_xyz")))
+    assert seen[0] == evaluate_module.PRECISIONS[0] and seen[-1] == evaluate_module.PRECISIONS[1]
