@@ -168,11 +168,19 @@ def names(derivations: Iterable[Derivation], prof: Profile | str = "xjtu",
     if any(d.kind == "graph" for d in derivations):
         return _graph_names(prof, steps, over)
     acts = {s.layer: s.activation for s in steps if isinstance(s, Activate)}
-    b = _Builder(prof, max(acts, default=1), acts)
+    scalars = {s.name: m for s in steps if (m := _ELEMENT.fullmatch(s.name))}  # nodes of the element-wise form
+    layers = [int(k[2]) for m in scalars.values() if (k := _LAYERED.fullmatch(m.group(1)))]
+    b = _Builder(prof, max(list(acts) + layers, default=1), acts)
     for derived in (False, True):
         for s in steps:
             b.name(s.target, derived)
         _apply(over, b.q, b.e, steps)
+    for name, m in scalars.items():   # z1[0] as a quantity of its own is the element of z1
+        k = b.kind(m.group(1))
+        if name not in b.e and k is not None and k[0] in _BASE:
+            b.e[name] = b.base(k[0], k[1], tuple(int(i) for i in m.group(2).split(",")), k[2])
+        if name in b.e:
+            b.q.setdefault(name, b.e[name])
     for s in steps:  # the element-wise form: nodes are elements of the matrix form's quantities
         if s.name.startswith(ELEMENTWISE):
             of = s.name[len(ELEMENTWISE):]

@@ -20,15 +20,13 @@ COLUMN_GAP = 2.3  # cm between the columns of a computational graph
 ROW_GAP = 1.9     # cm between its rows
 MAX_VALUE_LABELS = 40   # more edges than this: no weights on them (they would be unreadable)
 MAX_NAME_LABELS = 12    # a symbolic network's edges carry the weights' names up to this many
+PAGE = (16.0, 21.0)     # cm a drawing may take on the page, width and height
 
 
 @dataclass(frozen=True)
 class Figure:
     tikz: str
     caption: str
-
-
-PAGE = (16.0, 21.0)  # cm a drawing may take on the page, width and height
 
 
 def _scale(width: float, height: float) -> str:

@@ -276,6 +276,8 @@ def test_derivation_and_handout_render_in_jupyter():
     assert r"{w}^{\mathrm{new}}" in latex and "$$" in markdown and "rule: update" in markdown
     h = build(spec)
     assert h._repr_markdown_() == h.markdown()
+    elementwise = derive_elementwise(load(worked_examples.path("000_3_mlp_3333")).problem)
+    assert r"z^{2}_{1} & = w^{2}_{11} h^{1}_{1}" in elementwise._repr_latex_()
     assert h._repr_latex_().startswith("$$") and r"\alpha" in h._repr_latex_()
 
 
