@@ -123,7 +123,24 @@ def _sections(spec, derivations, printer, report) -> list[Section]:
         return [_formulas_only(spec, printer)] + _checks(spec, derivations, printer, report)
     main: Derivation = derivations[0]
     out = _network(spec, derivations, printer) if main.kind == "network" else _graph(spec, main, printer)
+    placed = _network_steps if main.kind == "network" else _graph_steps
+    further = [printer.doprint(s) for s in main.steps if not isinstance(s, placed())]
+    out.append(Section("Further steps", tuple(further)))   # nothing of the derivation is left out
     return [s for s in out if s.items] + _checks(spec, derivations, printer, report)
+
+
+def _network_steps() -> tuple:
+    """The step classes the network sections show."""
+    from . import steps as st
+    return (st.Given, st.Affine, st.Activate, st.LossValue, st.OutputGradient, st.LocalDerivative, st.DeltaOutput,
+            st.SoftmaxCrossEntropy, st.BackError, st.DeltaHidden, st.WeightGradient, st.BiasGradient,
+            st.Update, st.Recompute)
+
+
+def _graph_steps() -> tuple:
+    """The step classes the graph sections show."""
+    from . import steps as st
+    return (st.Given, st.Node, st.Seed, st.ChainRule, st.Update, st.Recompute)
 
 
 def _steps(derivation, *classes):

@@ -358,6 +358,13 @@ def _index(q: Quantity, sym: sp.Symbol) -> tuple[int, ...]:
 class HandoutPrinter(PrinterCore):
     """``_print_<Class>`` for every step of :mod:`derive.steps` and every record of :mod:`derive.worked`."""
 
+    # -- any step without a printer of its own (a step class added later)
+    def _print_Step(self, step) -> Block:
+        """The rule, what it reads, and every element worked out: correct for any step, if plain."""
+        reads = [Math(self.q(n)) if n in self.names.quantities else n for n in step.inputs]
+        cap = caption(f"Rule: {step.rule}, reading ", *_listing(reads), ".") if reads else caption(f"Rule: {step.rule}.")
+        return Block(cap, self.elements(step))
+
     # -- given values
     def _print_Given(self, step) -> Block:
         q = step.target

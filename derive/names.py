@@ -186,8 +186,19 @@ def names(derivations: Iterable[Derivation], prof: Profile | str = "xjtu",
             of = s.name[len(ELEMENTWISE):]
             b.q[s.name] = fill(GRAD, L=b.loss, v=b.e.get(of) or b.q.get(of) or scalar_name(of))
     _apply(over, b.q, b.e, steps)
+    _generic(steps, b.q, b.e)
     negated = frozenset(n for n in b.q if (b.kind(n) or ("",))[0] in prof.negated)
     return Names(prof, b.e, b.q, negated, b.loss)
+
+
+def _generic(steps: list[Step], quantities: dict, elements: dict) -> None:
+    """Names for quantities no template knows (a step class added later): ``conv1`` → conv₁, elements by index."""
+    for s in steps:
+        q = s.target
+        if q.name not in quantities:
+            quantities[q.name] = scalar_name(q.name)
+        for idx in q.indices() if q.shape else []:
+            elements.setdefault(_key(q.name, idx), fill("{<Q>}_{<rc>}", 0, idx, Q=quantities[q.name]))
 
 
 def _graph_names(prof: Profile, steps: list[Step], over: dict[str, str]) -> Names:
@@ -212,4 +223,6 @@ def _graph_names(prof: Profile, steps: list[Step], over: dict[str, str]) -> Name
             base = q[s.name[: -len("_new")]]
             q[s.name] = f"{{{base}}}'" if prof.new == "'" else f"{{{base}}}^{{{prof.new}}}"
     q.update(over)
-    return Names(prof, {}, q, frozenset(), loss)
+    elements: dict[str, str] = {}
+    _generic(steps, q, elements)
+    return Names(prof, elements, q, frozenset(), loss)

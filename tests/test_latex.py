@@ -13,7 +13,8 @@ from derive.latex import HandoutPrinter
 from derive.names import names
 from derive.render import block_tex
 from derive.spec import Network, load
-from derive.steps import Affine
+from derive.latex import Math
+from derive.steps import Affine, Step
 from derive.worked import path_chain
 
 
@@ -169,3 +170,28 @@ def test_substitution_and_evaluation_are_records(mlp):
     assert str(p.doprint(sub).chains[0].rhs[1][1]) == r"0.2 \cdot 1.35 + 0.3 \cdot 1.27 + 0.6 \cdot 1.8 + 1"
     assert p.doprint(ev).chains[0].rhs == (("=", "2.731"),)
     assert substitute(symbol("z2", (0,)), d.step("z2").expr((0,)), {}) is None
+
+
+@dataclass(frozen=True)
+class Doubled(Step):
+    """A step class no printer knows: twice a node."""
+
+    rule = "doubled"
+
+
+def test_a_new_step_class_prints_generically_and_lands_in_the_handout():
+    """A step class added later needs no printer to appear, worked out, in a handout."""
+    from derive.handout import _sections
+    from derive.steps import Derivation, Quantity, symbol
+    from derive.verify import verify_spec
+    spec = load(worked_examples.path("003_3_graph_xyz"))
+    base = derive(spec)
+    extra = Doubled(Quantity("f2"), (2 * symbol("f"),), ("f",))
+    d = Derivation(base.steps + (extra,), base.kind)
+    n = names([d], "xjtu")
+    p = HandoutPrinter(n, [d], evaluate(d))
+    block = p.doprint(extra)
+    assert block.caption == ("Rule: doubled, reading ", Math("f"), ".")
+    assert [(r, str(f)) for r, f in block.chains[0].rhs] == [("=", "2 f"), ("=", r"2 \cdot \left(-12\right)"), ("=", "-24")]
+    sections = _sections(spec, [d], p, verify_spec(spec))
+    assert sections[-2].title == "Further steps" and sections[-2].items == (block,)
