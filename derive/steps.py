@@ -275,3 +275,12 @@ class Derivation:
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.steps]
+
+    # Jupyter: printing lives in derive.latex / derive.handout, imported only when asked.
+    def _repr_latex_(self) -> str:
+        from .handout import derivation_latex
+        return derivation_latex(self)
+
+    def _repr_markdown_(self) -> str:
+        from .handout import derivation_markdown
+        return derivation_markdown(self)

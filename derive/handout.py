@@ -1,0 +1,451 @@
+"""Step-by-step derivation handouts: assembly, documents, and the ``nnderive handout`` command.
+
+:func:`build` reads a spec, derives it, evaluates it (exactly, or certified), names its quantities
+in a notation profile and arranges the steps into sections: the problem (given values, a drawing),
+the forward pass, the backward pass in matrix form and element by element, the update, the forward
+pass again, and the check of every number and formula the source printed.  The printer
+(:mod:`derive.latex`) turns each step into a block; :mod:`derive.render` writes .tex or Markdown.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-pictures latexmk"
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    items: tuple
+
+
+@dataclass(frozen=True)
+class Handout:
+    """A handout: title, lines under it, sections of blocks, tables and drawings."""
+
+    name: str
+    title: str
+    meta: tuple
+    sections: tuple[Section, ...]
+
+    def tex(self) -> str:
+        from .render import document_tex
+        return document_tex(self)
+
+    def markdown(self) -> str:
+        from .render import document_md
+        return document_md(self)
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
+
+    def _repr_latex_(self) -> str:
+        """The handout's maths for Jupyter (MathJax shows maths, not a whole document)."""
+        from .latex import Block
+        from .render import math_rows
+        chains = [c for s in self.sections for item in s.items if isinstance(item, Block) for c in item.chains]
+        return "$$\\begin{aligned}\n" + math_rows(chains, 90) + "\n\\end{aligned}$$"
+
+
+# ----------------------------------------------------------------------------- assembly
+
+def _values(derivations, numeric: bool, bits: int):
+    """Every quantity's value (enclosures of ``bits`` bits), or None for a symbolic problem."""
+    from .evaluate import evaluate
+    if not numeric:
+        return None
+    values = {}
+    for d in derivations:
+        values.update(evaluate(d, bits=bits))
+    return values
+
+
+def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
+    """The handout of ``spec`` in the profile ``notation`` (default: the spec's, else ``xjtu``)."""
+    from .backprop import derive, derive_elementwise
+    from .evaluate import PRECISIONS, Undecided, is_numeric
+    from .latex import HandoutPrinter
+    from .names import names
+    from .notation import profile
+    from .spec import Network
+    from .verify import verify_spec
+
+    derivation = derive(spec)
+    prof = profile(notation or dict(spec.notation).get("profile", "xjtu"),
+                   "--notation" if notation else "notation.profile")
+    derivations = [] if derivation is None else [derivation]
+    if isinstance(spec.problem, Network):
+        derivations.append(derive_elementwise(spec.problem))
+    nm = names(derivations, prof, spec.notation)
+    report = verify_spec(spec)
+    numeric = derivation is not None and is_numeric(derivation)
+    for bits in PRECISIONS:  # a value too close to a rounding boundary is evaluated again, finer
+        try:
+            printer = HandoutPrinter(nm, derivations, _values(derivations, numeric, bits), decimals)
+            sections = _sections(spec, derivations, printer, report)
+            break
+        except Undecided:
+            if bits == PRECISIONS[-1]:
+                raise
+    return Handout(spec.name, spec.title, _meta(spec, prof, decimals, numeric), tuple(sections))
+
+
+def _meta(spec, prof, decimals: int, numeric: bool) -> tuple:
+    from .latex import caption
+    from .spec import Graph
+    lines = []
+    if spec.source:
+        lines.append(caption(f"Source: {spec.source}."))
+    if isinstance(spec.problem, Graph):
+        extra = "; the gradient of a parameter w_k is written δ_k" if prof.param_gradient else ""
+        lines.append(caption(f"Notation: the graph's own names{extra} (profile '{prof.name}')."))
+    elif spec.problem is not None:
+        lines.append(caption(f"Notation: {prof.title} ({prof.summary}); profile '{prof.name}'."))
+    if numeric:
+        lines.append(caption(f"Numbers are exact where the arithmetic is rational and otherwise rounded to "
+                             f"{decimals} decimals for display ('≈'); every value is computed exactly or "
+                             "with certified error bounds, never from rounded intermediates."))
+    if spec.notes:
+        lines.append(caption(f"Notes: {spec.notes}"))
+    return tuple(lines)
+
+
+def _sections(spec, derivations, printer, report) -> list[Section]:
+    from .steps import Derivation
+    if not derivations:
+        return [_formulas_only(spec, printer)] + _checks(spec, derivations, printer, report)
+    main: Derivation = derivations[0]
+    out = _network(spec, derivations, printer) if main.kind == "network" else _graph(spec, main, printer)
+    placed = _network_steps if main.kind == "network" else _graph_steps
+    further = [printer.doprint(s) for s in main.steps if not isinstance(s, placed())]
+    out.append(Section("Further steps", tuple(further)))   # nothing of the derivation is left out
+    return [s for s in out if s.items] + _checks(spec, derivations, printer, report)
+
+
+def _network_steps() -> tuple:
+    """The step classes the network sections show."""
+    from . import steps as st
+    return (st.Given, st.Affine, st.Activate, st.LossValue, st.OutputGradient, st.LocalDerivative, st.DeltaOutput,
+            st.SoftmaxCrossEntropy, st.BackError, st.DeltaHidden, st.WeightGradient, st.BiasGradient,
+            st.Update, st.Recompute)
+
+
+def _graph_steps() -> tuple:
+    """The step classes the graph sections show."""
+    from . import steps as st
+    return (st.Given, st.Node, st.Seed, st.ChainRule, st.Update, st.Recompute)
+
+
+def _steps(derivation, *classes):
+    return [s for s in derivation.steps if isinstance(s, classes)]
+
+
+def _network(spec, derivations, printer) -> list[Section]:
+    from . import steps as st
+    from .latex import caption
+    from .tikz import network_figure
+    from .worked import Group
+    main, elementwise = derivations
+    net = spec.problem
+    layers = ", ".join(f"layer {l} {layer.activation.name}" for l, layer in enumerate(net.layers, start=1))
+    intro = caption(f"A fully connected network with layer sizes {'-'.join(map(str, net.sizes))} (input "
+                    f"first): {layers}; loss {net.loss}" +
+                    ("; one step of gradient descent." if net.learning_rate is not None else "."))
+    problem = [intro, _symbol_table(printer, main), printer.doprint(Group(tuple(_steps(main, st.Given)))),
+               network_figure(printer, main)]
+    forward = [printer.doprint(s) for s in _steps(main, st.Affine, st.Activate, st.LossValue)]
+    backward = [printer.doprint(s) for s in _steps(main, st.OutputGradient, st.LocalDerivative, st.DeltaOutput,
+                                                    st.SoftmaxCrossEntropy, st.BackError, st.DeltaHidden,
+                                                    st.WeightGradient, st.BiasGradient)]
+    update = [printer.doprint(Group(tuple(_steps(main, st.Update))))] if _steps(main, st.Update) else []
+    again = [printer.doprint(Group(tuple(_steps(main, st.Recompute))))] if _steps(main, st.Recompute) else []
+    return [Section("The problem", tuple(problem)), Section("Forward pass", tuple(forward)),
+            Section("Backward pass, matrix form", tuple(backward)),
+            Section("Backward pass, element by element", tuple(_elementwise(elementwise, printer))),
+            Section("Gradient-descent update", tuple(update)),
+            Section("Forward pass with the updated parameters", tuple(again))]
+
+
+def _symbol_table(printer, main):
+    """The notation at a glance: one row per kind of quantity, one column per layer."""
+    from .latex import Math, Table
+    L = max((s.layer for s in main.steps if getattr(s, "layer", 0)), default=1)
+    kinds = (("weights", "W"), ("biases", "b"), ("pre-activations", "z"), ("activations", "h"),
+             ("error terms", "delta"))
+    rows = []
+    for what, base in kinds:
+        cells = [printer.q(f"{base}{l}") if f"{base}{l}" in printer.quantities else "" for l in range(1, L + 1)]
+        if any(cells):
+            flipped = any(printer.names.sign(f"{base}{l}") < 0 for l in range(1, L + 1))
+            rows.append((what + (" (= −∂L/∂z)" if flipped else ""),) + tuple(Math(c) if c else "" for c in cells))
+    others = [(what, name) for what, name in (("input", "x"), ("target", "t"), ("loss", "loss"),
+                                              ("learning rate", "learning_rate")) if name in printer.quantities]
+    header = ("layer",) + tuple(str(l) for l in range(1, L + 1))
+    extra = tuple((what, Math(printer.q(name))) + ("",) * (L - 1) for what, name in others)
+    return Table(("Symbols used below.",), header, tuple(rows) + extra, ("l",) + ("c",) * L)
+
+
+def _elementwise(elementwise, printer) -> list:
+    """Chain-rule lines for the nodes and parameters, and the factored path for w_11 of each layer."""
+    from .latex import caption
+    from .steps import ChainRule, Given
+    from .worked import Group, path_chain
+    leaves = {s.name: s.role for s in elementwise.steps if isinstance(s, Given)}
+    rules = [s for s in elementwise.steps if isinstance(s, ChainRule) and leaves.get(s.of, "param") == "param"]
+    intro = caption("The same gradients from the chain rule on single numbers: every node of the network "
+                    "(pre-activations, activations) and every parameter, from the output back to the input.")
+    out = [intro, printer.doprint(Group(tuple(rules)))]
+    layer = 1
+    while f"W{layer}" in printer.quantities:
+        chain = path_chain(elementwise, f"W{layer}[0,0]")
+        if chain is not None:
+            out.append(printer.doprint(chain))
+        layer += 1
+    return out
+
+
+def _graph(spec, main, printer) -> list[Section]:
+    from . import steps as st
+    from .latex import caption
+    from .tikz import graph_figure
+    from .worked import Group, path_chain, partials
+    g = spec.problem
+    intro = caption(f"A computational graph of {len(g.nodes)} nodes with loss node {g.loss}" +
+                    (f"; parameters {', '.join(g.params)}" if g.params else "") +
+                    ("; one step of gradient descent." if g.learning_rate is not None else "."))
+    problem = [intro, printer.doprint(Group(tuple(_steps(main, st.Given)))), graph_figure(printer, main)]
+    forward = [printer.doprint(Group(tuple(_steps(main, st.Node))))]
+    backward = [printer.doprint(Group(tuple(_steps(main, st.Seed, st.ChainRule))))]
+    chains = [path_chain(main, p) for p in g.params]
+    chains = [c for c in chains if c is not None and partials(c.tree) >= 3]
+    if chains:
+        backward.append(printer.doprint(Group(tuple(chains))))
+    update = [printer.doprint(Group(tuple(_steps(main, st.Update))))] if _steps(main, st.Update) else []
+    again = [printer.doprint(Group(tuple(_steps(main, st.Recompute))))] if _steps(main, st.Recompute) else []
+    return [Section("The problem", tuple(problem)), Section("Forward pass", tuple(forward)),
+            Section("Backward pass", tuple(backward)), Section("Gradient-descent update", tuple(update)),
+            Section("Forward pass with the updated parameters", tuple(again))]
+
+
+def _formulas_only(spec, printer) -> Section:
+    from .latex import caption
+    symbols = ", ".join(f"{n} ({dom})" for n, dom in spec.symbols)
+    intro = caption(f"This example states formulas only. The engine checks each one by unfolding and "
+                    f"simplifying both sides (declared symbols: {symbols}).")
+    return Section("The problem", (intro,))
+
+
+def _checks(spec, derivations, printer, report) -> list[Section]:
+    from .latex import Code, Math, Table, caption
+    from .rounding import show
+    items = []
+    if report.records:
+        main = derivations[0]
+        rows = []
+        for r in report.records:
+            q = main.quantity(r.quantity)
+            idx = r.index or ((0,) if q.shape == (1,) else ())
+            sym = q.symbol(idx)
+            places = max(printer.decimals, r.stated.decimals + 1)
+            key = r.quantity + ("" if r.index is None else "[" + ",".join(map(str, r.index)) + "]")
+            label = printer.e(sym) if printer.names.sign(sym.name) > 0 else "-" + printer.e(sym)
+            rows.append((Code(key), Math(label), r.stated.text, show(r.value, places).text,
+                         "" if r.carried is None else show(r.carried, places).text,
+                         r.verdict + (f" ({r.frame})" if r.frame else "")))
+        flipped = " (A minus sign in the symbol column: the source's number is minus this notation's quantity.)"
+        items.append(Table(caption("Every number the source prints, against the engine: 'exact' when it is "
+                                   "the true value rounded as printed, 'carried' when it follows from the "
+                                   "source's own rounded inputs, 'wrong' otherwise." +
+                                   (flipped if printer.names.negated else "")),
+                           ("key", "symbol", "stated", "engine", "carried", "verdict"), tuple(rows),
+                           ("l", "l", "r", "r", "r", "l")))
+    if report.claims:
+        rows = []
+        for c in report.claims:
+            how = c.method + (f"; lhs − rhs = {c.difference}" if c.difference else "") + \
+                (f"; at {c.counterexample}" if c.counterexample else "")
+            rows.append((c.label, _claim_formula(c, spec, printer), c.verdict, how))
+        items.append(Table(caption("Every formula the source states, checked by the engine: 'proved' (both sides "
+                                   "simplify to the same expression), 'differs' (with a point where they "
+                                   "differ), or 'undetermined'."),
+                           ("formula", "in this notation", "verdict", "how"), tuple(rows),
+                           (_ragged(0.3), _ragged(0.3), "l", _ragged(0.2))))
+    return [Section("Checked against the source", tuple(items))] if items else []
+
+
+def _claim_formula(claim, spec, printer):
+    """lhs = rhs as maths in the handout's notation, or as written when it cannot be printed."""
+    from .claimtex import claim_names, formula
+    from .errors import SpecError
+    from .latex import Code, Math
+    table = claim_names(printer.names, spec, printer.quantities)
+    try:
+        return Math(f"{formula(claim.lhs, table, printer.names.elements)} = "
+                    f"{formula(claim.rhs, table, printer.names.elements)}")
+    except (SpecError, KeyError):
+        return Code(f"{claim.lhs} = {claim.rhs}")
+
+
+def _ragged(share: float) -> str:
+    return rf">{{\raggedright\arraybackslash}}p{{{share}\linewidth}}"
+
+
+# ----------------------------------------------------------------------------- Jupyter
+
+def derivation_latex(derivation, notation: str = "xjtu", decimals: int = 4) -> str:
+    """Every step of a derivation as one ``aligned`` display, with numbers when it has them."""
+    from .render import math_rows
+    printer = _printer_for(derivation, notation, decimals)
+    chains = [c for s in derivation.steps for c in printer.doprint(s).chains]
+    return "$$\\begin{aligned}\n" + math_rows(chains, 90) + "\n\\end{aligned}$$"
+
+
+def derivation_markdown(derivation, notation: str = "xjtu", decimals: int = 4) -> str:
+    """Every step of a derivation as Markdown: its caption, then its maths."""
+    from itertools import groupby
+    from .render import block_md
+    from .worked import Group
+    printer = _printer_for(derivation, notation, decimals)
+    groups = [Group(tuple(g)) for _, g in groupby(derivation.steps, key=type)]
+    return "\n\n".join(block_md(printer.doprint(g)) for g in groups) + "\n"
+
+
+def _printer_for(derivation, notation: str, decimals: int):
+    from .evaluate import DEFAULT_PREC, is_numeric
+    from .latex import HandoutPrinter
+    from .names import names
+    values = _values([derivation], is_numeric(derivation), DEFAULT_PREC)
+    return HandoutPrinter(names([derivation], notation), [derivation], values, decimals)
+
+
+# ----------------------------------------------------------------------------- files and PDF
+
+def handout_text(path: str, fmt: str, notation: str | None, decimals: int) -> str:
+    """The handout of one spec file as text (run inside the sandbox)."""
+    from .spec import load
+    h = build(load(path), notation, decimals)
+    return h.tex() if fmt == "tex" else h.markdown()
+
+
+def compile_pdf(tex_path: Path, timeout: float = 120.0) -> Path:
+    """Compile a .tex handout with latexmk (or pdflatex twice); shell escape off, file access paranoid."""
+    env = dict(os.environ, openout_any="p", openin_any="p", shell_escape="f")
+    workdir = tex_path.parent
+    if shutil.which("latexmk"):
+        cmd = [["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-quiet",
+                "-pdflatex=pdflatex -no-shell-escape %O %S", tex_path.name]]
+    elif shutil.which("pdflatex"):
+        cmd = [["pdflatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", tex_path.name]] * 2
+    else:
+        raise FileNotFoundError(f"no pdflatex or latexmk found; on Debian or Ubuntu install them with: "
+                                f"apt-get install {TEX_PACKAGES}")
+    for c in cmd:
+        done = subprocess.run(c, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            log = tex_path.with_suffix(".log")
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else done.stdout[-1500:]
+            raise RuntimeError(f"{c[0]} failed on {tex_path.name}:\n{tail}")
+    return tex_path.with_suffix(".pdf")
+
+
+def _cleanup(tex_path: Path) -> None:
+    for ext in (".aux", ".log", ".fls", ".fdb_latexmk", ".out"):
+        tex_path.with_suffix(ext).unlink(missing_ok=True)
+
+
+def write_all(directory: Path, notation: str | None, decimals: int, timeout: float, pdf: bool) -> list[Path]:
+    """Every bundled example's handout, .tex and .md, into ``directory``."""
+    import worked_examples
+    from .sandbox import run
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in worked_examples.names():
+        for fmt in ("tex", "md"):
+            text = run(handout_text, str(worked_examples.path(name)), fmt, notation, decimals, timeout=timeout)
+            out = directory / f"{name}.{fmt}"
+            out.write_text(text, encoding="utf-8")
+            written.append(out)
+            if pdf and fmt == "tex":
+                written.append(compile_pdf(out))
+                _cleanup(out)
+    return written
+
+
+def cmd_handout(args) -> int:
+    from .cli import EXIT_OK, InputError, _spec_paths
+    from .sandbox import Limit, run
+    if args.decimals < 0 or args.decimals > 12:
+        raise InputError("--decimals must be from 0 to 12")
+    if args.notation:
+        from .notation import profile
+        profile(args.notation, "--notation")
+    try:
+        if args.all:
+            if not args.output:
+                raise InputError("--all needs -o DIRECTORY")
+            for path in write_all(Path(args.output), args.notation, args.decimals, args.timeout, args.pdf):
+                print(path)
+            return EXIT_OK
+        if not args.spec:
+            raise InputError("give a spec file or example name (see 'nnderive list'), or --all -o DIR")
+        path = _spec_paths([args.spec])[0]
+        fmt = args.format or ("md" if args.output and args.output.endswith(".md") else "tex")
+        if args.pdf and fmt != "tex":
+            raise InputError("--pdf needs --format tex")
+        text = run(handout_text, str(path), fmt, args.notation, args.decimals, timeout=args.timeout)
+    except Limit as err:
+        raise InputError(f"{args.spec or 'handout'}: {err}") from None
+    if args.pdf:
+        return _pdf(args, path, text)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _pdf(args, path: Path, text: str) -> int:
+    from .cli import EXIT_INPUT, EXIT_OK
+    out = Path(args.output) if args.output else Path(path.stem + ".pdf")
+    with tempfile.TemporaryDirectory(prefix="nnderive-") as tmp:
+        tex = Path(tmp) / (out.stem + ".tex")
+        tex.write_text(text, encoding="utf-8")
+        started = time.perf_counter()
+        try:
+            pdf = compile_pdf(tex)
+        except FileNotFoundError as err:
+            print(f"nnderive: {err}", file=sys.stderr)
+            return EXIT_INPUT
+        except (RuntimeError, subprocess.TimeoutExpired) as err:
+            print(f"nnderive: error: the PDF could not be made: {err}", file=sys.stderr)
+            return EXIT_INPUT
+        target = out if out.suffix == ".pdf" else out.with_suffix(".pdf")
+        shutil.copyfile(pdf, target)
+    print(f"{target} ({time.perf_counter() - started:.1f} s to compile)", file=sys.stderr)
+    return EXIT_OK
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "handout", help="a step-by-step derivation handout (.tex, Markdown or PDF)",
+        description="Write the derivation of a spec as a handout: the problem, the forward pass, the backward "
+                    "pass in matrix form and element by element, the update, and the check of every number "
+                    "the source printed, in a course's notation.",
+        epilog="Profiles: xjtu (000, default), nankai (001), deck002 (002), uibe (003), deck004 (004). "
+               "Regenerate docs/handouts with: nnderive handout --all -o docs/handouts")
+    p.add_argument("spec", nargs="?", metavar="SPEC_OR_NAME", help="a .toml/.json spec or a bundled example name")
+    p.add_argument("-o", "--output", metavar="FILE", help="output file (with --all: a directory); default stdout")
+    p.add_argument("--format", choices=("tex", "md"), help="tex (default) or md (Markdown with $$ maths)")
+    p.add_argument("--notation", metavar="NAME", help="notation profile (default: the spec's, else xjtu)")
+    p.add_argument("--decimals", type=int, default=4, metavar="N", help="decimals shown for rounded numbers (default 4)")
+    p.add_argument("--pdf", action="store_true", help="compile to PDF with latexmk or pdflatex")
+    p.add_argument("--all", action="store_true", help="every bundled example, .tex and .md, into -o DIRECTORY")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per handout (default 120)")
+    p.set_defaults(func=cmd_handout)

@@ -1,0 +1,190 @@
+"""Handouts as documents: a standalone .tex file (amsmath, TikZ) and Markdown with ``$$`` maths.
+
+The printer gives blocks of chains (``lhs = form = … ≈ value``); here they become ``align*`` rows
+(TeX) or ``aligned`` rows inside ``$$`` (Markdown), broken where a chain would run past the line:
+one form per row, and a long sum over several rows.  Prose is escaped (:mod:`derive.texsafe`); only
+the notation's validated LaTeX and the printer's own output enter maths.
+"""
+from __future__ import annotations
+
+import re
+
+from .latex import Block, Chain, Code, Math, Terms
+from .texsafe import md_text, tex_text
+
+LINE = 66        # roughly the characters of maths that fit on a line of the .tex page
+_FONT = re.compile(r"\\(?:mathbf|mathrm|mathit|mathcal|boldsymbol|operatorname|hat|bar|tilde|left|right|bigl|bigr"
+                   r"|text|tfrac|frac|begin\{[a-z*]+\}|end\{[a-z*]+\})")
+
+
+def width(tex: str) -> float:
+    """A rough printed width of inline maths, in characters."""
+    tex = str(tex)
+    tex = re.sub(r"\\begin\{bmatrix\}(.*?)\\end\{bmatrix\}",
+                 lambda m: "x" * int(max(sum(width(c) + 1 for c in row.split("&"))
+                                         for row in m.group(1).split(r"\\")) + 2), tex)
+    tex = re.sub(r"\\frac\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}",
+                 lambda m: "x" * int(max(width(m.group(1)), width(m.group(2)))), tex)
+    tex = re.sub(r"[\^_]\{([^{}]*)\}", lambda m: "x" * int(0.6 * width(m.group(1)) + 0.5), tex)
+    tex = _FONT.sub("", tex)
+    tex = re.sub(r"\\[A-Za-z]+", "x", tex)
+    return len(re.sub(r"[{}\s^_&\\]", "", tex)) * 1.15
+
+
+def _rows(chain: Chain, line: int) -> list[str]:
+    """The align rows of one chain: forms packed onto a row while they fit, a long sum broken."""
+    rows, current = [], chain.lhs + " &"
+    fresh = True
+    for rel, form in chain.rhs:
+        piece = f" {rel} {form}"
+        if not fresh and width(current + piece) > line:
+            rows.append(current)
+            current, fresh = "&", True
+        if width(current + piece) > line and isinstance(form, Terms):
+            broken = _broken(current + f" {rel} ", form, line)
+            rows += broken[:-1]
+            current = broken[-1]
+        else:
+            current += piece
+        fresh = False
+    return rows + [current]
+
+
+def _columns(chains, line: int) -> list[str]:
+    """Short chains (given values) side by side: ``a &= 1 & b &= 2``."""
+    rows, current, used = [], [], 0.0
+    for c in chains:
+        text = f"{c.lhs} &" + "".join(f" {rel} {f}" for rel, f in c.rhs)
+        if current and used + width(text) > line:
+            rows.append(" & ".join(current))
+            current, used = [], 0.0
+        current.append(text)
+        used += width(text) + 4
+    return rows + ([" & ".join(current)] if current else [])
+
+
+def _broken(lead: str, terms: Terms, line: int) -> list[str]:
+    """A long sum over several rows, continuation rows indented."""
+    rows, current = [], lead
+    for k, (sign, t) in enumerate(terms.terms):
+        piece = (t if sign == "+" else "-" + t) if k == 0 else f" {sign} {t}"
+        if k and width(current + piece) > line:
+            rows.append(current)
+            current = r"& \quad " + piece.strip()
+        else:
+            current += piece
+    return rows + [current]
+
+
+def math_rows(chains, line: int = LINE, columns: bool = False) -> str:
+    rows = _columns(chains, line) if columns else [r for c in chains for r in _rows(c, line)]
+    return " \\\\\n".join(rows)
+
+
+def caption_tex(caption) -> str:
+    return "".join(f"${p.tex}$" if isinstance(p, Math) else tex_text(p) for p in caption)
+
+
+def caption_md(caption) -> str:
+    return "".join(f"${p.tex}$" if isinstance(p, Math) else md_text(p) for p in caption)
+
+
+# ----------------------------------------------------------------------------- TeX
+
+PREAMBLE = r"""\documentclass[11pt]{article}
+\usepackage[a4paper,margin=2cm]{geometry}
+\usepackage{amsmath,amssymb}
+\usepackage{longtable,booktabs,array}
+\usepackage{tikz}
+\allowdisplaybreaks
+\setcounter{MaxMatrixCols}{20}
+\setlength{\parindent}{0pt}
+\setlength{\parskip}{4pt}
+\renewcommand{\arraystretch}{1.25}
+"""
+
+
+def block_tex(block: Block) -> str:
+    out = [caption_tex(block.caption)] if block.caption else []
+    if block.chains:
+        out.append("\\begin{align*}\n" + math_rows(block.chains, columns=block.columns) + "\n\\end{align*}")
+    return "\n".join(out)
+
+
+def table_tex(table) -> str:
+    cols = "".join(table.columns)
+    head = " & ".join(_cell_tex(h) for h in table.header)
+    rows = "\n".join(" & ".join(_cell_tex(c) for c in row) + r" \\" for row in table.rows)
+    intro = caption_tex(table.caption) + "\n" if table.caption else ""
+    return (f"{intro}\\begin{{longtable}}{{{cols}}}\n\\toprule\n{head} \\\\\n\\midrule\n\\endhead\n"
+            f"{rows}\n\\bottomrule\n\\end{{longtable}}")
+
+
+def _cell_tex(cell) -> str:
+    if isinstance(cell, Math):
+        return f"${cell.tex}$"
+    if isinstance(cell, Code):
+        return r"\texttt{" + tex_text(cell.text) + "}"
+    return tex_text(cell)
+
+
+def _cell_md(cell) -> str:
+    if isinstance(cell, Math):  # a bar would end the table cell
+        return "$" + cell.tex.replace(r"\left|", r"\left\vert ").replace(r"\right|", r"\right\vert ").replace("|", r"\vert ") + "$"
+    if isinstance(cell, Code):
+        return "`" + cell.text.replace("`", "'").replace("|", "\\|") + "`"
+    return md_text(cell)
+
+
+def document_tex(handout) -> str:
+    parts = [PREAMBLE, f"\\title{{{tex_text(handout.title)}}}", "\\date{}", "\\author{}",
+             "\\begin{document}", "\\maketitle", "\\vspace{-4em}"]
+    parts += [caption_tex(line) + r"\par" for line in handout.meta]
+    for section in handout.sections:
+        parts.append(f"\n\\section*{{{tex_text(section.title)}}}")
+        parts.append("\n\n".join(_item_tex(item) for item in section.items))
+    parts.append("\n\\end{document}\n")
+    return "\n".join(parts)
+
+
+def _item_tex(item) -> str:
+    from .tikz import Figure
+    if isinstance(item, Figure):
+        return f"{item.tikz}\n{tex_text(item.caption)}"
+    if isinstance(item, Block):
+        return block_tex(item)
+    if isinstance(item, tuple):          # a paragraph of prose and maths
+        return caption_tex(item)
+    return table_tex(item)
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+def block_md(block: Block) -> str:
+    out = [caption_md(block.caption)] if block.caption else []
+    if block.chains:
+        rows = math_rows(block.chains, LINE + 24, block.columns)
+        out.append("$$\n\\begin{aligned}\n" + rows + "\n\\end{aligned}\n$$")
+    return "\n\n".join(out)
+
+
+def table_md(table) -> str:
+    head = "| " + " | ".join(_cell_md(h) for h in table.header) + " |"
+    rule = "|" + "|".join("---" for _ in table.header) + "|"
+    rows = ["| " + " | ".join(_cell_md(c) for c in row) + " |" for row in table.rows]
+    intro = [caption_md(table.caption), ""] if table.caption else []
+    return "\n".join(intro + [head, rule] + rows)
+
+
+def document_md(handout) -> str:
+    from .tikz import Figure
+    parts = [f"# {md_text(handout.title)}", ""] + [caption_md(line) + "  " for line in handout.meta]
+    for section in handout.sections:
+        parts += ["", f"## {md_text(section.title)}", ""]
+        for item in section.items:
+            if isinstance(item, Figure):
+                continue  # TikZ has no Markdown form; the .tex/PDF handout has the drawing
+            text = block_md(item) if isinstance(item, Block) else (
+                caption_md(item) if isinstance(item, tuple) else table_md(item))
+            parts += [text, ""]
+    return "\n".join(parts).rstrip() + "\n"

@@ -1,0 +1,68 @@
+"""Numbers as a handout shows them: exact when short, else correctly rounded to ``d`` decimals.
+
+A value whose exact decimal expansion has at most ``d`` digits after the point (a given weight
+``0.1``, ``z = 1.35``) is shown exactly and marked exact, so the printer writes ``=``; any other
+value is rounded half away from zero to ``d`` decimals and the printer writes ``≈``.  Rounding is
+decided on the exact Rational, or on the certified enclosure when there is none: both ends of the
+enclosure must round alike, else :class:`~derive.evaluate.Undecided` asks for more precision.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+from mpmath.libmp import to_rational
+
+from .evaluate import Num, Undecided
+
+DEFAULT_DECIMALS = 4
+
+
+@dataclass(frozen=True)
+class Shown:
+    text: str      # "-0.1339", "1.35", "1"
+    exact: bool    # True when text is the value itself
+
+
+def _round(q: sp.Rational, d: int) -> int:
+    """round(q · 10^d), halves away from zero."""
+    scaled = q * sp.Integer(10) ** d
+    n = sp.floor(abs(scaled) + sp.Rational(1, 2))
+    return int(n) if scaled >= 0 else -int(n)
+
+
+def _text(n: int, d: int, negative: bool) -> str:
+    digits = str(abs(n)).rjust(d + 1, "0")
+    body = digits if d == 0 else f"{digits[:-d]}.{digits[-d:]}"
+    return ("-" if negative else "") + body
+
+
+def _terminating(q: sp.Rational, d: int) -> str | None:
+    """The exact decimal text of q when it has at most d decimals."""
+    for k in range(d + 1):
+        scaled = q * sp.Integer(10) ** k
+        if scaled.is_Integer:
+            return _text(int(scaled), k, q < 0)
+    return None
+
+
+def _ends(value: Num) -> tuple[sp.Rational, sp.Rational]:
+    """The enclosure's endpoints as exact Rationals."""
+    return tuple(sp.Rational(*to_rational(end)) for end in value.enclosure._mpi_)
+
+
+def show(value: Num, decimals: int = DEFAULT_DECIMALS) -> Shown:
+    """``value`` for print with ``decimals`` places (exactly, when it is that short)."""
+    if value.exact is not None:
+        text = _terminating(value.exact, decimals)
+        if text is not None:
+            return Shown(text, True)
+        n = _round(value.exact, decimals)
+        return Shown(_text(n, decimals, value.exact < 0), False)
+    lo, hi = _ends(value)
+    if lo == hi:   # an enclosure of width zero is the exact value (0 from a product with an exact 0)
+        return show(Num(value.enclosure, lo), decimals)
+    n_lo, n_hi = _round(lo, decimals), _round(hi, decimals)
+    if n_lo != n_hi or (lo < 0) != (hi < 0):
+        raise Undecided("enclosure too wide to round")
+    return Shown(_text(n_lo, decimals, hi < 0), False)

@@ -1,0 +1,140 @@
+"""Drawings for handouts, as TikZ: the layered network and the scalar computational graph.
+
+Both are laid out here (positions are plain arithmetic) and drawn with basic TikZ only (no
+graph-drawing library, which needs LuaTeX).  Labels come from the notation's LaTeX and the values
+from the printer, so a drawing shows exactly the numbers the equations show.  Node names are the
+quantities' own names (``h1-0`` is ``h1[0]``; ``n-w5`` is the graph node ``w5``), so a reader of
+the source, or a test, can tell which number belongs to what.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .steps import ChainRule, Derivation, Given, Node, Seed
+
+LAYER_GAP = 4.2   # cm between layers
+NODE_GAP = 2.0    # cm between neurons of a layer
+COLUMN_GAP = 2.3  # cm between the columns of a computational graph
+ROW_GAP = 1.9     # cm between its rows
+MAX_VALUE_LABELS = 40   # more edges than this: no weights on them (they would be unreadable)
+MAX_NAME_LABELS = 12    # a symbolic network's edges carry the weights' names up to this many
+PAGE = (16.0, 21.0)     # cm a drawing may take on the page, width and height
+
+
+@dataclass(frozen=True)
+class Figure:
+    tikz: str
+    caption: str
+
+
+def _scale(width: float, height: float) -> str:
+    """TikZ options shrinking a drawing of this extent (cm, without labels) to fit the page."""
+    s = min(1.0, (PAGE[0] - 2) / max(width, 1e-9), (PAGE[1] - 2) / max(height, 1e-9))
+    return "" if s >= 1 else f"scale={s:.3f}, transform shape, "
+
+
+def _center(body: str) -> str:
+    return f"\\begin{{center}}\n{body}\n\\end{{center}}"
+
+
+def network_figure(printer, derivation: Derivation) -> Figure:
+    """Neurons by layer, edges labelled with their weights, each neuron with its value."""
+    sizes = [derivation.quantity("x").shape[0]]
+    layer = 1
+    while f"h{layer}" in derivation:
+        sizes.append(derivation.quantity(f"h{layer}").shape[0])
+        layer += 1
+    names = ["x"] + [f"h{l}" for l in range(1, len(sizes))]
+    top = (max(sizes) - 1) * NODE_GAP / 2
+    scale = _scale((len(sizes) - 1) * LAYER_GAP, (max(sizes) - 1) * NODE_GAP)
+    lines = [r"\begin{tikzpicture}[" + scale + r"neuron/.style={circle, draw, minimum size=9mm, inner sep=0pt}, "
+             r"w/.style={font=\tiny, fill=white, inner sep=1pt}, v/.style={font=\scriptsize}]"]
+    for l, (name, n) in enumerate(zip(names, sizes)):
+        for i in range(n):
+            y = top - i * NODE_GAP - (max(sizes) - n) * NODE_GAP / 2
+            sym = sp.Symbol(f"{name}[{i}]", real=True)
+            lines.append(rf"\node[neuron] ({name}-{i}) at ({l * LAYER_GAP:.2f},{y:.2f}) {{${printer.e(sym)}$}};")
+            if printer.has_values([sym]):
+                lines.append(rf"\node[v, anchor=north] (v-{name}-{i}) at ({name}-{i}.south) "
+                             rf"{{${printer.shown(sym).text}$}};")
+    edges = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    for l in range(1, len(sizes)):
+        W = derivation.quantity(f"W{l}")
+        for i in range(sizes[l]):
+            for j in range(sizes[l - 1]):
+                w = W.symbol((i, j))
+                label = ""
+                if printer.has_values([w]) and edges <= MAX_VALUE_LABELS:
+                    label = printer.shown(w).text
+                elif not printer.has_values([w]) and edges <= MAX_NAME_LABELS:
+                    label = printer.e(w)
+                # each source's labels sit at their own distance along the edges, so they do not collide
+                pos = 0.15 + 0.6 * j / max(1, sizes[l - 1] - 1)
+                node = rf" node[w, pos={pos:.2f}] {{${label}$}}" if label else ""
+                lines.append(rf"\draw[->] ({names[l - 1]}-{j}) --{node} ({names[l]}-{i});")
+    lines.append(r"\end{tikzpicture}")
+    what = "weights on the edges, values under the neurons" if printer.values is not None else "weights on the edges"
+    return Figure(_center("\n".join(lines)), f"The network ({what}).")
+
+
+def _depths(derivation: Derivation) -> dict[str, int]:
+    nodes = [s for s in derivation.steps if isinstance(s, Node)]
+    depth = {s.name: 0 for s in derivation.steps if isinstance(s, Given) and s.name != "learning_rate"}
+    for n in nodes:
+        depth[n.name] = 1 + max((depth[a] for a in n.args), default=0)
+    for name in list(depth):  # a given value sits just left of its first reader
+        consumers = [depth[n.name] for n in nodes if name in n.args]
+        if consumers and not any(s.name == name for s in nodes):
+            depth[name] = min(consumers) - 1
+    return depth
+
+
+def _rows(depth: dict[str, int], nodes: list[Node]) -> dict[str, float]:
+    """Vertical positions: each column ordered by the mean position of its neighbours, then spaced."""
+    columns: dict[int, list[str]] = {}
+    for name, d in depth.items():
+        columns.setdefault(d, []).append(name)
+    pos = {name: float(i) for col in columns.values() for i, name in enumerate(col)}
+    args = {n.name: n.args for n in nodes}
+    users = {name: [n.name for n in nodes if name in n.args] for name in depth}
+    for _ in range(4):
+        for d in sorted(columns):
+            for name in columns[d]:
+                near = [pos[a] for a in args.get(name, ())] or [pos[u] for u in users[name]]
+                if near:
+                    pos[name] = sum(near) / len(near)
+            columns[d].sort(key=lambda n: pos[n])
+            for i, name in enumerate(columns[d]):
+                if i and pos[name] < pos[columns[d][i - 1]] + 1:
+                    pos[name] = pos[columns[d][i - 1]] + 1
+    return pos
+
+
+def graph_figure(printer, derivation: Derivation) -> Figure:
+    """The computational graph: values above the nodes, gradients (red) below them."""
+    nodes = [s for s in derivation.steps if isinstance(s, Node)]
+    depth = _depths(derivation)
+    rows = _rows(depth, nodes)
+    grads = {s.of: s for s in derivation.steps if isinstance(s, ChainRule)}
+    grads.update({s.name[len("grad_"):]: s for s in derivation.steps if isinstance(s, Seed)})
+    scale = _scale(max(depth.values()) * COLUMN_GAP, (max(rows.values()) - min(rows.values())) * ROW_GAP)
+    lines = [r"\begin{tikzpicture}[" + scale + r"op/.style={rectangle, rounded corners, draw, minimum height=6mm, "
+             r"inner sep=2pt}, val/.style={font=\scriptsize}, grad/.style={font=\scriptsize, text=red!70!black}]"]
+    for name, d in sorted(depth.items(), key=lambda kv: (kv[1], rows[kv[0]])):
+        sym = sp.Symbol(name, real=True)
+        lines.append(rf"\node[op] (n-{name}) at ({d * COLUMN_GAP:.2f},{-rows[name] * ROW_GAP:.2f}) "
+                     rf"{{${printer.e(sym)}$}};")
+        if printer.has_values([sym]):
+            lines.append(rf"\node[val, anchor=south] (v-{name}) at (n-{name}.north) {{${printer.shown(sym).text}$}};")
+        g = grads.get(name)
+        if g is not None and printer.has_values([g.target.symbol()]):
+            lines.append(rf"\node[grad, anchor=north] (g-{name}) at (n-{name}.south) "
+                         rf"{{${printer.shown(g.target.symbol()).text}$}};")
+    for n in nodes:
+        for a in n.args:
+            lines.append(rf"\draw[->] (n-{a}) -- (n-{n.name});")
+    lines.append(r"\end{tikzpicture}")
+    return Figure(_center("\n".join(lines)), "The computational graph: values above the nodes, gradients of the "
+                                          "loss below them (red).")
