@@ -306,8 +306,5 @@ def _forward(net: Network, suffix: str) -> list[Step]:
 
 def derive(spec: Spec) -> Derivation | None:
     """The derivation of a spec's problem (None for a spec of formulas only)."""
-    if isinstance(spec.problem, Network):
-        return derive_network(spec.problem)
-    if isinstance(spec.problem, Graph):
-        return derive_graph(spec.problem)
-    return None
+    from .kinds import of
+    return None if spec.problem is None else of(spec.problem).derive(spec.problem)

@@ -109,7 +109,7 @@ class Spec:
     title: str
     source: str
     notes: str
-    problem: Network | Graph | None
+    problem: Any  # Network | Graph | another kind's dataclass (derive/kinds.py) | None
     stated: tuple[Statement, ...]
     frames: tuple[Frame, ...]
     claims: tuple[Claim, ...]
@@ -242,7 +242,7 @@ def _learning_rate(table: dict, path: str) -> sp.Expr | None:
     return number(table["learning_rate"], f"{path}.learning_rate")
 
 
-def _network(table: dict, path: str = "network") -> Network:
+def load_network(table: dict, path: str = "network") -> Network:
     _unknown_keys(table, {"input", "input_size", "target", "loss", "learning_rate", "layer"}, path)
     if "input" in table:
         x = _vector(table["input"], f"{path}.input")
@@ -309,7 +309,7 @@ def _check_name(name: str, path: str) -> str:
     return name
 
 
-def _graph(table: dict, path: str = "graph") -> Graph:
+def load_graph(table: dict, path: str = "graph") -> Graph:
     _unknown_keys(table, {"values", "params", "nodes", "loss", "learning_rate"}, path)
     values_raw = _table(table.get("values", {}), f"{path}.values")
     values = []
@@ -402,17 +402,15 @@ def _claims(raw: Any, path: str = "claim") -> tuple[Claim, ...]:
 def from_mapping(data: dict, name: str = "spec", path: str = "") -> Spec:
     """Validate an already-parsed TOML/JSON mapping."""
     data = _table(data, "")
-    _unknown_keys(data, {"meta", "network", "graph", "symbols", "stated", "restated", "claim", "notation",
-                         "grading", "variants"}, "")
+    from .kinds import kinds
+    tables = [t for t in kinds() if t in data]
+    _unknown_keys(data, {"meta", "symbols", "stated", "restated", "claim", "notation", "grading", "variants",
+                         *kinds()}, "")
     meta = _table(data.get("meta", {}), "meta")
     _unknown_keys(meta, {"title", "source", "notes"}, "meta")
-    if "network" in data and "graph" in data:
-        raise SpecError("", "give either [network] or [graph], not both")
-    problem: Network | Graph | None = None
-    if "network" in data:
-        problem = _network(_table(data["network"], "network"))
-    elif "graph" in data:
-        problem = _graph(_table(data["graph"], "graph"))
+    if len(tables) > 1:
+        raise SpecError("", f"give one problem table, not {' and '.join('[' + t + ']' for t in tables)}")
+    problem = kinds()[tables[0]].load(_table(data[tables[0]], tables[0]), tables[0]) if tables else None
     symbols_raw = _table(data.get("symbols", {}), "symbols")
     symbols = []
     for key, dom in symbols_raw.items():
@@ -421,7 +419,8 @@ def from_mapping(data: dict, name: str = "spec", path: str = "") -> Spec:
             raise SpecError(f"symbols.{key}", f"expected one of {', '.join(DOMAINS)}, got {dom!r}")
         symbols.append((key, dom))
     if problem is None and not symbols:
-        raise SpecError("", "expected a [network], a [graph] or a [symbols] table")
+        raise SpecError("", f"expected a problem table ({', '.join('[' + t + ']' for t in kinds())}) "
+                            "or a [symbols] table")
     frames = []
     restated = data.get("restated", [])
     if not isinstance(restated, list):
