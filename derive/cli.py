@@ -108,6 +108,9 @@ def cmd_verify(args) -> int:
     total = summary_dicts(examples)
     if args.json:
         print(json.dumps({"examples": examples, "summary": total}, ensure_ascii=False, indent=2))
+    elif args.markdown:
+        from .report import markdown
+        print(markdown(examples), end="")
     else:
         for ex in examples:
             print(text_table(ex))
@@ -141,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "from the stated inputs, and a verdict. Exit 1 if any is wrong.")
     p.add_argument("specs", nargs="*", metavar="SPEC", help="spec files or example names (default: all bundled)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown report (docs/verdicts.md)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per spec (default 60)")
     p.add_argument("--jobs", type=int, default=None, help="specs checked at once (default: one per CPU)")
     p.set_defaults(func=cmd_verify)
