@@ -1,0 +1,130 @@
+"""The command line: output formats, exit codes, and one clear line for every kind of bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import worked_examples
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args, cwd=ROOT, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "derive.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_verify_json_has_the_documented_shape():
+    done = run("verify", "--json", "000_3_mlp_3333", "004_7_activations")
+    data = json.loads(done.stdout)
+    assert [e["name"] for e in data["examples"]] == ["000_3_mlp_3333", "004_7_activations"]
+    rec = data["examples"][0]["records"][0]
+    assert {"quantity", "index", "stated", "value", "carried", "verdict"} <= set(rec)
+    assert isinstance(rec["index"], list) and isinstance(rec["value"], float)
+    verdicts = {r["verdict"] for e in data["examples"] for r in e["records"]}
+    assert verdicts <= {"exact", "carried", "wrong"}
+    claims = data["examples"][1]["claims"]
+    assert claims and {c["verdict"] for c in claims} <= {"proved", "differs", "undetermined"}
+    # exit status follows the verdicts: 1 exactly when something is wrong or differs
+    failed = any(r["verdict"] == "wrong" for e in data["examples"] for r in e["records"]) or \
+        any(c["verdict"] == "differs" for e in data["examples"] for c in e["claims"])
+    assert done.returncode == (1 if failed else 0)
+
+
+def test_verify_exit_code_is_zero_when_nothing_is_wrong():
+    done = run("verify", "--json", "004_5_linear_regression")
+    data = json.loads(done.stdout)
+    assert all(r["verdict"] != "wrong" for r in data["examples"][0]["records"])
+    assert done.returncode == 0
+
+
+def test_solve_json_gives_every_quantity_as_floats():
+    done = run("solve", "000_3_mlp_3333", "--json")
+    assert done.returncode == 0
+    q = json.loads(done.stdout)["quantities"]
+    for name in ("z1", "h3", "y", "loss", "grad_y", "gprime2", "delta1", "grad_W1", "grad_b3", "W1_new", "loss_new"):
+        assert name in q, name
+    assert len(q["W1_new"]) == 3 and all(isinstance(v, float) for v in q["W1_new"][0])
+    assert q["loss_new"] < q["loss"]   # one gradient step with a small rate lowers this loss
+
+
+def test_list_names_every_bundled_example():
+    data = json.loads(run("list", "--json").stdout)
+    assert [e["name"] for e in data["examples"]] == worked_examples.names()
+    assert all(e["source"] for e in data["examples"])
+
+
+BAD = {
+    "malformed_toml": ("[network\ninput = [", "not valid TOML"),
+    "unknown_activation": ('[network]\ninput=["1"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
+                           'weights=[["1"]]\nactivation="sigmod"\n', "network.layer[0].activation"),
+    "shape_mismatch": ('[network]\ninput=["1","2"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
+                       'weights=[["1","2","3"]]\nactivation="sigmoid"\n', "network.layer[0].weights[0]"),
+    "non_numeric": ('[network]\ninput=["one","2"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
+                    'weights=[["1","2"]]\nactivation="sigmoid"\n', "network.input[0]"),
+    "nan": ('[network]\ninput=["nan","2"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
+            'weights=[["1","2"]]\nactivation="sigmoid"\n', "network.input[0]"),
+    "inf_in_stated": ('[graph]\nvalues={x="1"}\nnodes=["f = 2*x"]\n[stated]\nf="inf"\n', "stated.f"),
+    "huge_exponent": ('[graph]\nvalues={x="1e999"}\nnodes=["f = 2*x"]\n', "graph.values.x"),
+    "absurd_size": ('[network]\ninput_size=100000\nloss="half_sse"\n[[network.layer]]\nsize=100000\n'
+                    'activation="sigmoid"\n[stated]\n"z1[0]"="1"\n', "network"),
+    "code_injection": ('[graph]\nvalues={x="1"}\nnodes=["f = __import__(\'os\').system(\'touch MARKER\')"]\n',
+                       "graph.nodes[0]"),
+    "dunder_attribute": ('[graph]\nvalues={x="1"}\nnodes=["f = x.__class__"]\n', "graph.nodes[0]"),
+    "unknown_quantity": ('[graph]\nvalues={x="1"}\nnodes=["f = 2*x"]\n[stated]\ng="2"\n', "stated.g"),
+    "deep_nesting": ('[graph]\nvalues={x="1"}\nnodes=["f = ' + "(x+" * 60 + "x" + ")" * 60 + '"]\n', "graph.nodes[0]"),
+    "division_by_zero": ('[graph]\nvalues={x="0"}\nnodes=["f = 1/x"]\n[stated]\nf="1"\n', "f"),
+    "big_power": ('[graph]\nvalues={x="10"}\nnodes=["f = x**(10**10)"]\n', "graph.nodes[0]"),
+    "wrong_stated_shape": ('[graph]\nvalues={x="1"}\nnodes=["f = 2*x"]\n[stated]\nf=["1","2"]\n', "stated.f"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_input_exits_2_with_one_line_naming_the_key(name, tmp_path):
+    text, key = BAD[name]
+    spec = tmp_path / f"{name}.toml"
+    spec.write_text(text)
+    done = run("verify", str(spec), cwd=tmp_path, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith(f"nnderive: error: {name}.toml: "), lines[0]
+    assert key in lines[0], lines[0]
+    assert done.stdout == ""   # never a partial result presented as complete
+    assert not (tmp_path / "MARKER").exists()   # the injected code never ran
+
+
+def test_json_specs_are_read_too(tmp_path):
+    spec = tmp_path / "lr.json"
+    spec.write_text('{"graph": {"values": {"w": "0.8", "x": "1.5"}, "nodes": ["y = w*x"]}, "stated": {"y": 1.20}}')
+    done = run("verify", "--json", str(spec))
+    rec = json.loads(done.stdout)["examples"][0]["records"][0]
+    assert rec["stated"] == "1.20" and rec["verdict"] == "exact"   # the JSON float kept its digits
+
+
+def test_a_spec_that_runs_too_long_is_stopped(tmp_path):
+    # 400 chained exponentials of a sum: far more than a 0.5 s budget
+    nodes = ", ".join(f'"n{i} = exp(n{i - 1}/1000) + n{i - 1}"' for i in range(1, 400))
+    spec = tmp_path / "slow.toml"
+    spec.write_text(f'[graph]\nvalues={{n0="1"}}\nnodes=[{nodes}]\n[stated]\nn399="1"\n')
+    done = run("verify", str(spec), "--timeout", "0.5", timeout=60)
+    assert done.returncode == 2 and "longer than 0.5 s" in done.stderr
+
+
+def test_help_and_unknown_command():
+    assert run("--help").returncode == 0
+    assert run("verify", "--help").returncode == 0
+    assert run("frobnicate").returncode == 2
+
+
+def test_importing_derive_does_not_import_numba():
+    code = "import derive, derive.cli, derive.verify, derive.backprop, derive.handout, derive.check, sys; " \
+           "print('numba' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
