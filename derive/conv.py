@@ -703,7 +703,10 @@ def _max_piecewise(elements: list[Expr]) -> Expr:
     e_k ≥ every later element (and no earlier branch was taken, i.e. every earlier one is smaller)."""
     if len(elements) == 1:
         return elements[0]
-    branches = [(e, sp.And(*[e >= later for later in elements[k + 1:]])) for k, e in enumerate(elements[:-1])]
+    # built unevaluated: SymPy would otherwise ask its assumptions about every comparison of symbols
+    ge = lambda a, b: sp.GreaterThan(a, b, evaluate=False)
+    branches = [(e, sp.And(*[ge(e, later) for later in elements[k + 1:]], evaluate=False))
+                for k, e in enumerate(elements[:-1])]
     return sp.Piecewise(*branches, (elements[-1], True), evaluate=False)
 
 
