@@ -152,6 +152,8 @@ def claim_functions(derivation: Derivation | None, defs: dict | None = None) -> 
                            else sp.diff(f, _symbol_arg(x))),
         jacobian=lambda f, v: _jacobian(f, v, defs or {}),
     )
+    from .conv import claim_functions as map_functions   # flip, pad, dilate, correlate, convolve
+    funcs.update(map_functions())
     if derivation is not None and derivation.kind == "graph":
         locals_ = _graph_locals(derivation)
 

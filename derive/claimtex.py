@@ -123,6 +123,13 @@ def functions() -> dict:
         eye=lambda n: T(rf"I_{{{n.tex}}}", ATOM, True),
         diff=lambda f, x: T(rf"\frac{{\partial}}{{\partial {x.tex}}} {_wrap(f, POW)}", MUL, f.mat),
         jacobian=lambda f, v: T(rf"\frac{{\partial {f.tex}}}{{\partial {v.tex}}}", ATOM, True),
+        # maps (derive/conv.py): ⋆ is the cross-correlation, * the convolution
+        flip=_call(r"\operatorname{rot}_{180^{\circ}}", True),
+        pad=lambda m, p, q=None: T(rf"\operatorname{{pad}}_{{{p.tex}{'' if q is None else ',' + q.tex}}}"
+                                   rf"\left({m.tex}\right)", ATOM, True),
+        dilate=lambda m, s: T(rf"\operatorname{{dil}}_{{{s.tex}}}\left({m.tex}\right)", ATOM, True),
+        correlate=lambda m, k: T(rf"{_wrap(m, POW)} \star {_wrap(k, POW)}", MUL, True),
+        convolve=lambda m, k: T(rf"{_wrap(m, POW)} * {_wrap(k, POW)}", MUL, True),
         d=lambda q, x: T(rf"\frac{{\partial {q.tex}}}{{\partial {x.tex}}}", ATOM, False),
     )
     return funcs

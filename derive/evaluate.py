@@ -144,11 +144,25 @@ def enclose(e: sp.Expr, env: Mapping[sp.Symbol, Num]):
             return iv.mpf(-1)
         return iv.mpf(0)
     if f is sp.Piecewise:
-        for expr, cond in args:
-            if _condition(cond, env):
-                return enclose(expr, env)
-        raise ValueError("no branch of a Piecewise applies")
+        return _piecewise(args, env)
     raise ValueError(f"cannot evaluate {f.__name__} numerically")
+
+
+def _piecewise(branches, env):
+    """The branch that applies.  When the enclosures cannot decide a condition (inputs known only to an
+    interval, as a student's rounded numbers are, or a tie such as two equal maxima), the value is this
+    branch's or a later one's, so the hull of both encloses it."""
+    for k, (expr, cond) in enumerate(branches):
+        try:
+            holds = _condition(cond, env)
+        except Undecided:
+            if k + 1 == len(branches):
+                raise
+            a, b = enclose(expr, env), _piecewise(branches[k + 1:], env)
+            return iv.mpf([min(a.a, b.a), max(a.b, b.b)])
+        if holds:
+            return enclose(expr, env)
+    raise ValueError("no branch of a Piecewise applies")
 
 
 def value_of(expr: sp.Expr, env: Mapping[sp.Symbol, Num]) -> Num:

@@ -86,9 +86,11 @@ def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
     nm = names(derivations, prof, spec.notation)
     report = verify_spec(spec)
     numeric = derivation is not None and is_numeric(derivation)
+    own = _own(derivation)
+    Printer = own.CnnPrinter if own else HandoutPrinter
     for bits in PRECISIONS:  # a value too close to a rounding boundary is evaluated again, finer
         try:
-            printer = HandoutPrinter(nm, derivations, _values(derivations, numeric, bits), decimals)
+            printer = Printer(nm, derivations, _values(derivations, numeric, bits), decimals)
             sections = _sections(spec, derivations, printer, report)
             break
         except Undecided:
@@ -97,13 +99,26 @@ def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
     return Handout(spec.name, spec.title, _meta(spec, prof, decimals, numeric), tuple(sections))
 
 
+def _own(derivation):
+    """The handout module of a kind with its own names, printer and sections, or None."""
+    kind = derivation if isinstance(derivation, str) or derivation is None else derivation.kind
+    if kind == "cnn":
+        from . import convtex
+        return convtex
+    return None
+
+
 def _meta(spec, prof, decimals: int, numeric: bool) -> tuple:
     from .latex import caption
     from .spec import Graph
     lines = []
     if spec.source:
         lines.append(caption(f"Source: {spec.source}."))
-    if isinstance(spec.problem, Graph):
+    from .kinds import of
+    own = _own(None if spec.problem is None else of(spec.problem).table)
+    if own is not None:
+        lines.append(caption(own.notation_line(prof)))
+    elif isinstance(spec.problem, Graph):
         extra = "; the gradient of a parameter w_k is written δ_k" if prof.param_gradient else ""
         lines.append(caption(f"Notation: the graph's own names{extra} (profile '{prof.name}')."))
     elif spec.problem is not None:
@@ -122,8 +137,12 @@ def _sections(spec, derivations, printer, report) -> list[Section]:
     if not derivations:
         return [_formulas_only(spec, printer)] + _checks(spec, derivations, printer, report)
     main: Derivation = derivations[0]
-    out = _network(spec, derivations, printer) if main.kind == "network" else _graph(spec, main, printer)
-    placed = _network_steps if main.kind == "network" else _graph_steps
+    own = _own(main)
+    if own is not None:
+        out, placed = own.sections(spec, derivations, printer), own.placed
+    else:
+        out = _network(spec, derivations, printer) if main.kind == "network" else _graph(spec, main, printer)
+        placed = _network_steps if main.kind == "network" else _graph_steps
     further = [printer.doprint(s) for s in main.steps if not isinstance(s, placed())]
     out.append(Section("Further steps", tuple(further)))   # nothing of the derivation is left out
     return [s for s in out if s.items] + _checks(spec, derivations, printer, report)
@@ -322,7 +341,8 @@ def _printer_for(derivation, notation: str, decimals: int):
     from .latex import HandoutPrinter
     from .names import names
     values = _values([derivation], is_numeric(derivation), DEFAULT_PREC)
-    return HandoutPrinter(names([derivation], notation), [derivation], values, decimals)
+    own = _own(derivation)
+    return (own.CnnPrinter if own else HandoutPrinter)(names([derivation], notation), [derivation], values, decimals)
 
 
 # ----------------------------------------------------------------------------- files and PDF

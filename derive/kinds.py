@@ -22,10 +22,12 @@ class Kind:
 
 def _kinds() -> dict[str, Kind]:
     from .backprop import derive_graph, derive_network
+    from .conv import Cnn, derive_cnn, load_cnn
     from .spec import Graph, Network, load_graph, load_network
     kinds = [
         Kind("network", load_network, derive_network, Network),
         Kind("graph", load_graph, derive_graph, Graph),
+        Kind("cnn", load_cnn, derive_cnn, Cnn),
     ]
     return {k.table: k for k in kinds}
 

@@ -165,6 +165,9 @@ def names(derivations: Iterable[Derivation], prof: Profile | str = "xjtu",
     for d in derivations:
         resolved.update(dict(d.aliases))
     over = {resolved.get(k, k): v for k, v in _overrides(overrides, known).items()}
+    if any(d.kind == "cnn" for d in derivations):      # maps and kernels: derive/convtex.py
+        from .convtex import cnn_names
+        return cnn_names(derivations, prof, overrides)
     if any(d.kind == "graph" for d in derivations):
         return _graph_names(prof, steps, over)
     acts = {s.layer: s.activation for s in steps if isinstance(s, Activate)}

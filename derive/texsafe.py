@@ -78,7 +78,7 @@ _MATH = {"α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "δ": r"\delta", "ε"
          "−": "-", "±": r"\pm", "≤": r"\le", "≥": r"\ge", "≠": r"\ne", "≈": r"\approx", "→": r"\to",
          "←": r"\leftarrow", "⇒": r"\Rightarrow", "‖": r"\|", "∈": r"\in", "∞": r"\infty",
          "²": "^2", "³": "^3", "⁰": "^0", "ᵀ": "^{\\top}", "½": r"\tfrac12", "√": r"\surd", "⌊": r"\lfloor",
-         "⌋": r"\rfloor", "…": r"\dots", "′": "'"}
+         "⌋": r"\rfloor", "…": r"\dots", "′": "'", "°": r"^{\circ}", "∗": r"\ast", "⋆": r"\star"}
 _TEXT = {"—": "---", "–": "--", "‘": "`", "’": "'", "“": "``", "”": "''", "\u00a0": "~", "é": r"\'e",
          "è": r"\`e", "ü": r'\"u', "ö": r'\"o', "ä": r'\"a'}
 _ACCENT = {"\u0302": r"\hat", "\u0303": r"\tilde", "\u0304": r"\bar"}  # combining marks after a letter

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 import tomllib
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import mpmath
@@ -234,3 +236,259 @@ def graph_values(data: dict, stated: dict | None = None) -> dict[str, mpmath.mpf
 
 def load(path: Path) -> dict:
     return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# ----------------------------------------------------------------------------- the CNN oracle
+
+def _num(text) -> Fraction:
+    return Fraction(str(text))
+
+
+def _pair(v, default=None):
+    if v is None:
+        v = default
+    return (int(v[0]), int(v[1])) if isinstance(v, list) else (int(v), int(v))
+
+
+def cnn_layers(data: dict) -> list[dict]:
+    """The [[cnn.layer]] tables with every default filled in (stride, padding, pool stride, bias)."""
+    out = []
+    for raw in data["cnn"]["layer"]:
+        layer = dict(raw)
+        kind = layer["type"]
+        if kind == "conv2d":
+            layer["stride"] = _pair(raw.get("stride", 1))
+            layer["padding"] = _pair(raw.get("padding", 0))
+            layer.setdefault("mode", "cross_correlation")
+        elif kind in ("maxpool", "avgpool"):
+            layer["size"] = _pair(raw["size"])
+            layer["stride"] = _pair(raw.get("stride"), raw["size"])
+        out.append(layer)
+    return out
+
+
+def _windows(shape, size, stride):
+    """Top-left corners of the windows, row by row (textbook: while the window fits)."""
+    rows = [i for i in range(0, shape[0]) if i + size[0] <= shape[0] and i % stride[0] == 0]
+    cols = [j for j in range(0, shape[1]) if j + size[1] <= shape[1] and j % stride[1] == 0]
+    return rows, cols
+
+
+def cnn_values(data: dict, stated: dict | None = None) -> dict[str, np.ndarray]:
+    """Every quantity of a [cnn] spec with NumPy floats: the forward pass, then the backward pass in the
+    textbook scatter form (each output's gradient added back onto its window), not the engine's full
+    correlation with the flipped kernel.  ``stated`` as for :func:`network_values` (the carried values)."""
+    net = data["cnn"]
+    stated = stated or {}
+    out: dict[str, np.ndarray] = {}
+    f = lambda a: np.array([[float(_num(c)) for c in r] for r in a]) if isinstance(a[0], list) \
+        else np.array([float(_num(c)) for c in a])
+
+    def use(name):
+        v = np.array(out[name], dtype=float)
+        if name in stated:
+            mask = ~np.isnan(stated[name])
+            v[mask] = stated[name][mask]
+        return v
+
+    out["x"] = f(net["input"])
+    layers = cnn_layers(data)
+    count: dict[str, int] = {}
+    cur = "x"
+    record = []
+    for layer in layers:
+        kind = layer["type"]
+        key = "pool" if kind in ("maxpool", "avgpool") else kind
+        k = count[key] = count.get(key, 0) + 1
+        src = cur
+        if kind == "conv2d":
+            K = f(layer["kernel"])
+            out[f"K{k}"] = K
+            out[f"K{k}_flip"] = K[::-1, ::-1]
+            ph, pw = layer["padding"]
+            P = src
+            if (ph, pw) != (0, 0):
+                P = f"pad{k}"
+                out[P] = np.pad(use(src), ((ph, ph), (pw, pw)))
+                out[f"shape_pad{k}"] = np.array(out[P].shape, dtype=float)
+            Keff = K[::-1, ::-1] if layer["mode"] == "convolution" else K
+            c = float(_num(layer["bias"])) if "bias" in layer else 0.0
+            if "bias" in layer:
+                out[f"c{k}"] = np.array(c)
+            M = use(P)
+            rows, cols = _windows(M.shape, K.shape, layer["stride"])
+            Z = np.array([[np.sum(Keff * M[i:i + K.shape[0], j:j + K.shape[1]]) + c for j in cols] for i in rows])
+            cur = f"conv{k}"
+            out[cur] = Z
+            out[f"shape_conv{k}"] = np.array(Z.shape, dtype=float)
+            record.append(("conv2d", k, src, cur, layer, P))
+        elif kind == "activation":
+            name, p = _act(layer["activation"])
+            z = use(src)
+            cur = f"act{k}"
+            if name == "softmax":
+                e = np.exp(z - z.max())
+                out[cur] = e / e.sum()
+            else:
+                out[cur] = ACT[name][0](z, p)
+            record.append(("activation", k, src, cur, (name, p), None))
+        elif kind in ("maxpool", "avgpool"):
+            A = use(src)
+            rows, cols = _windows(A.shape, layer["size"], layer["stride"])
+            h, w = layer["size"]
+            red = np.max if kind == "maxpool" else np.mean
+            cur = f"pool{k}"
+            out[cur] = np.array([[red(A[i:i + h, j:j + w]) for j in cols] for i in rows])
+            out[f"shape_pool{k}"] = np.array(out[cur].shape, dtype=float)
+            record.append((kind, k, src, cur, layer, None))
+        elif kind == "flatten":
+            cur = f"flat{k}"
+            out[cur] = use(src).ravel()
+            record.append(("flatten", k, src, cur, layer, None))
+        elif kind == "dense":
+            W = f(layer["weights"])
+            out[f"W{k}"] = W
+            b = f(layer["bias"]) if "bias" in layer else np.zeros(W.shape[0])
+            if "bias" in layer:
+                out[f"b{k}"] = b
+            cur = f"fc{k}"
+            out[cur] = W @ use(src) + b
+            record.append(("dense", k, src, cur, layer, None))
+    y = use(cur)
+    if "loss" in net:
+        t = f(net["target"])
+        out["t"] = t
+        loss, grad = _losses(y.ravel(), t.ravel())[net["loss"]]
+        out["loss"], out["grad_" + cur] = np.array(loss), grad.reshape(y.shape)
+    else:
+        G = f(net["output_gradient"]) if "output_gradient" in net else np.ones_like(y)
+        out["upstream"] = G
+        out["loss"], out["grad_" + cur] = np.array(np.sum(G * y)), G.astype(float)
+    for kind, k, src, dst, layer, P in reversed(record):
+        g = use("grad_" + dst)
+        if kind == "conv2d":
+            K = out[f"K{k}"]
+            flip = layer["mode"] == "convolution"
+            Keff = K[::-1, ::-1] if flip else K
+            M = use(P)
+            rows, cols = _windows(M.shape, K.shape, layer["stride"])
+            dP, dKeff = np.zeros_like(M), np.zeros_like(K)
+            for a, i in enumerate(rows):
+                for b, j in enumerate(cols):
+                    dP[i:i + K.shape[0], j:j + K.shape[1]] += g[a, b] * Keff
+                    dKeff += g[a, b] * M[i:i + K.shape[0], j:j + K.shape[1]]
+            out["grad_" + P] = dP
+            if flip:
+                out[f"grad_K{k}_flip"] = dKeff
+            out[f"grad_K{k}"] = dKeff[::-1, ::-1] if flip else dKeff
+            if f"c{k}" in out:
+                out[f"grad_c{k}"] = np.array(g.sum())
+            if P != src:
+                ph, pw = layer["padding"]
+                out["grad_" + src] = use("grad_" + P)[ph:dP.shape[0] - ph, pw:dP.shape[1] - pw]
+        elif kind == "activation":
+            name, p = layer
+            z, a = use(src), use(dst)
+            if name == "softmax":
+                J = np.diag(a) - np.outer(a, a)
+                out[f"dact{k}"] = J
+                out["grad_" + src] = J.T @ g
+            else:
+                out[f"dact{k}"] = ACT[name][1](z, a, p)
+                out["grad_" + src] = g * use(f"dact{k}")
+        elif kind in ("maxpool", "avgpool"):
+            A = use(src)
+            rows, cols = _windows(A.shape, layer["size"], layer["stride"])
+            h, w = layer["size"]
+            dA = np.zeros_like(A)
+            for a, i in enumerate(rows):
+                for b, j in enumerate(cols):
+                    if kind == "maxpool":
+                        u, v = np.unravel_index(np.argmax(A[i:i + h, j:j + w]), (h, w))  # the first maximum
+                        dA[i + u, j + v] += g[a, b]
+                    else:
+                        dA[i:i + h, j:j + w] += g[a, b] / (h * w)
+            out["grad_" + src] = dA
+        elif kind == "flatten":
+            out["grad_" + src] = g.reshape(out[src].shape)
+        elif kind == "dense":
+            out[f"grad_W{k}"] = np.outer(g, use(src))
+            if f"b{k}" in out:
+                out[f"grad_b{k}"] = g
+            out["grad_" + src] = out[f"W{k}"].T @ g
+    lr = net.get("learning_rate")
+    if lr is not None:
+        for name in [n for n in out if re.fullmatch(r"(K|c|W|b)\d+", n)]:
+            out[name + "_new"] = out[name] - float(_num(lr)) * use("grad_" + name)
+    out["y"] = out[cur]
+    out["grad_y"] = out["grad_" + cur]
+    return out
+
+
+def cnn_loss_mp(data: dict, params: dict[str, list] | None = None, dps: int = 40):
+    """The loss of a [cnn] spec in ``dps``-digit mpmath arithmetic, with parameters and the input
+    replaced by ``params`` (name -> nested lists of mpf), for central finite differences."""
+    with mpmath.workdps(dps):
+        return _cnn_loss_mp(data, params or {})
+
+
+def _cnn_loss_mp(data: dict, params: dict):
+    net = data["cnn"]
+    mp = lambda t: mpmath.mpf(_num(t).numerator) / _num(t).denominator
+    conv = lambda a: [[mp(c) for c in r] for r in a] if isinstance(a[0], list) else [mp(c) for c in a]
+    get = lambda name, raw: params[name] if name in params else conv(raw)
+    m = get("x", net["input"])
+    count: dict[str, int] = {}
+    sig = lambda z: 1 / (1 + mpmath.exp(-z))
+    acts = {"identity": lambda z: z, "sigmoid": sig, "tanh": mpmath.tanh, "relu": lambda z: z if z > 0 else 0 * z,
+            "softplus": lambda z: mpmath.log(1 + mpmath.exp(z)), "swish": lambda z: z * sig(z),
+            "elu": lambda z: z if z > 0 else mpmath.exp(z) - 1}
+    for layer in cnn_layers(data):
+        kind = layer["type"]
+        key = "pool" if kind in ("maxpool", "avgpool") else kind
+        k = count[key] = count.get(key, 0) + 1
+        if kind == "conv2d":
+            K = get(f"K{k}", layer["kernel"])
+            if layer["mode"] == "convolution":
+                K = [row[::-1] for row in K[::-1]]
+            c = get(f"c{k}", [layer["bias"]])[0] if "bias" in layer else 0
+            ph, pw = layer["padding"]
+            H, W = len(m), len(m[0])
+            P = [[m[i - ph][j - pw] if ph <= i < H + ph and pw <= j < W + pw else mpmath.mpf(0)
+                  for j in range(W + 2 * pw)] for i in range(H + 2 * ph)]
+            rows, cols = _windows((len(P), len(P[0])), (len(K), len(K[0])), layer["stride"])
+            m = [[sum(K[u][v] * P[i + u][j + v] for u in range(len(K)) for v in range(len(K[0]))) + c
+                  for j in cols] for i in rows]
+        elif kind == "activation":
+            name = layer["activation"] if isinstance(layer["activation"], str) else layer["activation"]["name"]
+            if name == "softmax":
+                e = [mpmath.exp(z) for z in m]
+                m = [v / sum(e) for v in e]
+            else:
+                g = acts[name]
+                m = [[g(z) for z in r] for r in m] if isinstance(m[0], list) else [g(z) for z in m]
+        elif kind in ("maxpool", "avgpool"):
+            h, w = layer["size"]
+            rows, cols = _windows((len(m), len(m[0])), (h, w), layer["stride"])
+            win = lambda i, j: [m[i + u][j + v] for u in range(h) for v in range(w)]
+            m = [[max(win(i, j)) if kind == "maxpool" else sum(win(i, j)) / (h * w) for j in cols] for i in rows]
+        elif kind == "flatten":
+            m = [v for r in m for v in r]
+        elif kind == "dense":
+            Wd = get(f"W{k}", layer["weights"])
+            b = get(f"b{k}", layer["bias"]) if "bias" in layer else [0] * len(Wd)
+            m = [sum(Wd[i][j] * m[j] for j in range(len(m))) + b[i] for i in range(len(Wd))]
+    y = [v for r in m for v in r] if isinstance(m[0], list) else m
+    if "loss" in net:
+        t = conv(net["target"])
+        t = [v for r in t for v in r] if isinstance(t[0], list) else t
+        if net["loss"] == "half_sse":
+            return sum((a - b) ** 2 for a, b in zip(y, t)) / 2
+        if net["loss"] == "cross_entropy":
+            return -sum(b * mpmath.log(a) for a, b in zip(y, t))
+        if net["loss"] == "mse":
+            return sum((a - b) ** 2 for a, b in zip(y, t)) / len(y)
+        raise ValueError(net["loss"])
+    G = conv(net["output_gradient"]) if "output_gradient" in net else None
+    G = [v for r in G for v in r] if G and isinstance(G[0], list) else (G or [1] * len(y))
+    return sum(g * v for g, v in zip(G, y))

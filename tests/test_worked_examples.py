@@ -1,5 +1,5 @@
 """Every bundled example: the engine's values, recomputed values and verdicts agree with
-independent computations (NumPy floats for networks, 50-digit mpmath for graphs).
+independent computations (NumPy floats for networks and CNNs, 50-digit mpmath for graphs).
 
 No verdict is typed here: the expected verdict is derived from the oracle's numbers
 (``oracles.allowed_verdicts``), with values within 1e-9 of a rounding boundary allowed either way.
@@ -19,7 +19,7 @@ from derive.verify import verify_spec
 import oracles
 
 NUMERIC = [n for n in worked_examples.names()
-           if any(k in oracles.load(worked_examples.path(n)) for k in ("network", "graph"))
+           if any(k in oracles.load(worked_examples.path(n)) for k in ("network", "graph", "cnn"))
            and oracles.load(worked_examples.path(n)).get("stated")]
 
 
@@ -41,13 +41,14 @@ def _stated_arrays(data: dict, table: dict, shapes: dict) -> dict:
 
 def _oracle(data: dict, stated_tables: list[dict]):
     """(true values, carried values) from the oracle, as lookups by (quantity, index)."""
-    if "network" in data:
-        true = oracles.network_values(data)
+    if "network" in data or "cnn" in data:
+        values = oracles.network_values if "network" in data else oracles.cnn_values
+        true = values(data)
         shapes = {k: np.shape(v) for k, v in true.items()}
         stated = {}
         for table in stated_tables:
             stated.update(_stated_arrays(data, table, shapes))
-        carried = oracles.network_values(data, stated)
+        carried = values(data, stated)
         get = lambda vals, q, idx: float(np.asarray(vals[q])[tuple(idx or ())])
     else:
         true = oracles.graph_values(data)
