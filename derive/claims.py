@@ -20,7 +20,7 @@ from .evaluate import Num, precision, rational, value_of
 from .safeexpr import parse_expression
 from .spec import Claim, Spec
 from .backprop import ELEMENTWISE, LR, derive_elementwise
-from .steps import Activate, Affine, ChainRule, Derivation, Given, Node, Quantity
+from .steps import Activate, Affine, ChainRule, Derivation, Given, Quantity
 
 PROVED, DIFFERS, UNDETERMINED = "proved", "differs", "undetermined"
 SCREEN_POINTS = 3    # random instances tried before any simplification
@@ -219,7 +219,7 @@ def _definitions(derivations, keep_affine: bool) -> dict:
     defs = {}
     for derivation in derivations:
         for step in derivation.steps:
-            affine = isinstance(step, Affine) or (isinstance(step, Node) and step.op == "affine")
+            affine = isinstance(step, Affine) or getattr(step, "op", None) == "affine"
             if isinstance(step, Given) or (keep_affine and affine):
                 continue
             for sym, expr in step.items():

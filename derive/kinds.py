@@ -18,14 +18,23 @@ class Kind:
     load: Callable[[dict, str], Any]        # (table, key path) -> problem dataclass
     derive: Callable[[Any], Derivation]     # problem -> derivation
     problem: type                           # the dataclass ``load`` returns
+    # (spec, derivation, printer) -> the handout's sections for this kind, every step included;
+    # None: the given values, then every other step in order (derive/handout.py)
+    handout: Callable[..., list] | None = None
+    # derivation -> default LaTeX of its quantities and elements (a spec's [notation] overrides it)
+    notation: Callable[[Derivation], dict[str, str]] | None = None
 
 
 def _kinds() -> dict[str, Kind]:
     from .backprop import derive_graph, derive_network
+    from .perceptron import Perceptron, derive_perceptron, load_perceptron
+    from .perceptron_handout import notation as perceptron_notation, sections as perceptron_sections
     from .spec import Graph, Network, load_graph, load_network
     kinds = [
         Kind("network", load_network, derive_network, Network),
         Kind("graph", load_graph, derive_graph, Graph),
+        Kind("perceptron", load_perceptron, derive_perceptron, Perceptron, perceptron_sections,
+             perceptron_notation),
     ]
     return {k.table: k for k in kinds}
 

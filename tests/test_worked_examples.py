@@ -19,7 +19,8 @@ from derive.verify import verify_spec
 import oracles
 
 NUMERIC = [n for n in worked_examples.names()
-           if any(k in oracles.load(worked_examples.path(n)) for k in ("network", "graph"))
+           if any(k in oracles.load(worked_examples.path(n))
+                  for k in ("network", "graph", "perceptron"))
            and oracles.load(worked_examples.path(n)).get("stated")]
 
 
@@ -49,6 +50,15 @@ def _oracle(data: dict, stated_tables: list[dict]):
             stated.update(_stated_arrays(data, table, shapes))
         carried = oracles.network_values(data, stated)
         get = lambda vals, q, idx: float(np.asarray(vals[q])[tuple(idx or ())])
+    elif "perceptron" in data:
+        values = oracles.perceptron_values
+        true = values(data)
+        stated = {}
+        for table in stated_tables:
+            stated.update({k: [oracles._exact(x) for x in v] if isinstance(v, list) else oracles._exact(v)
+                           for k, v in table.items() if k != "label"})
+        carried = values(data, stated)
+        get = lambda vals, q, idx: float(vals[q][idx[0]] if idx else vals[q])
     else:
         true = oracles.graph_values(data)
         stated = {}
