@@ -301,3 +301,33 @@ def perceptron_values(data: dict, stated: dict | None = None) -> dict:
             out[f"{out_name}{k}"] = outs if len(outs) > 1 else outs[0]
             prev = outs
     return out
+
+
+def architecture_params(data: dict) -> dict:
+    """Parameter counts of an ``[architecture]`` spec: a weight per pair of units in adjacent layers,
+    a bias per unit (unless bias = false)."""
+    a = data["architecture"]
+    sizes = [int(np.prod(a["input_shape"])) if "input_shape" in a else a["input_size"]]
+    out = {"n0": Fraction(sizes[0])}
+    total = 0
+    for l, layer in enumerate(a["layer"], start=1):
+        sizes.append(layer["size"])
+        out[f"n{l}"] = Fraction(layer["size"])
+        count = sizes[l] * (sizes[l - 1] + (1 if layer.get("bias", True) else 0))
+        out[f"params{l}"] = Fraction(count)
+        total += count
+    out["params"] = Fraction(total)
+    return out
+
+
+def network_param_count(data: dict) -> int:
+    """The parameters of a ``[network]`` spec counted from the sizes its weights and biases are written with."""
+    net = data["network"]
+    n_prev = len(net["input"]) if "input" in net else net["input_size"]
+    total = 0
+    for layer in net["layer"]:
+        size = len(layer["weights"]) if "weights" in layer else layer["size"]
+        has_bias = layer.get("bias") is not False and ("bias" in layer or "weights" not in layer)
+        total += size * n_prev + (size if has_bias else 0)
+        n_prev = size
+    return total

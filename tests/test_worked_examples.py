@@ -20,7 +20,7 @@ import oracles
 
 NUMERIC = [n for n in worked_examples.names()
            if any(k in oracles.load(worked_examples.path(n))
-                  for k in ("network", "graph", "perceptron"))
+                  for k in ("network", "graph", "perceptron", "architecture"))
            and oracles.load(worked_examples.path(n)).get("stated")]
 
 
@@ -50,8 +50,8 @@ def _oracle(data: dict, stated_tables: list[dict]):
             stated.update(_stated_arrays(data, table, shapes))
         carried = oracles.network_values(data, stated)
         get = lambda vals, q, idx: float(np.asarray(vals[q])[tuple(idx or ())])
-    elif "perceptron" in data:
-        values = oracles.perceptron_values
+    elif "perceptron" in data or "architecture" in data:
+        values = oracles.perceptron_values if "perceptron" in data else (lambda d, st=None: oracles.architecture_params(d))
         true = values(data)
         stated = {}
         for table in stated_tables:
