@@ -28,6 +28,7 @@ class Kind:
 def _kinds() -> dict[str, Kind]:
     from .architecture import Architecture, derive_architecture, load_architecture, notation as architecture_notation
     from .backprop import derive_graph, derive_network
+    from .matrices import Matrices, derive_matrices, load_matrices, notation as matrices_notation
     from .perceptron import Perceptron, derive_perceptron, load_perceptron
     from .perceptron_handout import notation as perceptron_notation, sections as perceptron_sections
     from .spec import Graph, Network, load_graph, load_network
@@ -36,6 +37,7 @@ def _kinds() -> dict[str, Kind]:
         Kind("graph", load_graph, derive_graph, Graph),
         Kind("perceptron", load_perceptron, derive_perceptron, Perceptron, perceptron_sections,
              perceptron_notation),
+        Kind("matrices", load_matrices, derive_matrices, Matrices, None, matrices_notation),
         Kind("architecture", load_architecture, derive_architecture, Architecture, None, architecture_notation),
     ]
     return {k.table: k for k in kinds}

@@ -616,6 +616,18 @@ class HandoutPrinter(PrinterCore):
                       "passes made.")
         return Block(cap, self.elements(step))
 
+    # -- symbolic matrix graphs (derive/matrices.py)
+    def _print_MatrixNode(self, step) -> Block:
+        return Block(caption(f"The node {step.name} = {step.text}, element by element (rule: matrix_node)."),
+                     self.elements(step))
+
+    def _print_MatrixGradient(self, step) -> Block:
+        L = self.names.loss
+        cap = caption(f"The gradient with respect to {step.of}, element by element (rule: matrix_gradient): ",
+                      Math(rf"\frac{{\partial {L}}}{{\partial v}} = \sum_{{c}} \frac{{\partial {L}}}{{\partial c}}\,"
+                           r"\frac{\partial c}{\partial v}"), " over the elements c that read v.")
+        return Block(cap, self.elements(step))
+
     # -- records of derive.worked
     def _print_Substitution(self, sub) -> Block:
         return Block(caption("The values substituted (rule: substitution)."),
