@@ -287,6 +287,9 @@ def _zero(e: sp.Expr) -> str | None:
         return "identical"
     if e.has(sp.Piecewise, sp.Abs, sp.sign):
         return "case split" if _zero_by_cases(e) else None
+    # A polynomial is zero exactly when its expansion is, a rational function exactly when its
+    # cancelled form is: for those, the later, slower normalisations cannot succeed.
+    rational = e.is_rational_function()
     for name, attempt in (("expansion", sp.expand), ("cancellation", lambda v: sp.cancel(sp.together(v))),
                           ("simplification", lambda v: sp.simplify(v.rewrite(sp.exp)))):
         try:
@@ -294,6 +297,8 @@ def _zero(e: sp.Expr) -> str | None:
                 return name
         except (TypeError, ValueError, NotImplementedError, RecursionError):
             continue
+        if rational and name == "cancellation":
+            return None
     return None
 
 
@@ -345,7 +350,7 @@ def _assumptions(claim: Claim, names, funcs) -> dict:
         free = sorted(eq.free_symbols, key=lambda s: s.name)
         for s in reversed(free):
             if sp.degree(eq, s) == 1 if eq.is_polynomial(s) else False:
-                subs[s] = sp.solve(eq, s)[0]
+                subs[s] = sp.expand(s - eq / sp.diff(eq, s))   # eq = a·s + b, so s = −b/a
                 break
         else:
             raise SpecError(path, "the assumption must be linear in one of its symbols")
@@ -368,8 +373,15 @@ def check_claim(claim: Claim, names, funcs, derivations, instances: "Instances |
     unfold = lambda d, keep_affine: unfolders[keep_affine](d.xreplace(subs)).xreplace(subs)
 
     def differs(counter: str) -> ClaimResult:
-        shown = [unfold(d, True) for d in diffs]
-        text = "; ".join(sp.sstr(d) for d in shown if d != 0)
+        parts, size = [], 0
+        for d in diffs:             # the nonzero differences, until the text shown is long enough
+            shown = unfold(d, True)
+            if shown != 0:
+                parts.append(sp.sstr(shown))
+                size += len(parts[-1])
+                if size > 600:
+                    break
+        text = "; ".join(parts)
         return ClaimResult(claim.label, claim.lhs, claim.rhs, DIFFERS,
                            difference=text if len(text) <= 600 else text[:600] + " …",
                            counterexample=counter, method="evaluation")
