@@ -20,7 +20,7 @@ from .evaluate import Num, precision, rational, value_of
 from .safeexpr import parse_expression
 from .spec import Claim, Spec
 from .backprop import ELEMENTWISE, LR, derive_elementwise
-from .steps import Activate, Affine, ChainRule, Derivation, Given, Node, Quantity
+from .steps import Activate, Affine, ChainRule, Derivation, Given, Quantity
 
 PROVED, DIFFERS, UNDETERMINED = "proved", "differs", "undetermined"
 SCREEN_POINTS = 3    # random instances tried before any simplification
@@ -45,13 +45,29 @@ def _is_mat(v: Any) -> bool:
 
 
 class MatrixAlgebra:
-    """Scalars are SymPy expressions, vectors are columns, ``*`` is element-wise, ``@`` is the matrix product."""
+    """Scalars are SymPy expressions, vectors are columns, ``*`` is element-wise, ``@`` is the matrix product.
+
+    With ``broadcast`` (claims and ``[matrices]`` nodes, not answers), a row ``1×n`` meets an ``m×n``
+    matrix row by row, as a bias row ``b`` in the row-vector form ``X W + b`` of a batch.
+    """
+
+    def __init__(self, broadcast: bool = False):
+        self.broadcast = broadcast
 
     def number(self, value):
         return value
 
+    def _rows(self, a, b):
+        """``a`` and ``b`` with a 1×n row repeated to the other's rows, when broadcasting."""
+        if self.broadcast and a.cols == b.cols and 1 in (a.rows, b.rows) and a.rows != b.rows:
+            if a.rows == 1:
+                return sp.Matrix.vstack(*[a] * b.rows), b
+            return a, sp.Matrix.vstack(*[b] * a.rows)
+        return a, b
+
     def _elementwise(self, a, b, op, sym):
         if _is_mat(a) and _is_mat(b):
+            a, b = self._rows(a, b)
             if a.shape != b.shape:
                 raise ValueError(f"'{sym}' needs equal shapes, got {a.shape} and {b.shape}")
             return sp.Matrix(a.rows, a.cols, [op(x, y) for x, y in zip(a, b)])
@@ -140,8 +156,10 @@ def claim_functions(derivation: Derivation | None, defs: dict | None = None) -> 
     funcs: dict = {name: _lift(f) for name, f in NODE_FUNCTIONS.items()}
     funcs["max"] = lambda a, b: MatrixAlgebra()._elementwise(a, b, primitives.FUNCTIONS["max"].build, "max")
     funcs["min"] = lambda a, b: MatrixAlgebra()._elementwise(a, b, primitives.FUNCTIONS["min"].build, "min")
+    funcs.update({name: _loss(loss) for name, loss in primitives.LOSSES.items()})
     funcs.update(
         softmax=lambda v: sp.Matrix(primitives.ACTIVATIONS["softmax"].define(list(v))),
+        softmax_rows=_softmax_rows,
         outer=lambda a, b: a * b.T,
         diag=lambda v: sp.diag(*list(v)),
         sum=lambda v: sp.Add(*list(v)) if _is_mat(v) else v,
@@ -158,12 +176,31 @@ def claim_functions(derivation: Derivation | None, defs: dict | None = None) -> 
         locals_ = _graph_locals(derivation)
 
         def local(node, arg):
+            """∂node/∂arg, the local derivative; 0 when the node does not read arg."""
             key = (_symbol_arg(node).name, _symbol_arg(arg).name)
-            if key not in locals_:
-                raise ValueError(f"{key[0]} does not read {key[1]} directly")
-            return locals_[key]
+            if key[0] not in derivation or key[1] not in derivation:
+                raise ValueError(f"d({key[0]}, {key[1]}) needs two quantities of the graph")
+            return locals_.get(key, sp.Integer(0))
         funcs["d"] = local
     return funcs
+
+
+def _loss(loss):
+    """A registry loss L(y, t) of two vectors (or scalars) of one sample."""
+    def f(y, t):
+        ys, ts = (list(v) if _is_mat(v) else [v] for v in (y, t))
+        if len(ys) != len(ts):
+            raise ValueError(f"{loss.name}(y, t) needs y and t of one size, got {len(ys)} and {len(ts)}")
+        return loss.define(ys, ts)
+    return f
+
+
+def _softmax_rows(m):
+    """softmax of each row (the row-vector form: one sample per row)."""
+    if not _is_mat(m):
+        raise ValueError("softmax_rows needs a matrix")
+    define = primitives.ACTIVATIONS["softmax"].define
+    return sp.Matrix([define(list(m.row(i))) for i in range(m.rows)])
 
 
 def _jacobian(f, v, defs):
@@ -221,7 +258,7 @@ def _definitions(derivations, keep_affine: bool) -> dict:
     defs = {}
     for derivation in derivations:
         for step in derivation.steps:
-            affine = isinstance(step, Affine) or (isinstance(step, Node) and step.op == "affine")
+            affine = isinstance(step, Affine) or getattr(step, "op", None) == "affine"
             if isinstance(step, Given) or (keep_affine and affine):
                 continue
             for sym, expr in step.items():
@@ -252,6 +289,9 @@ def _zero(e: sp.Expr) -> str | None:
         return "identical"
     if e.has(sp.Piecewise, sp.Abs, sp.sign):
         return "case split" if _zero_by_cases(e) else None
+    # A polynomial is zero exactly when its expansion is, a rational function exactly when its
+    # cancelled form is: for those, the later, slower normalisations cannot succeed.
+    rational = e.is_rational_function()
     for name, attempt in (("expansion", sp.expand), ("cancellation", lambda v: sp.cancel(sp.together(v))),
                           ("simplification", lambda v: sp.simplify(v.rewrite(sp.exp)))):
         try:
@@ -259,6 +299,8 @@ def _zero(e: sp.Expr) -> str | None:
                 return name
         except (TypeError, ValueError, NotImplementedError, RecursionError):
             continue
+        if rational and name == "cancellation":
+            return None
     return None
 
 
@@ -304,13 +346,13 @@ def _assumptions(claim: Claim, names, funcs) -> dict:
         path = f"{claim.path}.assume[{j}]"
         if text.count("==") != 1:
             raise SpecError(path, "expected an equation 'lhs == rhs'")
-        lhs, rhs = (parse_expression(s, names=names, functions=funcs, path=path, algebra=MatrixAlgebra())
+        lhs, rhs = (parse_expression(s, names=names, functions=funcs, path=path, algebra=MatrixAlgebra(True))
                     for s in text.split("=="))
         eq = sp.expand(_scalar(lhs, "an assumption") - _scalar(rhs, "an assumption"))
         free = sorted(eq.free_symbols, key=lambda s: s.name)
         for s in reversed(free):
             if sp.degree(eq, s) == 1 if eq.is_polynomial(s) else False:
-                subs[s] = sp.solve(eq, s)[0]
+                subs[s] = sp.expand(s - eq / sp.diff(eq, s))   # eq = a·s + b, so s = −b/a
                 break
         else:
             raise SpecError(path, "the assumption must be linear in one of its symbols")
@@ -319,7 +361,7 @@ def _assumptions(claim: Claim, names, funcs) -> dict:
 
 def check_claim(claim: Claim, names, funcs, derivations, instances: "Instances | None" = None,
                 unfolders: dict | None = None) -> ClaimResult:
-    alg = MatrixAlgebra()
+    alg = MatrixAlgebra(broadcast=True)
     lhs = parse_expression(claim.lhs, names=names, functions=funcs, path=f"{claim.path}.lhs", algebra=alg)
     rhs = parse_expression(claim.rhs, names=names, functions=funcs, path=f"{claim.path}.rhs", algebra=alg)
     shape = lambda v: v.shape if _is_mat(v) else (1, 1)
@@ -333,8 +375,15 @@ def check_claim(claim: Claim, names, funcs, derivations, instances: "Instances |
     unfold = lambda d, keep_affine: unfolders[keep_affine](d.xreplace(subs)).xreplace(subs)
 
     def differs(counter: str) -> ClaimResult:
-        shown = [unfold(d, True) for d in diffs]
-        text = "; ".join(sp.sstr(d) for d in shown if d != 0)
+        parts, size = [], 0
+        for d in diffs:             # the nonzero differences, until the text shown is long enough
+            shown = unfold(d, True)
+            if shown != 0:
+                parts.append(sp.sstr(shown))
+                size += len(parts[-1])
+                if size > 600:
+                    break
+        text = "; ".join(parts)
         return ClaimResult(claim.label, claim.lhs, claim.rhs, DIFFERS,
                            difference=text if len(text) <= 600 else text[:600] + " …",
                            counterexample=counter, method="evaluation")

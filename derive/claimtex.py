@@ -111,6 +111,8 @@ def functions() -> dict:
     """The claim language's functions, each printed (names and LaTeX from the registry)."""
     funcs = {name: _call(a.latex) for name, a in primitives.ACTIVATIONS.items()}
     funcs.update({name: _call(f.latex) for name, f in primitives.FUNCTIONS.items()})
+    funcs.update({name: _call(_loss_name(name, l.latex), False) for name, l in primitives.LOSSES.items()})
+    funcs["softmax_rows"] = _call(primitives.ACTIVATIONS["softmax"].latex + r"_{\mathrm{rows}}", True)
     funcs["abs"] = lambda a: T(rf"\left|{a.tex}\right|", ATOM, a.mat)
     funcs["sqrt"] = lambda a: T(rf"\sqrt{{{a.tex}}}", ATOM, a.mat)
     funcs.update(
@@ -133,6 +135,11 @@ def functions() -> dict:
         d=lambda q, x: T(rf"\frac{{\partial {q.tex}}}{{\partial {x.tex}}}", ATOM, False),
     )
     return funcs
+
+
+def _loss_name(name: str, latex: str) -> str:
+    """A loss as a function name: its registry name when its LaTeX is a formula (½‖y − t‖²)."""
+    return latex if latex.startswith(r"\operatorname") else r"\operatorname{" + name.replace("_", r"\_") + "}"
 
 
 def claim_names(names, spec, quantities) -> dict:

@@ -75,7 +75,7 @@ def context(derivation: Derivation, symbol_domains: Mapping[str, str] | None = N
                 continue
             full[sym] = expr
             order.append(sym)
-            if not isinstance(step, _FORWARD):
+            if not isinstance(step, _FORWARD) and not getattr(step, "forward", False):
                 backward[sym] = expr
     return Context(derivation, backward, full, leaves, order, domains, given, Unfolder(backward))
 

@@ -373,13 +373,17 @@ class NumericGrader:
             try:
                 return self._run(bits)
             except Undecided:
-                if bits == PRECISIONS[-1]:
-                    return [(s, a, UNDETERMINED, None, "too close to a rounding boundary to decide") for s, a in self.answers]
-        return []
+                pass
+        try:
+            # A threshold unit (sgn, step) fed a printed number's whole rounding interval may not be
+            # decidable at any precision; carry the printed numbers themselves instead.
+            return self._run(PRECISIONS[0], spread=False)
+        except Undecided:
+            return [(s, a, UNDETERMINED, None, "too close to a rounding boundary to decide") for s, a in self.answers]
 
-    def _run(self, bits: int):
+    def _run(self, bits: int, spread: bool = True):
         p = self.p
-        spread = {sym: half(a.stated.decimals) for sym, a in self.answers}
+        spread = {sym: half(a.stated.decimals) for sym, a in self.answers} if spread else None
         carried, touched = carry(p.derivation, p.values, self.stated, bits, spread)
         self.carried, self.touched, self.bits = carried, touched, bits
         self._point = None

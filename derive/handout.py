@@ -110,7 +110,7 @@ def _own(derivation):
 
 def _meta(spec, prof, decimals: int, numeric: bool) -> tuple:
     from .latex import caption
-    from .spec import Graph
+    from .spec import Graph, Network
     lines = []
     if spec.source:
         lines.append(caption(f"Source: {spec.source}."))
@@ -121,6 +121,9 @@ def _meta(spec, prof, decimals: int, numeric: bool) -> tuple:
     elif isinstance(spec.problem, Graph):
         extra = "; the gradient of a parameter w_k is written δ_k" if prof.param_gradient else ""
         lines.append(caption(f"Notation: the graph's own names{extra} (profile '{prof.name}')."))
+    elif spec.problem is not None and not isinstance(spec.problem, Network):
+        lines.append(caption("Notation: the source's symbols where this kind of problem knows them, "
+                             "otherwise each quantity under its name in the spec."))
     elif spec.problem is not None:
         lines.append(caption(f"Notation: {prof.title} ({prof.summary}); profile '{prof.name}'."))
     if numeric:
@@ -140,12 +143,25 @@ def _sections(spec, derivations, printer, report) -> list[Section]:
     own = _own(main)
     if own is not None:
         out, placed = own.sections(spec, derivations, printer), own.placed
+    elif main.kind not in ("network", "graph"):      # another kind: its own layout, or every step in order
+        from .kinds import of
+        layout = of(spec.problem).handout or _in_order
+        return [s for s in layout(spec, main, printer) if s.items] + _checks(spec, derivations, printer, report)
     else:
         out = _network(spec, derivations, printer) if main.kind == "network" else _graph(spec, main, printer)
         placed = _network_steps if main.kind == "network" else _graph_steps
     further = [printer.doprint(s) for s in main.steps if not isinstance(s, placed())]
     out.append(Section("Further steps", tuple(further)))   # nothing of the derivation is left out
     return [s for s in out if s.items] + _checks(spec, derivations, printer, report)
+
+
+def _in_order(spec, main, printer) -> list[Section]:
+    """The given values, then every other step in derivation order, each with its own caption."""
+    from .steps import Given
+    from .worked import Group
+    given = [printer.doprint(Group(tuple(s for s in main.steps if isinstance(s, Given))))]
+    steps = [printer.doprint(s) for s in main.steps if not isinstance(s, Given)]
+    return [Section("The problem", tuple(given)), Section("Derivation", tuple(steps))]
 
 
 def _network_steps() -> tuple:

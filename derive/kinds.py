@@ -18,16 +18,29 @@ class Kind:
     load: Callable[[dict, str], Any]        # (table, key path) -> problem dataclass
     derive: Callable[[Any], Derivation]     # problem -> derivation
     problem: type                           # the dataclass ``load`` returns
+    # (spec, derivation, printer) -> the handout's sections for this kind, every step included;
+    # None: the given values, then every other step in order (derive/handout.py)
+    handout: Callable[..., list] | None = None
+    # derivation -> default LaTeX of its quantities and elements (a spec's [notation] overrides it)
+    notation: Callable[[Derivation], dict[str, str]] | None = None
 
 
 def _kinds() -> dict[str, Kind]:
+    from .architecture import Architecture, derive_architecture, load_architecture, notation as architecture_notation
     from .backprop import derive_graph, derive_network
     from .conv import Cnn, derive_cnn, load_cnn
+    from .matrices import Matrices, derive_matrices, load_matrices, notation as matrices_notation
+    from .perceptron import Perceptron, derive_perceptron, load_perceptron
+    from .perceptron_handout import notation as perceptron_notation, sections as perceptron_sections
     from .spec import Graph, Network, load_graph, load_network
     kinds = [
         Kind("network", load_network, derive_network, Network),
         Kind("graph", load_graph, derive_graph, Graph),
         Kind("cnn", load_cnn, derive_cnn, Cnn),
+        Kind("perceptron", load_perceptron, derive_perceptron, Perceptron, perceptron_sections,
+             perceptron_notation),
+        Kind("matrices", load_matrices, derive_matrices, Matrices, None, matrices_notation),
+        Kind("architecture", load_architecture, derive_architecture, Architecture, None, architecture_notation),
     ]
     return {k.table: k for k in kinds}
 

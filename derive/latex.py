@@ -290,7 +290,9 @@ class PrinterCore:
         return lines if len(shown) == len(items) else lines + (Chain(r"\vdots", ()),)
 
     def value_form(self, q: Quantity, transpose: bool = False) -> tuple[str, str]:
-        """(relation, matrix of displayed values) of a whole quantity."""
+        """(relation, matrix of displayed values) of a whole quantity; a scalar's value for shape ()."""
+        if not q.shape:
+            return self.rel(q.symbols()), self.shown(q.symbol()).text
         return self.rel(q.symbols()), self.values_of(q, transpose)
 
     def matrix_forms(self, step: Step, formula: str, substituted=None) -> tuple:
@@ -570,6 +572,61 @@ class HandoutPrinter(PrinterCore):
                       Math(rf"\frac{{\partial {L}}}{{\partial v}} = \sum_{{c}} \frac{{\partial {L}}}{{\partial c}}\,"
                            r"\frac{\partial c}{\partial v}"), " over the nodes c that read v.")
         return Block(cap, (chain,))
+
+    # -- perceptrons (derive/perceptron.py)
+    def _print_PerceptronNet(self, step) -> Block:
+        """net = W(t−1)ᵀ X for a weight vector, net = W x − T for a layer's weight matrix."""
+        W, x, *T = step.inputs
+        vector = len(self.quantities[W].shape) == 1
+        product = f"{self.names.transpose(W)} {self.q(x)}" if vector else f"{self.q(W)} {self.q(x)}"
+        formula = product + (f" - {self.q(T[0])}" if T else "")
+        subst = lambda: (rf"{self.values_of(W)}^{{\top}} {self.values_of(x)}" if vector else
+                         f"{self.values_of(W)} {self.values_of(x)}") + (f" - {self._value_text(T[0])}" if T else "")
+        cap = caption("The weighted sum of the unit's inputs (rule: perceptron_net)" +
+                      (", the threshold subtracted." if T else "."))
+        return Block(cap, (Chain(self.q(step.name), self.matrix_forms(step, formula, subst)),))
+
+    def _print_PerceptronOutput(self, step) -> Block:
+        act = primitives.ACTIVATIONS[step.activation]
+        cap = caption(f"The unit's output, {act.name} of the weighted sum (rule: perceptron_output): ",
+                      Math(definition(act)), ".")
+        return Block(cap, self.elements(step, self._activation_heads(step, act)))
+
+    def _print_PerceptronUpdate(self, step) -> Block:
+        W, lr, d, o, X = step.inputs
+        formula = rf"{self.q(W)} + {self.q(lr)} \left({self.q(d)} - {self.q(o)}\right) {self.q(X)}"
+        num = self._value_text
+        subst = lambda: rf"{self.values_of(W)} + {num(lr)} \left({num(d)} - {num(o)}\right) {self.values_of(X)}"
+        cap = caption("The perceptron learning rule (rule: perceptron_rule): ",
+                      Math(r"W \leftarrow W + \eta\,(d - o)\,X"), ", no change when the output is the desired one.")
+        return Block(cap, (Chain(self.q(step.name), self.matrix_forms(step, formula, subst)),))
+
+    def _value_text(self, name: str) -> str:
+        """A quantity's displayed value inside a substituted formula: a matrix, or a number (bracketed if negative)."""
+        q = self.quantities[name]
+        return self.values_of(q) if q.shape else self.number(q.symbol())
+
+    def _print_PassErrors(self, step) -> Block:
+        cap = caption(f"Pass {step.epoch} over the samples: the number of presentations whose output differs from "
+                      "the desired one (rule: pass_errors).")
+        return Block(cap, self.elements(step))
+
+    def _print_Converged(self, step) -> Block:
+        cap = caption("Training stops after the first pass without an error (rule: converged): the number of "
+                      "passes made.")
+        return Block(cap, self.elements(step))
+
+    # -- symbolic matrix graphs (derive/matrices.py)
+    def _print_MatrixNode(self, step) -> Block:
+        return Block(caption(f"The node {step.name} = {step.text}, element by element (rule: matrix_node)."),
+                     self.elements(step))
+
+    def _print_MatrixGradient(self, step) -> Block:
+        L = self.names.loss
+        cap = caption(f"The gradient with respect to {step.of}, element by element (rule: matrix_gradient): ",
+                      Math(rf"\frac{{\partial {L}}}{{\partial v}} = \sum_{{c}} \frac{{\partial {L}}}{{\partial c}}\,"
+                           r"\frac{\partial c}{\partial v}"), " over the elements c that read v.")
+        return Block(cap, self.elements(step))
 
     # -- records of derive.worked
     def _print_Substitution(self, sub) -> Block:

@@ -164,12 +164,13 @@ def names(derivations: Iterable[Derivation], prof: Profile | str = "xjtu",
     resolved = {}
     for d in derivations:
         resolved.update(dict(d.aliases))
-    over = {resolved.get(k, k): v for k, v in _overrides(overrides, known).items()}
+    over = {resolved.get(k, k): v for k, v in _overrides(list(_kind_notation(derivations)) + list(overrides),
+                                                          known).items()}
     if any(d.kind == "cnn" for d in derivations):      # maps and kernels: derive/convtex.py
         from .convtex import cnn_names
         return cnn_names(derivations, prof, overrides)
-    if any(d.kind == "graph" for d in derivations):
-        return _graph_names(prof, steps, over)
+    if not any(d.kind in ("network", "elementwise") for d in derivations):
+        return _graph_names(prof, steps, over)   # graphs and other kinds: every quantity by its own name
     acts = {s.layer: s.activation for s in steps if isinstance(s, Activate)}
     scalars = {s.name: m for s in steps if (m := _ELEMENT.fullmatch(s.name))}  # nodes of the element-wise form
     layers = [int(k[2]) for m in scalars.values() if (k := _LAYERED.fullmatch(m.group(1)))]
@@ -192,6 +193,15 @@ def names(derivations: Iterable[Derivation], prof: Profile | str = "xjtu",
     _generic(steps, b.q, b.e)
     negated = frozenset(n for n in b.q if (b.kind(n) or ("",))[0] in prof.negated)
     return Names(prof, b.e, b.q, negated, b.loss)
+
+
+def _kind_notation(derivations: list[Derivation]):
+    """The default names a problem kind gives its quantities (derive/kinds.py), as (name, LaTeX) pairs."""
+    from .kinds import kinds
+    for d in derivations:
+        kind = kinds().get(d.kind)
+        if kind is not None and kind.notation is not None:
+            yield from kind.notation(d).items()
 
 
 def _generic(steps: list[Step], quantities: dict, elements: dict) -> None:
@@ -225,7 +235,7 @@ def _graph_names(prof: Profile, steps: list[Step], over: dict[str, str]) -> Name
         elif s.name.endswith("_new"):
             base = q[s.name[: -len("_new")]]
             q[s.name] = f"{{{base}}}'" if prof.new == "'" else f"{{{base}}}^{{{prof.new}}}"
-    q.update(over)
-    elements: dict[str, str] = {}
+    q.update({k: v for k, v in over.items() if "[" not in k})
+    elements: dict[str, str] = {k: v for k, v in over.items() if "[" in k}
     _generic(steps, q, elements)
     return Names(prof, elements, q, frozenset(), loss)

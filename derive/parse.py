@@ -137,9 +137,10 @@ def vocabulary(derivation: Derivation, log: str = "natural", activation_params: 
 
 
 def _graph_loss(derivation: Derivation) -> str:
-    from .steps import Seed
-    seed = next(s for s in derivation.steps if isinstance(s, Seed))
-    return seed.name[len("grad_"):]
+    """The loss whose gradients are ``grad_*``: where the backward pass starts (∂L/∂L = 1); "" if none."""
+    seed = next((s for s in derivation.steps if s.name.startswith("grad_") and not s.target.shape
+                 and s.exprs == (1,)), None)
+    return "" if seed is None else seed.name[len("grad_"):]
 
 
 # ----------------------------------------------------------------------------- functions
@@ -410,6 +411,8 @@ class _Normaliser:
     def gradient(self, upper: list[Token], lower: list[Token]) -> Any:
         if not lower or lower[0].text != r"\partial" or len(upper) < 2:
             raise LatexError(f"\\frac{{\\partial …}}{{\\partial …}} expected at column {upper[0].col}")
+        if not self.vocab.loss:
+            raise LatexError(f"this problem has no loss to differentiate (column {upper[0].col})")
         num = self.sub(upper[1:])
         ident = num.identifier()
         if num.peek() is not None or not self._is_loss(ident):

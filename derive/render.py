@@ -124,8 +124,19 @@ def _cell_tex(cell) -> str:
     if isinstance(cell, Math):
         return f"${cell.tex}$"
     if isinstance(cell, Code):
-        return r"\texttt{" + tex_text(cell.text) + "}"
-    return tex_text(cell)
+        return r"\texttt{" + _breakable(cell.text) + "}"
+    return _breakable(cell)
+
+
+_LONG_WORD = re.compile(r"(\S{25,})")
+
+
+def _breakable(text: str) -> str:
+    """Prose for a narrow column: a word too long for it (a formula written out) may break after * / , and (."""
+    if not _LONG_WORD.search(text):
+        return tex_text(text)
+    return "".join(r"\allowbreak{}".join(tex_text(p) for p in re.split(r"(?<=[*/,(])", w)) if _LONG_WORD.fullmatch(w)
+                   else tex_text(w) for w in _LONG_WORD.split(text))
 
 
 def _cell_md(cell) -> str:

@@ -492,3 +492,97 @@ def _cnn_loss_mp(data: dict, params: dict):
     G = conv(net["output_gradient"]) if "output_gradient" in net else None
     G = [v for r in G for v in r] if G and isinstance(G[0], list) else (G or [1] * len(y))
     return sum(g * v for g, v in zip(G, y))
+# ----------------------------------------------------------------------------- the perceptron oracle
+
+def _exact(text) -> Fraction:
+    """A printed number (or a plain integer) as an exact fraction."""
+    return Fraction(Decimal(str(text).replace("\u2212", "-")))
+
+
+def _unit(name: str):
+    """Threshold units, textbook definitions: sgn(0) = +1 (the perceptron convention), step(0) = 1."""
+    return {"sign": lambda v: Fraction(1) if v >= 0 else Fraction(-1),
+            "step": lambda v: Fraction(1) if v >= 0 else Fraction(0)}[name]
+
+
+def perceptron_values(data: dict, stated: dict | None = None) -> dict:
+    """Every quantity of a ``[perceptron]`` spec in exact fractions; with ``stated`` (name -> value or
+    list of values) each quantity is recomputed from the stated values of its inputs."""
+    p = data["perceptron"]
+    stated = stated or {}
+    out: dict = {}
+    use = lambda name: stated.get(name, out[name])
+    X = [[_exact(v) for v in s["x"]] for s in p["samples"]]
+    for k, x in enumerate(X, start=1):
+        out[f"X{k}"] = x
+    if "weights" in p:
+        g = _unit(p.get("activation", "sign"))
+        spread = g(Fraction(1)) - g(Fraction(-1))
+        d = [_exact(s["d"]) for s in p["samples"]]
+        eta = _exact(p["learning_rate"])
+        out["W0"] = [_exact(v) for v in p["weights"]]
+        t, epoch = 0, 0
+        while True:
+            epoch += 1
+            errors = Fraction(0)
+            for k, x in enumerate(X):
+                t += 1
+                w = use(f"W{t - 1}")
+                out[f"net{t}"] = sum(a * b for a, b in zip(w, x))
+                out[f"o{t}"] = g(use(f"net{t}"))
+                out[f"W{t}"] = [a + eta * (d[k] - use(f"o{t}")) * b for a, b in zip(w, x)]
+                errors += abs(d[k] - out[f"o{t}"]) / spread
+            out[f"errors{epoch}"] = errors
+            if p.get("epochs", 1) == "converge":
+                if errors == 0:
+                    out["epochs"] = Fraction(epoch)
+                    break
+                assert epoch < p.get("max_epochs", 100), "no convergence"
+            elif epoch == p.get("epochs", 1):
+                break
+        out["W_final"] = out[f"W{t}"]
+        return out
+    layers = p["layer"]
+    names = [("net_y", "y"), ("net", "o")][-len(layers):]
+    for k, x in enumerate(X, start=1):
+        prev = x
+        for layer, (net_name, out_name) in zip(layers, names):
+            g = _unit(layer.get("activation", p.get("activation", "sign")))
+            W = [[_exact(v) for v in row] for row in layer["weights"]]
+            T = [_exact(v) for v in layer.get("threshold", ["0"] * len(W))]
+            net = [sum(a * b for a, b in zip(row, prev)) - th for row, th in zip(W, T)]
+            out[f"{net_name}{k}"] = net if len(net) > 1 else net[0]
+            outs = [g(v) for v in net]
+            out[f"{out_name}{k}"] = outs if len(outs) > 1 else outs[0]
+            prev = outs
+    return out
+
+
+def architecture_params(data: dict) -> dict:
+    """Parameter counts of an ``[architecture]`` spec: a weight per pair of units in adjacent layers,
+    a bias per unit (unless bias = false)."""
+    a = data["architecture"]
+    sizes = [int(np.prod(a["input_shape"])) if "input_shape" in a else a["input_size"]]
+    out = {"n0": Fraction(sizes[0])}
+    total = 0
+    for l, layer in enumerate(a["layer"], start=1):
+        sizes.append(layer["size"])
+        out[f"n{l}"] = Fraction(layer["size"])
+        count = sizes[l] * (sizes[l - 1] + (1 if layer.get("bias", True) else 0))
+        out[f"params{l}"] = Fraction(count)
+        total += count
+    out["params"] = Fraction(total)
+    return out
+
+
+def network_param_count(data: dict) -> int:
+    """The parameters of a ``[network]`` spec counted from the sizes its weights and biases are written with."""
+    net = data["network"]
+    n_prev = len(net["input"]) if "input" in net else net["input_size"]
+    total = 0
+    for layer in net["layer"]:
+        size = len(layer["weights"]) if "weights" in layer else layer["size"]
+        has_bias = layer.get("bias") is not False and ("bias" in layer or "weights" not in layer)
+        total += size * n_prev + (size if has_bias else 0)
+        n_prev = size
+    return total

@@ -19,7 +19,8 @@ from derive.verify import verify_spec
 import oracles
 
 NUMERIC = [n for n in worked_examples.names()
-           if any(k in oracles.load(worked_examples.path(n)) for k in ("network", "graph", "cnn"))
+           if any(k in oracles.load(worked_examples.path(n))
+                  for k in ("network", "graph", "cnn", "perceptron", "architecture"))
            and oracles.load(worked_examples.path(n)).get("stated")]
 
 
@@ -50,6 +51,15 @@ def _oracle(data: dict, stated_tables: list[dict]):
             stated.update(_stated_arrays(data, table, shapes))
         carried = values(data, stated)
         get = lambda vals, q, idx: float(np.asarray(vals[q])[tuple(idx or ())])
+    elif "perceptron" in data or "architecture" in data:
+        values = oracles.perceptron_values if "perceptron" in data else (lambda d, st=None: oracles.architecture_params(d))
+        true = values(data)
+        stated = {}
+        for table in stated_tables:
+            stated.update({k: [oracles._exact(x) for x in v] if isinstance(v, list) else oracles._exact(v)
+                           for k, v in table.items() if k != "label"})
+        carried = values(data, stated)
+        get = lambda vals, q, idx: float(vals[q][idx[0]] if idx else vals[q])
     else:
         true = oracles.graph_values(data)
         stated = {}
