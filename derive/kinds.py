@@ -18,14 +18,26 @@ class Kind:
     load: Callable[[dict, str], Any]        # (table, key path) -> problem dataclass
     derive: Callable[[Any], Derivation]     # problem -> derivation
     problem: type                           # the dataclass ``load`` returns
+    # A kind printed its own way names a module with ``names(derivations, profile, overrides)``,
+    # ``Printer`` (a HandoutPrinter subclass), ``sections(spec, derivations, printer)``, ``placed()``
+    # and ``meta(spec, profile)``; None: the network or graph printing (derive/handout.py).
+    printing: str | None = None
+
+    def printing_module(self):
+        if self.printing is None:
+            return None
+        import importlib
+        return importlib.import_module(self.printing)
 
 
 def _kinds() -> dict[str, Kind]:
     from .backprop import derive_graph, derive_network
+    from .recurrent import Recurrent, derive_recurrent, load_recurrent
     from .spec import Graph, Network, load_graph, load_network
     kinds = [
         Kind("network", load_network, derive_network, Network),
         Kind("graph", load_graph, derive_graph, Graph),
+        Kind("recurrent", load_recurrent, derive_recurrent, Recurrent, printing="derive.recurrent_tex"),
     ]
     return {k.table: k for k in kinds}
 
@@ -39,6 +51,12 @@ def kinds() -> dict[str, Kind]:
     if _KINDS is None:
         _KINDS = _kinds()
     return _KINDS
+
+
+def printing(kind_name: str):
+    """The printing module of a derivation's kind (``Derivation.kind``), or None."""
+    kind = kinds().get(kind_name)
+    return None if kind is None else kind.printing_module()
 
 
 def of(problem: Any) -> Kind:
