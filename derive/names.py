@@ -158,6 +158,10 @@ def names(derivations: Iterable[Derivation], prof: Profile | str = "xjtu",
     """Names for the quantities of ``derivations`` (a network's matrix and element-wise forms, or a graph)."""
     derivations = list(derivations)
     prof = find_profile(prof) if isinstance(prof, str) else prof
+    from .kinds import printing
+    own = next((m for d in derivations if (m := printing(d.kind)) is not None), None)
+    if own is not None:                 # a kind with names of its own (derive/kinds.py)
+        return own.names(derivations, prof, overrides)
     steps = _all_steps(derivations)
     known = {s.name for s in steps} | {a for d in derivations for a, _ in d.aliases}
     known |= {_key(s.name, i) for s in steps if s.target.shape for i in s.target.indices()}
