@@ -50,9 +50,9 @@ import sympy as sp
 
 from . import primitives
 from .errors import SpecError
-from .spec import (ActivationRef, MAX_MAGNITUDE, _activation, _int, _kind, _learning_rate, _string,
-                   _table, _unknown_keys, _vector, number)
-from .steps import Derivation, Given, Quantity, Seed, Step, Update, symbol
+from .spec import (ActivationRef, _activation, _int, _kind, _learning_rate, _string, _table, _unknown_keys,
+                   _vector)
+from .steps import Activate, Derivation, Given, LossValue, Node, Quantity, Seed, Step, Update, symbol
 
 MAX_STEPS = 50           # sequence length
 MAX_SIZE = 32            # input, hidden and output widths
@@ -244,8 +244,13 @@ def check_size(r: Recurrent, path: str = "recurrent") -> None:
 
 # ----------------------------------------------------------------------------- steps
 
+# The forward steps extend the engine's forward classes (an activation, a loss, a node), so that the
+# checker treats their quantities as forward ones (derive/equiv.py).  An affine map is a Node, not
+# an Affine: claims would keep Affine quantities as atoms in a first proof attempt, which for a
+# formula restating a time step's affine map costs a failed simplification.
+
 @dataclass(frozen=True)
-class RecurrentAffine(Step):
+class RecurrentAffine(Node):
     """``Σ_k M_k v_k + b`` at one time step: ``terms`` = ((matrix, vector), ...), ``bias``."""
 
     time: int = 0
@@ -255,17 +260,15 @@ class RecurrentAffine(Step):
 
 
 @dataclass(frozen=True)
-class TimeActivation(Step):
+class TimeActivation(Activate):
     """``g(v)`` element-wise (or softmax of the whole vector) at one time step."""
 
     time: int = 0
-    activation: str = "identity"
-    params: tuple[tuple[str, sp.Expr], ...] = ()
     rule: ClassVar[str] = "time_activation"
 
 
 @dataclass(frozen=True)
-class Concat(Step):
+class Concat(Node):
     """``[u; v]``: vectors stacked (the LSTM's [h_{t−1}, x_t])."""
 
     time: int = 0
@@ -274,7 +277,7 @@ class Concat(Step):
 
 
 @dataclass(frozen=True)
-class Hadamard(Step):
+class Hadamard(Node):
     """``Σ_k u_k ⊙ v_k``: element-wise products (C_t = f_t ⊙ C_{t−1} + i_t ⊙ C̃_t, h_t = o_t ⊙ tanh C_t)."""
 
     time: int = 0
@@ -283,16 +286,15 @@ class Hadamard(Step):
 
 
 @dataclass(frozen=True)
-class StepLoss(Step):
+class StepLoss(LossValue):
     """``loss(y_t, t_t)``: the loss of one time step."""
 
     time: int = 0
-    loss: str = "half_sse"
     rule: ClassVar[str] = "step_loss"
 
 
 @dataclass(frozen=True)
-class TotalLoss(Step):
+class TotalLoss(LossValue):
     """``L = Σ_t L_t``."""
 
     parts: tuple[str, ...] = ()
@@ -324,7 +326,7 @@ class ThroughTime(Step):
     of: str = ""
     time: int | None = None
     terms: tuple[Term, ...] = ()
-    rule: ClassVar[str] = "backprop_through_time"
+    rule: ClassVar[str] = "bptt"
 
 
 # ----------------------------------------------------------------------------- forward pass
@@ -343,7 +345,8 @@ def _affine(name: str, t: int, terms, bias: str, rows: int, sizes: dict) -> Recu
         e = sp.Add(*[symbol(M, (i, j)) * symbol(v, (j,)) for M, v in terms for j in range(sizes[v])])
         exprs.append(e + symbol(bias, (i,)))
     inputs = tuple(dict.fromkeys([x for pair in terms for x in pair] + [bias]))
-    return RecurrentAffine(Quantity(name, (rows,)), tuple(exprs), inputs, time=t, terms=tuple(terms), bias=bias)
+    return RecurrentAffine(Quantity(name, (rows,)), tuple(exprs), inputs, op="recurrent_affine", args=inputs, time=t,
+                           terms=tuple(terms), bias=bias)
 
 
 def _activate(name: str, t: int, of: str, act: ActivationRef, n: int) -> TimeActivation:
@@ -381,12 +384,13 @@ def _forward(r: Recurrent) -> list[Step]:
     sigmoid, tanh = ActivationRef("sigmoid"), ActivationRef("tanh")
     for t in range(1, T + 1):
         if r.cell == "elman":
-            steps.append(_affine(f"a{t}", t, ((f"W_hh", f"h{t - 1}"), ("W_xh", f"x{t}")), "b_h", n, sizes))
+            steps.append(_affine(f"a{t}", t, (("W_hh", f"h{t - 1}"), ("W_xh", f"x{t}")), "b_h", n, sizes))
             steps.append(_activate(f"h{t}", t, f"a{t}", r.g1, n))
         else:
             hx = Quantity(f"hx{t}", (n + m,))
-            steps.append(Concat(hx, tuple(_vec(f"h{t - 1}", n) + _vec(f"x{t}", m)), (f"h{t - 1}", f"x{t}"),
-                                time=t, parts=(f"h{t - 1}", f"x{t}")))
+            parts = (f"h{t - 1}", f"x{t}")
+            steps.append(Concat(hx, tuple(_vec(parts[0], n) + _vec(parts[1], m)), parts, op="concat", args=parts,
+                                time=t, parts=parts))
             gates = {}
             for g, act in GATES:
                 steps.append(_affine(f"z{g}{t}", t, ((f"W_{g}", hx.name),), f"b_{g}", n, sizes))
@@ -409,14 +413,15 @@ def _forward(r: Recurrent) -> list[Step]:
                               (f"{out}{t}", f"t{t}"), time=t, loss=r.loss))
     if r.loss_at == "every":
         parts = tuple(f"loss{t}" for t in r.loss_times)
-        steps.append(TotalLoss(Quantity("loss"), (sp.Add(*[symbol(p) for p in parts]),), parts, parts=parts))
+        steps.append(TotalLoss(Quantity("loss"), (sp.Add(*[symbol(p) for p in parts]),), parts, loss=r.loss,
+                               parts=parts))
     return steps
 
 
 def _hadamard(name: str, t: int, products, n: int) -> Hadamard:
     exprs = tuple(sp.Add(*[symbol(u, (i,)) * symbol(v, (i,)) for u, v in products]) for i in range(n))
     inputs = tuple(dict.fromkeys(x for pair in products for x in pair))
-    return Hadamard(Quantity(name, (n,)), exprs, inputs, time=t, products=tuple(products))
+    return Hadamard(Quantity(name, (n,)), exprs, inputs, op="hadamard", args=inputs, time=t, products=tuple(products))
 
 
 # ----------------------------------------------------------------------------- backward pass: the chain rule

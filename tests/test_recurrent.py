@@ -16,7 +16,7 @@ import sympy as sp
 
 from derive.errors import SpecError
 from derive.evaluate import evaluate
-from derive.recurrent import Term, ThroughTime, derive_recurrent, load_recurrent
+from derive.recurrent import ThroughTime, derive_recurrent, load_recurrent
 from derive.spec import from_mapping
 from derive.steps import symbol
 
@@ -431,3 +431,272 @@ def test_lstm_matches_torch(seed, module):
     table = random_recurrent(seed)
     _, values = _engine(table)
     _check_torch(values, *_lstm_torch(torch, table, module), f"nn.{module} seed {seed}")
+
+
+# ----------------------------------------------------------------------------- SymPy's derivative of the unrolled loss
+
+def _claims(table: dict, claims):
+    from derive.claims import check_claims
+    from derive.spec import Claim
+    spec = from_mapping({"recurrent": table})
+    spec = spec.__class__(**{**spec.__dict__, "claims": tuple(
+        Claim(label, lhs, rhs, (), f"claim[{i}]") for i, (label, lhs, rhs) in enumerate(claims))})
+    return check_claims(spec, derive_recurrent(spec.problem))
+
+
+def test_bptt_equals_sympys_derivative_of_the_unrolled_loss_symbolically():
+    """On a symbolic tanh Elman network over two steps, ∂L/∂h_1, ∂L/∂h_0 and weight gradients from the
+    chain-rule steps simplify to SymPy's derivative of the whole unrolled loss (claims' jacobian)."""
+    table = {"cell": "elman", "hidden_size": 2, "input_size": 1, "steps": 2, "output_size": 1, "g1": "tanh",
+             "loss": "half_sse"}
+    results = _claims(table, [("h1", "grad_h1", "jacobian(loss, h1).T"),
+                              ("h0", "grad_h0", "jacobian(loss, h0).T"),
+                              ("W", "[grad_W_hh[0,1], grad_W_xh[1,0], grad_b_y[0]]",
+                               "jacobian(loss, [W_hh[0,1], W_xh[1,0], b_y[0]]).T"),
+                              ("a path missing", "grad_h1", "W_hh.T @ grad_a2")])
+    assert [r.verdict for r in results] == ["proved", "proved", "proved", "differs"]
+
+
+def test_lstm_gradients_equal_sympys_derivative_of_the_unrolled_loss_at_the_numbers():
+    """The LSTM cell's gradients against sympy.diff of the unrolled loss (not the chain-rule steps),
+    both evaluated with certified enclosures: they agree to 1e-30."""
+    from derive.claims import Unfolder, _definitions
+    from derive.evaluate import precision, value_of
+    from derive.steps import Given
+    table = random_recurrent(LSTM_SEEDS[0])
+    derivation, values = _engine(table)
+    loss = Unfolder(_definitions([derivation], keep_affine=False))(sp.Symbol("loss", real=True))
+    params = [sym for s in derivation.steps if isinstance(s, Given) and s.role in ("param", "state")
+              for sym in s.target.symbols()]
+    assert len(params) > 10
+    for p in params:
+        name, index = p.name[:-1].split("[")
+        with precision(160):
+            d = value_of(sp.diff(loss, p), values)
+            engine = values[symbol("grad_" + name, tuple(int(i) for i in index.split(",")))]
+            assert abs(d.enclosure - engine.enclosure).b < 1e-30, p
+
+
+# ----------------------------------------------------------------------------- the terms read off the Jacobians
+
+def _term_value(step, term, derivation):
+    """What a term's matrix form says, element by element, rebuilt from the term alone."""
+    of = derivation.quantity(step.of)
+    consumer = derivation.quantity(term.consumer)
+    g = [symbol("grad_" + term.consumer, idx) for idx in consumer.indices()]
+    if term.kind == "transpose":
+        M = derivation.quantity(term.operand)
+        return [sp.Add(*[M.symbol((k, i)) * g[k] for k in range(consumer.shape[0])]) for (i,) in of.indices()]
+    if term.kind == "outer":
+        v = derivation.quantity(term.operand)
+        return [g[i] * v.symbol((j,)) for i, j in of.indices()]
+    if term.kind == "identity":
+        return [symbol("grad_" + term.consumer, idx) for idx in of.indices()]
+    if term.kind == "hadamard":
+        P = derivation.quantity(term.operand)
+        return [symbol("grad_" + term.consumer, (i,)) * P.symbol((i,)) for (i,) in of.indices()]
+    if term.kind in ("derivative", "diag"):
+        return [symbol("grad_" + term.consumer, (i,)) * f for (i,), f in zip(of.indices(), term.factors)]
+    if term.kind == "select":
+        return [symbol("grad_" + term.consumer, (term.offset + i,)) for (i,) in of.indices()]
+    cexprs = derivation.step(term.consumer).exprs
+    gsyms = [symbol("grad_" + term.consumer, idx) for idx in consumer.indices()]
+    return [sp.Add(*[gk * sp.diff(e, of.symbol(idx)) for gk, e in zip(gsyms, cexprs)]) for idx in of.indices()]
+
+
+@pytest.mark.parametrize("seed", SEEDS[::3])
+def test_the_printed_matrix_form_is_what_the_chain_rule_computed(seed):
+    """Each gradient step's terms, rebuilt as expressions, sum to the step's own (chain-rule) expressions;
+    a 'derivative' term's factor is the activation's derivative (checked at the numbers)."""
+    from derive.evaluate import precision, value_of
+    derivation, values = _engine(random_recurrent(seed))
+    kinds = set()
+    for step in derivation.steps:
+        if not isinstance(step, ThroughTime):
+            continue
+        built = [sp.Add(*parts) for parts in zip(*[_term_value(step, t, derivation) for t in step.terms])]
+        for b, e in zip(built, step.exprs):
+            if any(t.kind in ("derivative", "chain") for t in step.terms):   # output forms vs diff: the numbers
+                with precision(160):
+                    assert abs(value_of(b - e, values).enclosure).b < 1e-40
+            else:
+                assert sp.expand(b - e) == 0, (step.name, b, e)
+        for t in step.terms:
+            kinds.add(t.kind)
+            if t.kind == "derivative":
+                act = derivation.step(t.consumer)
+                for (i,), f in zip(step.target.indices(), t.factors):
+                    direct = sp.diff(act.exprs[i], symbol(step.of, (i,)))
+                    with precision(160):
+                        assert abs(value_of(f - direct, values).enclosure).b < 1e-40
+    assert {"transpose", "outer", "identity"} <= kinds
+
+
+def test_every_kind_of_term_occurs_in_the_random_problems():
+    kinds = set()
+    for seed in SEEDS:
+        derivation = derive_recurrent(load_recurrent(random_recurrent(seed)))
+        kinds |= {t.kind for s in derivation.steps if isinstance(s, ThroughTime) for t in s.terms}
+    assert kinds == {"transpose", "outer", "identity", "hadamard", "derivative", "select", "chain"}, kinds
+
+
+# ----------------------------------------------------------------------------- the spec table
+
+BASE = {"cell": "elman", "hidden_size": 2, "inputs": [["1"], ["0.5"]], "targets": [["0", "1"], ["1", "0"]],
+        "loss": "half_sse"}
+
+
+@pytest.mark.parametrize("change, path, message", [
+    ({"cell": "gru"}, "recurrent.cell", "expected one of elman, lstm"),
+    ({"hidden_size": None}, "recurrent.hidden_size", "missing"),
+    ({"hidden_size": 33}, "recurrent.hidden_size", "from 1 to 32"),
+    ({"inputs": [["1"]] * 51, "targets": None}, "recurrent.inputs", "at most 50 time steps"),
+    ({"inputs": [["1"], ["1", "2"]]}, "recurrent.inputs[1]", "expected 1 numbers"),
+    ({"inputs": None}, "recurrent.input_size", "missing"),
+    ({"targets": [["0", "1"]]}, "recurrent.targets", "expected 2 vectors"),
+    ({"targets": [["0"], ["1"]]}, "recurrent.targets[0]", "expected 2 numbers"),
+    ({"output_size": 1}, "recurrent.targets[0]", "expected 1 numbers"),
+    ({"params": {"W_hh": [["1", "2"]]}}, "recurrent.params.W_hh", "2x2 matrix"),
+    ({"params": {"W_f": [["1"]]}}, "recurrent.params.W_f", "unknown key"),
+    ({"params": {"W_hh": [["1", "nan"], ["0", "0"]]}}, "recurrent.params.W_hh[0][1]", "finite"),
+    ({"params": {"b_y": ["0"]}}, "recurrent.output_size", "output layer"),
+    ({"g1": "softmax"}, "recurrent.g1", "element-wise"),
+    ({"g1": "nonesuch"}, "recurrent.g1", "unknown activation"),
+    ({"g2": "sigmoid"}, "recurrent.g2", "output_size"),
+    ({"cell": "lstm", "g1": "tanh"}, "recurrent.g1", "fixed"),
+    ({"c0": ["0", "0"]}, "recurrent.c0", "only an LSTM"),
+    ({"loss_at": "first"}, "recurrent.loss_at", "'every'"),
+    ({"loss": "nonesuch"}, "recurrent.loss", "unknown loss"),
+    ({"output_size": 1, "g2": "sigmoid", "loss": "softmax_cross_entropy"}, "recurrent.loss", "logits"),
+    ({"h0": ["0"]}, "recurrent.h0", "expected 2 numbers"),
+    ({"surprise": 1}, "recurrent.surprise", "unknown key"),
+    ({"hidden_size": 32, "cell": "lstm", "inputs": [["1"] * 32] * 20, "targets": None}, "recurrent", "too large"),
+])
+def test_spec_errors_name_the_key(change, path, message):
+    table = {k: v for k, v in {**BASE, **change}.items() if v is not None}
+    with pytest.raises(SpecError) as err:
+        from_mapping({"recurrent": table})
+    assert err.value.path == path and message in err.value.message, (err.value.path, err.value.message)
+
+
+def test_one_problem_table_only():
+    with pytest.raises(SpecError, match="one problem table"):
+        from_mapping({"recurrent": BASE, "graph": {"nodes": ["L = 1"]}})
+
+
+def test_defaults_and_symbols():
+    """h_0 = 0 by default; without numbers every given is a symbol and the derivation is symbolic."""
+    r = load_recurrent({**BASE, "params": {"W_hh": "symbol"}})
+    assert r.params[0] == ("W_hh", None)
+    assert r.h0 == (0, 0) and r.loss_at == "every" and r.g1.name == "tanh" and r.output_size is None
+    symbolic = derive_recurrent(load_recurrent({"cell": "lstm", "hidden_size": 1, "input_size": 2, "steps": 2,
+                                                "loss": "half_sse", "h0": "symbol"}))
+    w = symbolic.step("W_f")
+    assert w.exprs == tuple(w.target.symbols()) and symbolic.step("h0").exprs == (symbol("h0", (0,)),)
+    assert symbolic.step("c0").exprs == (0,)
+    assert "y2" in symbolic and symbolic.resolve("y2") == "h2"     # no output layer: the loss reads h_t
+
+
+def test_deck_004_names_are_aliases():
+    table = {**BASE, "output_size": 1, "targets": [["0"], ["1"]]}
+    d = derive_recurrent(load_recurrent(table))
+    assert [d.resolve(a) for a in ("U", "W", "V", "b_a", "o2")] == ["W_xh", "W_hh", "W_hy", "b_h", "y2"]
+
+
+def test_last_step_loss_reads_only_the_last_output():
+    table = {**BASE, "output_size": 1, "loss_at": "last", "targets": [["1"]]}
+    d = derive_recurrent(load_recurrent(table))
+    assert "y2" in d and "y1" not in d and "loss1" not in d
+    assert {t.consumer for t in d.step("grad_h1").terms} == {"a2"}
+
+
+# ----------------------------------------------------------------------------- handouts and the checker
+
+def test_the_handouts_show_the_recursions_read_off_the_steps():
+    import worked_examples
+    from derive.handout import build
+    from derive.spec import load
+    tex = build(load(worked_examples.path("000_4_elman_rnn"))).tex()
+    assert (r"\frac{\partial \mathcal{L}}{\partial \mathbf{h}_{t}}$ & $=$ & $\mathbf{W}_{hy}^{\top} "
+            r"\boldsymbol{\delta}^{y}_{t} + \mathbf{W}_{hh}^{\top} \boldsymbol{\delta}_{t+1}$") in tex
+    assert r"\sum_{t} \boldsymbol{\delta}_{t} \mathbf{h}_{t-1}^{\top}" in tex
+    lstm = build(load(worked_examples.path("000_4_lstm_cell"))).tex()
+    assert (r"\frac{\partial \mathcal{L}}{\tanh(\mathbf{C}_{t})}" not in lstm and
+            r"\odot \tanh'\left(\mathbf{C}_{t}\right) + \frac{\partial \mathcal{L}}{\partial \mathbf{C}_{t+1}} "
+            r"\odot \mathbf{f}_{t+1}" in lstm)
+    deck004 = build(load(worked_examples.path("004_11_rnn_forward"))).tex()
+    assert r"\mathbf{z}_{1} & = \mathbf{U} \mathbf{x}_{1} + \mathbf{W} \mathbf{h}_{0} + \mathbf{b}_{a}" in deck004
+
+
+def test_the_number_check_catches_a_wrong_number_in_a_recurrent_handout():
+    import worked_examples
+    from derive.handout import build
+    from derive.names import names
+    from derive.spec import load
+    from numbers_check import NumberCheck
+    spec = load(worked_examples.path("000_4_elman_rnn"))
+    d = derive_recurrent(spec.problem)
+    tex = build(spec).tex()
+    mutations = [(r"\approx \begin{bmatrix} 0.0524 & 0.0315", r"\approx \begin{bmatrix} 0.0525 & 0.0315"),
+                 (r"= 0.5 \cdot 0.0784 + 0.2", r"= 0.5 \cdot 0.0785 + 0.2")]
+    for old, new in [(None, None)] + mutations:
+        check = NumberCheck(names([d], "xjtu"), [d], evaluate(d))
+        if old is not None:
+            assert old in tex, old
+        check.document(tex if old is None else tex.replace(old, new, 1), "elman")
+        assert bool(check.problems) == (old is not None), (old, check.problems[:3])
+        assert check.checked > 100
+
+
+def test_the_checker_grades_recurrent_answers(tmp_path, monkeypatch, capsys):
+    """Numbers from the finite-difference oracle (rounded) are correct, a changed digit is wrong; a
+    formula with the recursion is proved, one without the transpose is not."""
+    import json
+    from derive.cli import main
+    monkeypatch.setenv("NNDERIVE_NO_SANDBOX", "1")
+    import tomllib
+    import worked_examples
+    table = tomllib.loads(worked_examples.path("000_4_elman_rnn").read_text(encoding="utf-8"))["recurrent"]
+    fd = fd_gradients({**table, "h0": ["0", "0"]})
+    g = float(fd[("W_hh", (0, 1))])
+    answers = tmp_path / "a.toml"
+    answers.write_text("\n".join([
+        'problem = "000_4_elman_rnn"', "[answers]",
+        f'"grad_W_hh[0,1]" = "{g:.4f}"', f'"grad_W_hh[1,0]" = "{float(fd[("W_hh", (1, 0))]) + 0.01:.4f}"',
+        "grad_h1 = '$W_{hy}^T \\frac{\\partial L}{\\partial s_1} + W_{hh}^T \\frac{\\partial L}{\\partial a_2}$'",
+        "grad_h0 = '$W_{hh} \\frac{\\partial L}{\\partial a_1}$'"]) + "\n", encoding="utf-8")
+    code = main(["check", "000_4_elman_rnn", str(answers), "--json", "--no-progress"])
+    out = json.loads(capsys.readouterr().out)
+    verdicts = {r["quantity"] + ("" if r["index"] is None else str(r["index"])): r["verdict"]
+                for r in out["submissions"][0]["records"]}
+    assert code == 0 and verdicts == {"grad_W_hh[0, 1]": "correct", "grad_W_hh[1, 0]": "wrong",
+                                      "grad_h1": "correct", "grad_h0": "wrong"}, verdicts
+
+
+def test_a_recurrent_derivation_renders_in_jupyter():
+    import worked_examples
+    from derive.backprop import derive
+    from derive.spec import load
+    d = derive(load(worked_examples.path("000_4_lstm_cell")))
+    latex, markdown = d._repr_latex_(), d._repr_markdown_()
+    assert latex.startswith("$$") and r"\mathbf{C}_{1} & = \mathbf{f}_{1} \odot \mathbf{C}_{0}" in latex
+    assert "rule: bptt" in markdown and r"\boldsymbol{\delta}^{f}_{2}" in markdown
+
+
+def test_notation_overrides_rename_quantities_and_their_gradients():
+    from derive.handout import build
+    from derive.spec import loads
+    text = """[recurrent]
+hidden_size = 1
+inputs = [["1"], ["2"]]
+targets = [["0"], ["1"]]
+loss = "half_sse"
+[notation]
+h1 = "\\\\mathbf{m}_{1}"
+U = "\\\\mathbf{A}"
+"""
+    tex = build(loads(text)).tex()
+    assert r"\mathbf{m}_{1} & = \tanh\left(\mathbf{a}_{1}\right)" in tex
+    assert r"\frac{\partial \mathcal{L}}{\partial \mathbf{m}_{1}}" in tex and r"\mathbf{A} \mathbf{x}_{1}" in tex
+    with pytest.raises(SpecError, match="notation.nosuch"):
+        build(loads(text + 'nosuch = "a"\n'))
