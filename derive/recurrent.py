@@ -56,7 +56,7 @@ from .steps import Activate, Derivation, Given, LossValue, Node, Quantity, Seed,
 
 MAX_STEPS = 50           # sequence length
 MAX_SIZE = 32            # input, hidden and output widths
-MAX_UNROLLED = 20_000    # time steps × weights: the exact engine writes every product out
+MAX_UNROLLED = 10_000    # time steps × weights: the exact engine writes every product out (~10 s to derive)
 LR = "learning_rate"
 CELLS = ("elman", "lstm")
 GATES = (("f", "sigmoid"), ("i", "sigmoid"), ("c", "tanh"), ("o", "sigmoid"))  # LSTM: W_f, b_f, ...
@@ -433,6 +433,15 @@ _TIME = re.compile(r"[A-Za-z_]*?[a-z](\d+)$")
 def _scalar_graph(given: list[Given], forward: list[Step]):
     """The unrolled graph as scalar nodes (one per element), and the leaves whose gradients are wanted."""
     from .graph import Leaf, ScalarNode, _VectorNode
+
+    class SumNode(ScalarNode):
+        """A sum (an affine map, element-wise products, a loss): ``sympy.diff`` of the terms that
+        contain the argument only (the others' derivatives are 0), so a wide affine map costs one
+        derivative per argument rather than one per term."""
+
+        def local(self, arg: sp.Symbol) -> sp.Expr:
+            return sp.Add(*[sp.diff(t, arg) for t in sp.Add.make_args(self.expr) if arg in t.free_symbols])
+
     leaves = [Leaf(sym.name, None, g.role) for g in given if g.role in ("param", "state") for sym in g.target.symbols()]
     nodes = []
     for step in forward:
@@ -442,7 +451,7 @@ def _scalar_graph(given: list[Given], forward: list[Step]):
                 cls = _VectorNode if vector else ScalarNode
                 nodes.append(cls(sym.name, expr, step.activation, step.params))
             else:
-                nodes.append(ScalarNode(sym.name, expr, step.rule))
+                nodes.append(SumNode(sym.name, expr, step.rule))
     return leaves, nodes
 
 
