@@ -1,7 +1,8 @@
 """Check stated formulas against the derivation: proved equal, differs (with the difference), or undetermined.
 
 A claim is two expressions in a small matrix language over the derivation's quantities
-(``delta2``, ``W3.T @ delta3``, ``outer(delta1, x)``, ``grad_y * gprime3``, ``sigmoid(2*x)``...).
+(``delta2``, ``W3.T @ delta3``, ``outer(delta1, x)``, ``grad_y * gprime3``, ``sigmoid(2*x)``,
+``concat(h1, x2)`` for the stacked vector [h1; x2]...).
 Both sides are unfolded into the derivation's definitions and their difference is simplified;
 when that does not reach zero, the difference is evaluated at random points of the declared
 domain: a nonzero value proves the formulas differ, and is reported with the point.
@@ -161,6 +162,7 @@ def claim_functions(derivation: Derivation | None, defs: dict | None = None) -> 
         softmax=lambda v: sp.Matrix(primitives.ACTIVATIONS["softmax"].define(list(v))),
         softmax_rows=_softmax_rows,
         outer=lambda a, b: a * b.T,
+        concat=_concat,
         diag=lambda v: sp.diag(*list(v)),
         sum=lambda v: sp.Add(*list(v)) if _is_mat(v) else v,
         dot=lambda a, b: (a.T * b)[0, 0],
@@ -201,6 +203,14 @@ def _softmax_rows(m):
         raise ValueError("softmax_rows needs a matrix")
     define = primitives.ACTIVATIONS["softmax"].define
     return sp.Matrix([define(list(m.row(i))) for i in range(m.rows)])
+
+
+def _concat(*vs):
+    """[u; v; ...]: vectors (and scalars) stacked into one column."""
+    parts = [v if _is_mat(v) else sp.Matrix([v]) for v in vs]
+    if not parts or any(p.cols != 1 for p in parts):
+        raise ValueError("concat(...) stacks one or more vectors")
+    return sp.Matrix.vstack(*parts)
 
 
 def _jacobian(f, v, defs):

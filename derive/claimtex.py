@@ -118,6 +118,7 @@ def functions() -> dict:
     funcs.update(
         softmax=_call(primitives.ACTIVATIONS["softmax"].latex, True),
         outer=lambda a, b: T(rf"{_wrap(a, ATOM)} {{{_wrap(b, ATOM)}}}^{{\top}}", MUL, True),
+        concat=lambda *vs: T(r"\left[" + ", ".join(v.tex for v in vs) + r"\right]", ATOM, True),
         diag=_call(r"\operatorname{diag}", True),
         sum=lambda v: T(rf"\textstyle\sum {_wrap(v, ATOM)}", MUL, False),
         dot=lambda a, b: T(rf"{{{_wrap(a, ATOM)}}}^{{\top}} {_wrap(b, ATOM)}", MUL, False),

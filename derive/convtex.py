@@ -636,3 +636,14 @@ def notation_line(prof) -> str:
     return (f"Notation: maps X (input), Z (convolution), A (activation), S (pooling) with elements x_ij, z_ij, ...; "
             f"K the kernel and K̂ the kernel rotated by 180°; ⋆ cross-correlation, ∗ convolution; vectors f "
             f"(flattened) and u = W f + b; loss and learning rate as in profile '{prof.name}'.")
+
+
+# ----------------------------------------------------------------------------- the printing-module interface
+# (derive/kinds.py: a kind printed its own way names a module with these five)
+
+Printer = CnnPrinter
+names = cnn_names
+
+
+def meta(spec, prof) -> str:
+    return notation_line(prof)

@@ -77,47 +77,38 @@ def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
     from .spec import Network
     from .verify import verify_spec
 
+    from .kinds import printing
+
     derivation = derive(spec)
     prof = profile(notation or dict(spec.notation).get("profile", "xjtu"),
                    "--notation" if notation else "notation.profile")
     derivations = [] if derivation is None else [derivation]
     if isinstance(spec.problem, Network):
         derivations.append(derive_elementwise(spec.problem))
+    own = None if derivation is None else printing(derivation.kind)   # a kind printed its own way
     nm = names(derivations, prof, spec.notation)
     report = verify_spec(spec)
     numeric = derivation is not None and is_numeric(derivation)
-    own = _own(derivation)
-    Printer = own.CnnPrinter if own else HandoutPrinter
     for bits in PRECISIONS:  # a value too close to a rounding boundary is evaluated again, finer
         try:
-            printer = Printer(nm, derivations, _values(derivations, numeric, bits), decimals)
-            sections = _sections(spec, derivations, printer, report)
+            printer = (own.Printer if own else HandoutPrinter)(nm, derivations, _values(derivations, numeric, bits),
+                                                                decimals)
+            sections = _sections(spec, derivations, printer, report, own)
             break
         except Undecided:
             if bits == PRECISIONS[-1]:
                 raise
-    return Handout(spec.name, spec.title, _meta(spec, prof, decimals, numeric), tuple(sections))
+    return Handout(spec.name, spec.title, _meta(spec, prof, decimals, numeric, own), tuple(sections))
 
 
-def _own(derivation):
-    """The handout module of a kind with its own names, printer and sections, or None."""
-    kind = derivation if isinstance(derivation, str) or derivation is None else derivation.kind
-    if kind == "cnn":
-        from . import convtex
-        return convtex
-    return None
-
-
-def _meta(spec, prof, decimals: int, numeric: bool) -> tuple:
+def _meta(spec, prof, decimals: int, numeric: bool, own=None) -> tuple:
     from .latex import caption
     from .spec import Graph, Network
     lines = []
     if spec.source:
         lines.append(caption(f"Source: {spec.source}."))
-    from .kinds import of
-    own = _own(None if spec.problem is None else of(spec.problem).table)
     if own is not None:
-        lines.append(caption(own.notation_line(prof)))
+        lines.append(caption(own.meta(spec, prof)))
     elif isinstance(spec.problem, Graph):
         extra = "; the gradient of a parameter w_k is written δ_k" if prof.param_gradient else ""
         lines.append(caption(f"Notation: the graph's own names{extra} (profile '{prof.name}')."))
@@ -135,21 +126,21 @@ def _meta(spec, prof, decimals: int, numeric: bool) -> tuple:
     return tuple(lines)
 
 
-def _sections(spec, derivations, printer, report) -> list[Section]:
+def _sections(spec, derivations, printer, report, own=None) -> list[Section]:
     from .steps import Derivation
     if not derivations:
         return [_formulas_only(spec, printer)] + _checks(spec, derivations, printer, report)
     main: Derivation = derivations[0]
-    own = _own(main)
     if own is not None:
         out, placed = own.sections(spec, derivations, printer), own.placed
     elif main.kind not in ("network", "graph"):      # another kind: its own layout, or every step in order
         from .kinds import of
         layout = of(spec.problem).handout or _in_order
         return [s for s in layout(spec, main, printer) if s.items] + _checks(spec, derivations, printer, report)
+    elif main.kind == "network":
+        out, placed = _network(spec, derivations, printer), _network_steps
     else:
-        out = _network(spec, derivations, printer) if main.kind == "network" else _graph(spec, main, printer)
-        placed = _network_steps if main.kind == "network" else _graph_steps
+        out, placed = _graph(spec, main, printer), _graph_steps
     further = [printer.doprint(s) for s in main.steps if not isinstance(s, placed())]
     out.append(Section("Further steps", tuple(further)))   # nothing of the derivation is left out
     return [s for s in out if s.items] + _checks(spec, derivations, printer, report)
@@ -354,11 +345,12 @@ def derivation_markdown(derivation, notation: str = "xjtu", decimals: int = 4) -
 
 def _printer_for(derivation, notation: str, decimals: int):
     from .evaluate import DEFAULT_PREC, is_numeric
+    from .kinds import printing
     from .latex import HandoutPrinter
     from .names import names
     values = _values([derivation], is_numeric(derivation), DEFAULT_PREC)
-    own = _own(derivation)
-    return (own.CnnPrinter if own else HandoutPrinter)(names([derivation], notation), [derivation], values, decimals)
+    own = printing(derivation.kind)
+    return (own.Printer if own else HandoutPrinter)(names([derivation], notation), [derivation], values, decimals)
 
 
 # ----------------------------------------------------------------------------- files and PDF

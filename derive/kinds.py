@@ -23,6 +23,16 @@ class Kind:
     handout: Callable[..., list] | None = None
     # derivation -> default LaTeX of its quantities and elements (a spec's [notation] overrides it)
     notation: Callable[[Derivation], dict[str, str]] | None = None
+    # A kind printed its own way names a module with ``names(derivations, profile, overrides)``,
+    # ``Printer`` (a HandoutPrinter subclass), ``sections(spec, derivations, printer)``, ``placed()``
+    # and ``meta(spec, profile)``; None: the network or graph printing (derive/handout.py).
+    printing: str | None = None
+
+    def printing_module(self):
+        if self.printing is None:
+            return None
+        import importlib
+        return importlib.import_module(self.printing)
 
 
 def _kinds() -> dict[str, Kind]:
@@ -32,15 +42,17 @@ def _kinds() -> dict[str, Kind]:
     from .matrices import Matrices, derive_matrices, load_matrices, notation as matrices_notation
     from .perceptron import Perceptron, derive_perceptron, load_perceptron
     from .perceptron_handout import notation as perceptron_notation, sections as perceptron_sections
+    from .recurrent import Recurrent, derive_recurrent, load_recurrent
     from .spec import Graph, Network, load_graph, load_network
     kinds = [
         Kind("network", load_network, derive_network, Network),
         Kind("graph", load_graph, derive_graph, Graph),
-        Kind("cnn", load_cnn, derive_cnn, Cnn),
+        Kind("cnn", load_cnn, derive_cnn, Cnn, printing="derive.convtex"),
         Kind("perceptron", load_perceptron, derive_perceptron, Perceptron, perceptron_sections,
              perceptron_notation),
         Kind("matrices", load_matrices, derive_matrices, Matrices, None, matrices_notation),
         Kind("architecture", load_architecture, derive_architecture, Architecture, None, architecture_notation),
+        Kind("recurrent", load_recurrent, derive_recurrent, Recurrent, printing="derive.recurrent_tex"),
     ]
     return {k.table: k for k in kinds}
 
@@ -54,6 +66,12 @@ def kinds() -> dict[str, Kind]:
     if _KINDS is None:
         _KINDS = _kinds()
     return _KINDS
+
+
+def printing(kind_name: str):
+    """The printing module of a derivation's kind (``Derivation.kind``), or None."""
+    kind = kinds().get(kind_name)
+    return None if kind is None else kind.printing_module()
 
 
 def of(problem: Any) -> Kind:

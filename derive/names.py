@@ -158,6 +158,10 @@ def names(derivations: Iterable[Derivation], prof: Profile | str = "xjtu",
     """Names for the quantities of ``derivations`` (a network's matrix and element-wise forms, or a graph)."""
     derivations = list(derivations)
     prof = find_profile(prof) if isinstance(prof, str) else prof
+    from .kinds import printing
+    own = next((m for d in derivations if (m := printing(d.kind)) is not None), None)
+    if own is not None:                 # a kind with names of its own (derive/kinds.py)
+        return own.names(derivations, prof, overrides)
     steps = _all_steps(derivations)
     known = {s.name for s in steps} | {a for d in derivations for a, _ in d.aliases}
     known |= {_key(s.name, i) for s in steps if s.target.shape for i in s.target.indices()}
@@ -166,9 +170,6 @@ def names(derivations: Iterable[Derivation], prof: Profile | str = "xjtu",
         resolved.update(dict(d.aliases))
     over = {resolved.get(k, k): v for k, v in _overrides(list(_kind_notation(derivations)) + list(overrides),
                                                           known).items()}
-    if any(d.kind == "cnn" for d in derivations):      # maps and kernels: derive/convtex.py
-        from .convtex import cnn_names
-        return cnn_names(derivations, prof, overrides)
     if not any(d.kind in ("network", "elementwise") for d in derivations):
         return _graph_names(prof, steps, over)   # graphs and other kinds: every quantity by its own name
     acts = {s.layer: s.activation for s in steps if isinstance(s, Activate)}

@@ -90,7 +90,7 @@ class Step:
 class Given(Step):
     """A value from the problem statement: an input, a target, a parameter, a hyper-parameter."""
 
-    role: str = "input"  # input | target | param | hyper
+    role: str = "input"  # input | target | param | hyper | state (a recurrent network's h0, c0)
     rule: ClassVar[str] = "given"
 
 
