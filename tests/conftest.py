@@ -1,0 +1,10 @@
+"""Shared fixtures of the kernel tests: one generated-module cache per test session."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def kernel_cache(tmp_path_factory):
+    """A fresh cache directory, so CI exercises generation and compilation, not a stale cache."""
+    return tmp_path_factory.mktemp("kernel-cache")
