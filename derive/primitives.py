@@ -72,6 +72,23 @@ def _softmax(xs: Sequence[Expr]) -> list[Expr]:
 
 # ----------------------------------------------------------------------------- stable forms
 
+class maxof(sp.Function):
+    """max(u_1, ..., u_n) left unevaluated: SymPy's ``Max`` compares its arguments pairwise each time
+    an expression holding it is rebuilt, which makes a 10-class log-sum-exp take minutes to handle."""
+
+    @classmethod
+    def eval(cls, *args):
+        if args and all(a.is_number for a in args):
+            return sp.Max(*args)
+        return None
+
+    def _eval_is_real(self):
+        return True if all(a.is_real for a in self.args) else None
+
+    def _eval_evalf(self, prec):
+        return sp.Max(*[a.evalf(sp.prec_to_dps(prec)) for a in self.args])
+
+
 def log1pexp(u: Expr) -> Expr:
     """log(1 + e^u) = u + log1p(e^−u) for u > 0, log1p(e^u) otherwise: no overflow, no lost tail."""
     return sp.Piecewise((u + log1p(sp.exp(-u)), u > 0), (log1p(sp.exp(u)), True))
@@ -79,7 +96,7 @@ def log1pexp(u: Expr) -> Expr:
 
 def logsumexp(us: Sequence[Expr]) -> Expr:
     """log Σ e^{u_i} = m + log Σ e^{u_i − m} with m = max u_i: every e^{u_i − m} ≤ 1 and the sum ≥ 1."""
-    m = sp.Max(*us)
+    m = maxof(*us)
     return m + sp.log(sp.Add(*[sp.exp(u - m) for u in us]))
 
 

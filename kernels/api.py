@@ -33,7 +33,7 @@ def _first_bad(**arrays) -> str | None:
         if len(bad):
             idx = tuple(int(i) for i in bad[0])
             where = f"[{', '.join(map(str, idx))}]" if idx else ""
-            return f"{name}{where} is {a[tuple(bad[0])]!r}"
+            return f"{name}{where} is {float(a[tuple(bad[0])])}"
     return None
 
 

@@ -40,6 +40,17 @@ class KernelPrinter(PythonCodePrinter):
             return f"{name}({', '.join(self._print(a) for a in expr.args)})"
         return super()._print_Function(expr)
 
+    def _print_Pow(self, expr, rational=False):
+        # small integer powers of a symbol as products: Numba would compile an integer-power loop
+        base, exp = expr.args
+        if base.is_Symbol and exp.is_Integer and 2 <= abs(int(exp)) <= 4:
+            product = "*".join([self._print(base)] * abs(int(exp)))
+            return f"({product})" if exp > 0 else f"(1/({product}))"   # parenthesised: it stands for a power
+        return super()._print_Pow(expr, rational=rational)
+
+    def _print_maxof(self, expr):
+        return f"max({', '.join(self._print(a) for a in expr.args)})"
+
     def _print_Transpose(self, expr):
         return f"{self._print(expr.arg)}.T"
 

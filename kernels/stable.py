@@ -66,12 +66,19 @@ def _inverse_power_of_sum(e: sp.Expr) -> sp.Expr:
     return sp.exp(p * lse(us)) if us is not None else e
 
 
+def _merge_exponentials(e: sp.Expr) -> sp.Expr:
+    exps = [f for f in e.args if f.func is sp.exp]
+    if len(exps) < 2:
+        return e
+    return sp.Mul(*[f for f in e.args if f.func is not sp.exp], sp.exp(sp.Add(*[f.args[0] for f in exps])))
+
+
 def rewrite(expr: sp.Expr) -> sp.Expr:
     """The log-sum-exp rewrites of ``expr`` (an identity), then products of exponentials merged."""
     expr = expr.replace(lambda e: e.func is sp.log, _log_of_sum)
     expr = expr.replace(lambda e: e.is_Pow and e.args[0].is_Add, _inverse_power_of_sum)
     # e^a · e^{−lse} → e^{a − lse}: one exponential, never inf · 0
-    return sp.powsimp(expr, combine="exp", deep=True) if expr.has(sp.exp) else expr
+    return expr.replace(lambda e: e.is_Mul, _merge_exponentials)
 
 
 def inline_logs(expr: sp.Expr, definitions: Mapping[sp.Symbol, sp.Expr]) -> sp.Expr:
@@ -88,16 +95,19 @@ def inline_logs(expr: sp.Expr, definitions: Mapping[sp.Symbol, sp.Expr]) -> sp.E
     return expr.replace(lambda e: e.func is sp.log, expand)
 
 
-def cancel_singular(expr: sp.Expr) -> sp.Expr | None:
-    """``expr`` with a removable singularity cancelled, or None when there is none to cancel.
+def _denominators(expr: sp.Expr) -> set:
+    return {p.base for p in expr.atoms(sp.Pow) if p.exp.is_negative and p.base.free_symbols}
 
-    Only a cancellation that shrinks the denominator counts: ``e^{y}/Σ e^{u}`` is left alone (the
-    log-sum-exp rewrite handles it), ``(−t/y + (1 − t)/(1 − y))·y(1 − y)`` becomes ``y − t``.
+
+def cancel_singular(expr: sp.Expr) -> sp.Expr | None:
+    """``expr`` with removable singularities cancelled, or None when there is none to cancel.
+
+    Only a cancellation that removes a denominator counts: ``(−t/y + (1 − t)/(1 − y))·y(1 − y)``
+    (BCE through a sigmoid) becomes ``y − t``; ``e^{y}/Σ e^{u}`` is left alone (the log-sum-exp
+    rewrite handles it).
     """
-    num, den = sp.fraction(sp.together(expr))
-    if not den.free_symbols:
+    before = _denominators(expr)
+    if not before:
         return None
-    cnum, cden = sp.fraction(sp.cancel(num / den))
-    if sp.count_ops(cden) >= sp.count_ops(den):
-        return None
-    return sp.factor(cnum / cden)
+    cancelled = sp.factor(sp.cancel(sp.together(expr)))
+    return cancelled if len(_denominators(cancelled)) < len(before) else None
