@@ -10,11 +10,12 @@ conversions) for hot loops, which signal the same condition by returning NaN.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
-from .compile import cache_key, load as load_module
+from .compile import cache_key, index_key, load as load_module, read_index, write_index
 from .layout import Layout
 
 
@@ -275,21 +276,54 @@ def _graph_values(graph) -> dict:
             "lr": float(lr) if lr is not None and lr.is_number else None}
 
 
+MAX_SPEC_BYTES = 1_000_000
+
+
+def _spec_file(spec) -> Path | None:
+    """The file of a spec given as a path or a bundled example's name (None for objects)."""
+    if not isinstance(spec, (str, os.PathLike)):
+        return None
+    import worked_examples
+    try:
+        path = worked_examples.resolve(str(spec))
+    except KeyError:
+        return None
+    return path if path.is_file() and path.stat().st_size <= MAX_SPEC_BYTES else None
+
+
+def _kernel(kind, loaded, dtype, values):
+    module, meta, text = loaded
+    cls = NetworkKernel if kind == "network" else GraphKernel
+    return cls(module, meta, text, dtype, Path(module.__file__), values)
+
+
 def compile(spec, *, dtype="float64", shape: str = "auto", cache_dir=None):
     """Kernels for a spec: a ``Spec``, a ``Network``/``Graph``, a spec file path or a bundled example name.
 
     ``shape`` is 'auto' (unrolled for small networks, BLAS for large layers), 'unrolled' or 'blas'.
     Generated modules are cached under ``cache_dir`` (default: ``$NNDERIVE_CACHE`` or
     ~/.cache/nnderive/kernels).  Returns a :class:`NetworkKernel` or :class:`GraphKernel`.
+    A spec file seen before (same bytes, same engine) loads without SymPy: its kernel's key and
+    its numbers are kept in the cache's index.
     """
+    file = _spec_file(spec)
+    ikey = index_key(file.read_bytes(), {"shape": shape}) if file is not None else None
+    if ikey is not None:
+        entry = read_index(ikey, cache_dir)
+        loaded = load_module(entry["key"], None, cache_dir) if entry else None
+        if loaded is not None:
+            return _kernel(entry["kind"], loaded, dtype, entry.get("values"))
     from derive.spec import Network
     from . import codegen
     problem = _spec_of(spec)
     if isinstance(problem, Network):
         shape = codegen.choose_shape(problem) if shape == "auto" else shape
         key = cache_key({"network": codegen.structure(problem), "shape": shape})
-        module, meta, text = load_module(key, lambda: codegen.generate_network(problem, shape), cache_dir)
-        return NetworkKernel(module, meta, text, dtype, Path(module.__file__), _network_values(problem))
-    key = cache_key({"graph": codegen.graph_structure(problem)})
-    module, meta, text = load_module(key, lambda: codegen.generate_graph(problem), cache_dir)
-    return GraphKernel(module, meta, text, dtype, Path(module.__file__), _graph_values(problem))
+        kind, values, generate = "network", _network_values(problem), lambda: codegen.generate_network(problem, shape)
+    else:
+        key = cache_key({"graph": codegen.graph_structure(problem)})
+        kind, values, generate = "graph", _graph_values(problem), lambda: codegen.generate_graph(problem)
+    kernel = _kernel(kind, load_module(key, generate, cache_dir), dtype, values)
+    if ikey is not None:
+        write_index(ikey, {"key": key, "kind": kind, "values": values}, cache_dir)
+    return kernel

@@ -93,7 +93,7 @@ def test_a_second_process_loads_without_compiling(tmp_path):
                                       text=True).stdout) for _ in range(2)]
     assert runs[0] == {"hits": 0, "misses": 1}
     assert runs[1] == {"hits": 1, "misses": 0}
-    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    (folder,) = [p for p in tmp_path.iterdir() if (p / "meta.json").exists()]
     meta = json.loads((folder / "meta.json").read_text())
     assert len(meta["derivation"]) == 64 and (folder / "kernel.py").exists()
 
@@ -145,3 +145,21 @@ def test_printed_expressions_evaluate_to_sympys_value(expr):
     code = KernelPrinter({X: "x", Y: "y"}).doprint(expr)
     value = eval(code, {"math": math, "x": 0.7, "y": -1.3})  # safe: printed by our printer from the constants above
     assert math.isclose(value, float(expr.subs({X: 0.7, Y: -1.3})), rel_tol=1e-14)
+
+
+def test_a_spec_file_seen_before_loads_without_sympy(tmp_path):
+    spec = tmp_path / "net.toml"
+    spec.write_text('[network]\ninput = ["0.5", "-1"]\ntarget = ["1"]\nlearning_rate = "0.1"\nloss = "half_sse"\n'
+                    '[[network.layer]]\nweights = [["0.3", "0.2"]]\nbias = ["0.1"]\nactivation = "sigmoid"\n')
+    script = ("import json, sys, kernels\n"
+              f"k = kernels.compile({str(spec)!r})\n"
+              "theta = k.params_from_spec(); x, t, lr = k.spec_sample()\n"
+              "print(json.dumps({'loss': k.sgd_step(theta, x, t, lr), 'sympy': 'sympy' in sys.modules}))\n")
+    env = {**os.environ, "NNDERIVE_CACHE": str(tmp_path / "cache")}
+    first, second = (json.loads(subprocess.run([sys.executable, "-c", script], env=env, check=True,
+                                               capture_output=True, text=True).stdout) for _ in range(2))
+    assert first["sympy"] and not second["sympy"] and first["loss"] == second["loss"]
+    spec.write_text(spec.read_text().replace('"0.3"', '"0.4"'))           # other bytes: a fresh look
+    third = json.loads(subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True,
+                                      text=True).stdout)
+    assert third["sympy"] and third["loss"] != first["loss"]
