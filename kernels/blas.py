@@ -26,7 +26,7 @@ from derive.steps import Derivation, Update, symbol
 
 from . import indexform
 from . import program as prog
-from .codegen import Function, KernelSource, _lines, derivation_hash, structure
+from .codegen import Function, KernelSource, derivation_hash, lines, structure
 from .layout import Layout
 from .printer import KernelPrinter
 
@@ -62,131 +62,138 @@ def check_affine(derivation: Derivation, net: Network) -> None:
                     raise AssertionError(f"index form of {name}{list(index)} differs from the engine: {got} vs {expr}")
 
 
+class _Printer:
+    """Prints the BLAS-shape functions of one network from its representative program."""
+
+    def __init__(self, net: Network, program: prog.Program):
+        self.net, self.program = net, program
+        self.forms = indexform.affine_forms()
+        self.L, self.sizes = len(net.layers), net.sizes
+        n_out = self.sizes[-1]
+        self.layout = Layout.of([(name, shape) for l, layer in enumerate(net.layers, start=1)
+                                 for name, shape in [(f"W{l}", (self.sizes[l], self.sizes[l - 1]))] +
+                                 ([(f"b{l}", (self.sizes[l],))] if layer.bias != () else [])])
+        self.names = self._names()
+        self.z_out, self.h_out = ([symbol(f"{q}{self.L}", (i,)) for i in range(n_out)] for q in ("z", "h"))
+        self.delta_out = [symbol(f"delta{self.L}", (i,)) for i in range(n_out)]
+        self.t, self.loss = [symbol("t", (i,)) for i in range(n_out)], symbol("loss")
+
+    def _names(self) -> dict:
+        """Identifiers; a hidden-layer element stands for element (row, i) of a loop: no suffix."""
+        names = {}
+        for q in [g.target for g in self.program.given] + self.program.quantities:
+            layer = re.fullmatch(r"[A-Za-z_]+?(\d+)(?:_new)?", q.name)
+            suffixed = layer is None or int(layer.group(1)) == self.L
+            for index, sym in zip(q.indices(), q.symbols()):
+                names[sym] = "lr" if q.name == LR else q.name + ("".join(f"_{i}" for i in index) if suffixed else "")
+        return names
+
+    def bias(self, l: int) -> bool:
+        return self.net.layers[l - 1].bias != ()
+
+    def mat(self, expr, **rename) -> str:
+        return KernelPrinter({indexform.MATRICES[k]: v for k, v in rename.items()}).doprint(expr)
+
+    def emit(self, targets, available, indent, prefix):
+        return prog.emit(self.program, targets, self.names, available, indent, prefix)
+
+    def views(self, source: str, prefix: str) -> list[str]:
+        out = []
+        for s in self.layout.slots:
+            shape = f".reshape(({s.shape[0]}, {s.shape[1]}))" if len(s.shape) == 2 else ""
+            out.append(f"    {prefix}{s.name} = {source}[{s.offset}:{s.offset + s.size}]{shape}")
+        return out
+
+    @staticmethod
+    def h(l: int) -> str:
+        return "X" if l == 0 else f"H{l}"
+
+    def forward(self) -> list[str]:
+        """Hidden layers: Z = H Wᵀ by BLAS, then bias and activation per element; the output's Z."""
+        out = []
+        for l in range(1, self.L):
+            zi, hi = symbol(f"z{l}", (0,)), symbol(f"h{l}", (0,))
+            plus = f" + b{l}[i]" if self.bias(l) else ""
+            out += [f"    # layer {l}: z{l} = h{l - 1} W{l}ᵀ{' + b' + str(l) if plus else ''} (index form: "
+                    f"z[n,i] = Σ_j W[i,j] h[n,j]{' + b[i]' if plus else ''}), h{l} = g(z{l})",
+                    f"    Z{l} = {self.mat(self.forms.forward, H=self.h(l - 1), W=f'W{l}')}",
+                    f"    H{l} = np.empty_like(Z{l})",
+                    "    for row in range(B):",
+                    f"        for i in range({self.sizes[l]}):",
+                    f"            {self.names[zi]} = Z{l}[row, i]{plus}"]
+            if _reads(self.program, symbol(f"delta{l}", (0,)), zi):
+                out.append(f"            Z{l}[row, i] = {self.names[zi]}")        # g' needs z itself
+            out += self.emit([hi], [zi], "            ", f"c{l}_")
+            out.append(f"            H{l}[row, i] = {self.names[hi]}")
+        L = self.L
+        return out + [f"    # output layer {L}: z{L} = h{L - 1} W{L}ᵀ{' + b' + str(L) if self.bias(L) else ''}, "
+                      "then per row (the loss couples the outputs)",
+                      f"    Z{L} = {self.mat(self.forms.forward, H=self.h(L - 1), W=f'W{L}')}"]
+
+    def head(self, targets, available, body_out) -> list[str]:
+        """The output layer, unrolled over its units, one row at a time."""
+        L = self.L
+        out = ["    for row in range(B):"]
+        out += [f"        {self.names[z]} = Z{L}[row, {i}]" + (f" + b{L}[{i}]" if self.bias(L) else "")
+                for i, z in enumerate(self.z_out)]
+        out += [f"        {self.names[s]} = T[row, {i}]" for i, s in enumerate(self.t) if s in available]
+        return out + self.emit(targets, available, "        ", "c_") + body_out
+
+    def gradient(self, g: str) -> list[str]:
+        """Loss summed into ``total``; the mean gradient into the views ``{g}W1``, ``{g}b1``, ..."""
+        L, names = self.L, self.names
+        out = self.forward() + [f"    D{L} = np.empty_like(Z{L})", "    total = 0.0"]
+        out += self.head([self.loss] + self.delta_out, self.z_out + self.t,
+                         [f"        total += {names[self.loss]}"] +
+                         [f"        D{L}[row, {i}] = {names[d]} * scale" for i, d in enumerate(self.delta_out)])
+        for l in range(L, 0, -1):
+            a, b = self.forms.weight.args
+            out += [f"    # ∂L/∂W{l} = δ{l}ᵀ h{l - 1} (index form: Σ_n δ[n,k] h[n,l])",
+                    f"    np.dot({self.mat(a, D=f'D{l}')}, {self.mat(b, H=self.h(l - 1))}, {g}W{l})"]
+            if self.bias(l):
+                out += [f"    # ∂L/∂b{l} = Σ_n δ{l}[n,:] (index form: Σ_n δ[n,k])",
+                        f"    {g}b{l}[:] = 0.0",
+                        "    for row in range(B):",
+                        f"        for k in range({self.sizes[l]}):",
+                        f"            {g}b{l}[k] += D{l}[row, k]"]
+            if l > 1:
+                out += self.back_error(l)
+        return out
+
+    def back_error(self, l: int) -> list[str]:
+        """δ^{l−1} = (δ^l W^l) ⊙ g'(z^{l−1}): the product by BLAS, then g' per element."""
+        names, k = self.names, l - 1
+        hl, dl, gl, zl = (symbol(f"{q}{k}", (0,)) for q in ("h", "delta", "grad_h", "z"))
+        reads = [f"            {names[gl]} = D{k}[row, i]", f"            {names[hl]} = H{k}[row, i]"]
+        if _reads(self.program, dl, zl):
+            reads.append(f"            {names[zl]} = Z{k}[row, i]")
+        return ([f"    # ∂L/∂h{k} = δ{l} W{l} (index form: Σ_i δ[n,i] W[i,l]); δ{k} = ∂L/∂h{k} ⊙ g'",
+                 f"    D{k} = {self.mat(self.forms.back, D=f'D{l}', W=f'W{l}')}",
+                 "    for row in range(B):",
+                 f"        for i in range({self.sizes[k]}):"] + reads +
+                self.emit([dl], [gl, hl, zl], "            ", f"c{k}_") +
+                [f"            D{k}[row, i] = {names[dl]}"])
+
+
 def generate_blas(net: Network) -> KernelSource:
     """Kernel source of a network in the BLAS shape (``net`` is already symbolic)."""
     rep_net = representative(net)
     derivation = derive_network(rep_net)
     check_affine(derivation, rep_net)
     program = prog.build(derivation)
-    forms = indexform.affine_forms()
-    L = len(net.layers)
-    sizes = net.sizes
-    n_out = sizes[-1]
-    layout = Layout.of([(name, shape) for l, layer in enumerate(net.layers, start=1)
-                        for name, shape in [(f"W{l}", (sizes[l], sizes[l - 1]))] +
-                        ([(f"b{l}", (sizes[l],))] if layer.bias != () else [])])
-
-    # identifiers: a hidden-layer element stands for element (row, i) of a loop, so it has no suffix
-    names: dict[sp.Basic, str] = {}
-    for q in [g.target for g in program.given] + program.quantities:
-        layer = re.fullmatch(r"[A-Za-z_]+?(\d+)(?:_new)?", q.name)
-        suffixed = layer is None or int(layer.group(1)) == L
-        for index, sym in zip(q.indices(), q.symbols()):
-            names[sym] = "lr" if q.name == LR else q.name + ("".join(f"_{i}" for i in index) if suffixed else "")
-    z_out = [symbol(f"z{L}", (i,)) for i in range(n_out)]
-    t = [symbol("t", (i,)) for i in range(n_out)]
-    loss = symbol("loss")
-    delta_out = [symbol(f"delta{L}", (i,)) for i in range(n_out)]
-    h_out = [symbol(f"h{L}", (i,)) for i in range(n_out)]
-
-    def mat(expr, **rename):
-        printer = KernelPrinter({indexform.MATRICES[k]: v for k, v in rename.items()})
-        return printer.doprint(expr)
-
-    def dot_into(expr, out, **rename):
-        a, b = expr.args
-        return f"np.dot({mat(a, **rename)}, {mat(b, **rename)}, {out})"
-
-    def views(src: str, prefix: str):
-        lines = []
-        for s in layout.slots:
-            end = s.offset + s.size
-            shape = f".reshape(({s.shape[0]}, {s.shape[1]}))" if len(s.shape) == 2 else ""
-            lines.append(f"    {prefix}{s.name} = {src}[{s.offset}:{end}]{shape}")
-        return lines
-
-    def h_of(l):
-        return "X" if l == 0 else f"H{l}"
-
-    def forward_lines():
-        lines = []
-        for l in range(1, L):
-            n = sizes[l]
-            z, h = symbol(f"z{l}"), symbol(f"h{l}")
-            zi, hi = symbol(f"z{l}", (0,)), symbol(f"h{l}", (0,))
-            bias = f" + b{l}[i]" if net.layers[l - 1].bias != () else ""
-            keep_z = _reads(program, symbol(f"delta{l}", (0,)), zi)
-            lines += [f"    # layer {l}: z{l} = h{l - 1} W{l}ᵀ{' + b' + str(l) if bias else ''} (index form: "
-                      f"z[n,i] = Σ_j W[i,j] h[n,j]{' + b[i]' if bias else ''}), h{l} = g(z{l})",
-                      f"    Z{l} = {mat(forms.forward, H=h_of(l - 1), W=f'W{l}')}",
-                      f"    H{l} = np.empty_like(Z{l})",
-                      "    for row in range(B):",
-                      f"        for i in range({n}):",
-                      f"            {names[zi]} = Z{l}[row, i]{bias}"]
-            if keep_z:
-                lines.append(f"            Z{l}[row, i] = {names[zi]}")
-            lines += prog.emit(program, [hi], names, [zi], "            ", prefix=f"c{l}_")
-            lines.append(f"            H{l}[row, i] = {names[hi]}")
-        bias = net.layers[-1].bias != ()
-        lines += [f"    # output layer {L}: z{L} = h{L - 1} W{L}ᵀ{' + b' + str(L) if bias else ''}, "
-                  "then per row (the loss couples the outputs)",
-                  f"    Z{L} = {mat(forms.forward, H=h_of(L - 1), W=f'W{L}')}"]
-        return lines
-
-    def head_loop(targets, available, body_out):
-        lines = ["    for row in range(B):"]
-        bias = net.layers[-1].bias != ()
-        lines += [f"        {names[z]} = Z{L}[row, {i}]" + (f" + b{L}[{i}]" if bias else "") for i, z in enumerate(z_out)]
-        lines += [f"        {names[s]} = T[row, {i}]" for i, s in enumerate(t) if s in available]
-        lines += prog.emit(program, targets, names, available, "        ", prefix="c_")
-        return lines + body_out
-
-    def gradient_lines(grad_prefix: str):
-        lines = forward_lines()
-        lines += [f"    D{L} = np.empty_like(Z{L})", "    total = 0.0"]
-        lines += head_loop([loss] + delta_out, z_out + t,
-                           [f"        total += {names[loss]}"] +
-                           [f"        D{L}[row, {i}] = {names[d]} * scale" for i, d in enumerate(delta_out)])
-        for l in range(L, 0, -1):
-            prev = h_of(l - 1)
-            lines += [f"    # ∂L/∂W{l} = δ{l}ᵀ h{l - 1} (index form: Σ_n δ[n,k] h[n,l])",
-                      "    " + dot_into(forms.weight, f"{grad_prefix}W{l}", D=f"D{l}", H=prev)]
-            if net.layers[l - 1].bias != ():
-                lines += [f"    # ∂L/∂b{l} = Σ_n δ{l}[n,:] (index form: Σ_n δ[n,k])",
-                          f"    {grad_prefix}b{l}[:] = 0.0",
-                          "    for row in range(B):",
-                          f"        for k in range({sizes[l]}):",
-                          f"            {grad_prefix}b{l}[k] += D{l}[row, k]"]
-            if l == 1:
-                break
-            hl, dl, gl = symbol(f"h{l - 1}", (0,)), symbol(f"delta{l - 1}", (0,)), symbol(f"grad_h{l - 1}", (0,))
-            zl = symbol(f"z{l - 1}", (0,))
-            reads = [f"            {names[gl]} = D{l - 1}[row, i]", f"            {names[hl]} = H{l - 1}[row, i]"]
-            if _reads(program, dl, zl):
-                reads.append(f"            {names[zl]} = Z{l - 1}[row, i]")
-            lines += [f"    # ∂L/∂h{l - 1} = δ{l} W{l} (index form: Σ_i δ[n,i] W[i,l]); δ{l - 1} = ∂L/∂h{l - 1} ⊙ g'",
-                      f"    D{l - 1} = {mat(forms.back, D=f'D{l}', W=f'W{l}')}",
-                      "    for row in range(B):",
-                      f"        for i in range({sizes[l - 1]}):"] + reads
-            lines += prog.emit(program, [dl], names, [gl, hl, zl], "            ", prefix=f"c{l - 1}_")
-            lines.append(f"            D{l - 1}[row, i] = {names[dl]}")
-        return lines
-
-    # the update θ_new = θ − η ∂L/∂θ, one form for every parameter (checked)
-    update = _update_form(derivation)
-    upd_printer = KernelPrinter({update[0]: "theta[k]", update[1]: "G[k]", symbol(LR): "lr"})
-    update_line = upd_printer.doprint(update[2])
-
-    loss_grad = _lines(
+    p = _Printer(net, program)
+    theta, grad, new = _update_form(derivation)               # θ_new = θ − η ∂L/∂θ, one form for all
+    update = KernelPrinter({theta: "theta[k]", grad: "G[k]", symbol(LR): "lr"}).doprint(new)
+    loss_grad = lines(
         "def loss_grad(theta, X, T, grad):",
         '    """The mean loss over the rows of X, T; its gradient into grad (laid out like theta)."""',
         "    B = X.shape[0]",
         "    scale = 1.0 / B",
-        views("theta", ""), views("grad", "g"),
-        gradient_lines("g"),
+        p.views("theta", ""), p.views("grad", "g"),
+        p.gradient("g"),
         "    return total * scale",
     )
-    sgd = _lines(
+    sgd = lines(
         "def sgd_step(theta, X, T, lr):",
         '    """One SGD step on the mean loss over the rows of X, T (in place); that loss, before the step.',
         "",
@@ -194,30 +201,30 @@ def generate_blas(net: Network) -> KernelSource:
         "    B = X.shape[0]",
         "    scale = 1.0 / B",
         "    G = np.empty_like(theta)",
-        views("theta", ""), views("G", "g"),
-        gradient_lines("g"),
+        p.views("theta", ""), p.views("G", "g"),
+        p.gradient("g"),
         "    ok = math.isfinite(total)",
         "    for k in range(theta.shape[0]):",
-        f"        G[k] = {update_line}",
+        f"        G[k] = {update}",
         "        ok &= math.isfinite(G[k])",
         "    if not ok:",
         "        return math.nan",
         "    theta[:] = G",
         "    return total * scale",
     )
-    forward = _lines(
+    forward = lines(
         "def forward(theta, X, Y):",
         '    """The network output for each row of X, into the rows of Y."""',
         "    B = X.shape[0]",
-        views("theta", ""),
-        forward_lines(),
-        head_loop(h_out, z_out, [f"        Y[row, {i}] = {names[h]}" for i, h in enumerate(h_out)]),
+        p.views("theta", ""),
+        p.forward(),
+        p.head(p.h_out, p.z_out, [f"        Y[row, {i}] = {p.names[h]}" for i, h in enumerate(p.h_out)]),
     )
     helpers = tuple(prog.helper_source(program.helpers[h], program.helpers) for h in prog.helper_order(program.helpers))
     acts = ", ".join(l.activation.name for l in net.layers)
-    meta = {"kind": "network", "shape": "blas", **structure(net), "params": layout.to_json(),
+    meta = {"kind": "network", "shape": "blas", **structure(net), "params": p.layout.to_json(),
             "derivation": derivation_hash(derivation), "functions": ["sgd_step", "loss_grad", "forward"]}
-    return KernelSource("network", "blas", f"{'-'.join(map(str, sizes))} network ({acts}; {net.loss}), BLAS",
+    return KernelSource("network", "blas", f"{'-'.join(map(str, net.sizes))} network ({acts}; {net.loss}), BLAS",
                         helpers, (Function("sgd_step", sgd), Function("loss_grad", loss_grad),
                                   Function("forward", forward)), meta)
 

@@ -29,7 +29,7 @@ CACHE_ENV = "NNDERIVE_CACHE"
 # The modules whose source decides what code a structure gets.
 _ENGINE_FILES = {
     "derive": ["primitives.py", "backprop.py", "steps.py", "graph.py", "spec.py", "safeexpr.py", "numbers.py"],
-    "kernels": ["codegen.py", "program.py", "printer.py", "stable.py", "blas.py", "indexform.py", "layout.py",
+    "kernels": ["codegen.py", "unrolled.py", "program.py", "printer.py", "stable.py", "blas.py", "indexform.py", "layout.py",
                 "compile.py"],
 }
 

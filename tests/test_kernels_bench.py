@@ -1,7 +1,6 @@
 """The benchmark's machinery: peers are checked against the kernels before anything is timed."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from kernels import bench
