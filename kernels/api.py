@@ -59,10 +59,14 @@ class _Kernel:
         return a
 
     def _inplace(self, a, name: str, shape: tuple) -> np.ndarray:
-        if not isinstance(a, np.ndarray) or a.dtype != self.dtype or not a.flags.c_contiguous or a.shape != shape:
+        """``a`` itself, checked: it is updated in place, so it cannot be converted (None: any length)."""
+        fits = (isinstance(a, np.ndarray) and a.dtype == self.dtype and a.flags.c_contiguous and
+                a.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, a.shape)))
+        if not fits:
             got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+            want = "(" + ", ".join("rows" if s is None else str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
             raise TypeError(f"{name}: updated in place, so it must be a C-contiguous {self.dtype} array of "
-                            f"shape {shape}, got {got}")
+                            f"shape {want}, got {got}")
         return a
 
     def _report(self, what: str, **arrays):
@@ -160,7 +164,7 @@ class NetworkKernel(_Kernel):
         """
         if not hasattr(self.raw, "many_sgd_step"):
             raise NotImplementedError("the many-problems form is generated for small (unrolled) networks")
-        Theta = self._inplace(Theta, "Theta", (len(Theta), self.n_params) if hasattr(Theta, "__len__") else ())
+        Theta = self._inplace(Theta, "Theta", (None, self.n_params))
         X, T = self._array(X, "X", self.sizes[0]), self._array(T, "T", self.sizes[-1])
         if not (len(X) == len(T) == len(Theta)):
             raise ValueError(f"Theta, X and T need the same number of rows, got {len(Theta)}, {len(X)}, {len(T)}")
@@ -198,6 +202,7 @@ class GraphKernel(_Kernel):
         self._spec_values = spec_values
 
     def values_from_spec(self) -> np.ndarray:
+        """The spec's values (nearest floats), in the order of ``names``."""
         if not self._spec_values or self._spec_values.get("v") is None:
             raise ValueError("the spec leaves some values symbolic")
         return np.array(self._spec_values["v"], dtype=self.dtype)
@@ -215,6 +220,7 @@ class GraphKernel(_Kernel):
         return float(loss), grad
 
     def sgd_step(self, v, lr) -> float:
+        """One gradient step on the parameters among the values ``v`` (in place); the loss before it."""
         v = self._inplace(v, "v", (len(self.names),))
         loss = self.raw.sgd_step(v, float(lr))
         if not math.isfinite(loss):
@@ -222,7 +228,8 @@ class GraphKernel(_Kernel):
         return float(loss)
 
     def many_sgd_step(self, V, lr) -> np.ndarray:
-        V = self._inplace(V, "V", (len(V), len(self.names)) if hasattr(V, "__len__") else ())
+        """One gradient step for each row of ``V`` (one problem's values each); the losses before."""
+        V = self._inplace(V, "V", (None, len(self.names)))
         losses = np.empty(len(V), dtype=self.dtype)
         self.raw.many_sgd_step(V, float(lr), losses)
         bad = np.flatnonzero(~np.isfinite(losses))
@@ -232,6 +239,7 @@ class GraphKernel(_Kernel):
         return losses
 
     def trace(self, v, lr=0.0) -> dict[str, np.ndarray]:
+        """Every quantity of the derivation (nodes, ``grad_*``, ``*_new``) under its spec name."""
         out = np.empty(self.trace_layout.size, dtype=self.dtype)
         self.raw.trace(np.ascontiguousarray(v, dtype=self.dtype), float(lr), out)
         return {name: view.reshape(()) for name, view in self.trace_layout.views(out).items()}
