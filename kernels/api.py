@@ -51,7 +51,8 @@ class _Kernel:
         self.trace_layout = Layout.from_json(meta["trace"]) if "trace" in meta else None
 
     def _array(self, a, name: str, columns: int) -> np.ndarray:
-        a = np.ascontiguousarray(a, dtype=self.dtype)
+        if not (type(a) is np.ndarray and a.dtype == self.dtype and a.flags.c_contiguous):
+            a = np.ascontiguousarray(a, dtype=self.dtype)
         if a.ndim == 1:
             a = a.reshape(1, -1)
         if a.ndim != 2 or a.shape[1] != columns or a.shape[0] == 0:
@@ -60,8 +61,8 @@ class _Kernel:
 
     def _inplace(self, a, name: str, shape: tuple) -> np.ndarray:
         """``a`` itself, checked: it is updated in place, so it cannot be converted (None: any length)."""
-        fits = (isinstance(a, np.ndarray) and a.dtype == self.dtype and a.flags.c_contiguous and
-                a.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, a.shape)))
+        fits = (type(a) is np.ndarray and a.dtype == self.dtype and len(a.shape) == len(shape) and
+                (a.shape == shape or (shape[0] is None and a.shape[1:] == shape[1:])) and a.flags.c_contiguous)
         if not fits:
             got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
             want = "(" + ", ".join("rows" if s is None else str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
