@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from kernels import bench
+from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
 
 
 def test_tiny_workload_runs_and_every_peer_agrees(kernel_cache):

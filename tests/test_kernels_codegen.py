@@ -23,6 +23,7 @@ from derive import backprop, evaluate
 from derive.spec import from_mapping
 from kernels import codegen, indexform
 from kernels.printer import KernelPrinter
+from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
 
 HOSTILE = ["system", "eval", "getattr", "globals", "exit", "theta", "lr", "math", "np", "c0", "q0", "g0"]
 

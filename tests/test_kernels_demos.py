@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from kernels import demos
+from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
 
 
 def test_xor_reaches_the_slides_error(kernel_cache):

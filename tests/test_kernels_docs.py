@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "kernels.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)

@@ -15,6 +15,7 @@ import kernels
 import worked_examples
 from derive import backprop, evaluate
 from derive.spec import Graph, Layer, Network, load
+from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
 
 TOL = 1e-12
 

@@ -10,6 +10,7 @@ import pytest
 
 import kernels
 from kernel_nets import NETS, central_differences, data, spec, torch_loss
+from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
 
 NAMES = list(NETS)
 

@@ -11,6 +11,7 @@ import pytest
 import kernels
 from derive.spec import from_mapping
 from kernels import NonFiniteError
+from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
 
 
 @pytest.fixture(scope="module", params=["unrolled", "blas"])

@@ -12,6 +12,7 @@ import pytest
 
 import kernels
 from derive.spec import from_mapping
+from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
 
 mp.mp.dps = 400
 

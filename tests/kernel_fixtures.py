@@ -1,4 +1,6 @@
-"""Shared fixtures of the kernel tests: one generated-module cache per test session."""
+"""The kernel tests' fixture: one generated-module cache per test session.
+
+Imported by each kernel test module (not a conftest.py, which other parts of the project may own)."""
 from __future__ import annotations
 
 import pytest
