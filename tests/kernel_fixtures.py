@@ -1,12 +1,14 @@
-"""The kernel tests' fixture: one generated-module cache per test session.
+"""The kernel tests' generated-module cache: one fresh directory per test run, removed at exit.
 
-Imported by each kernel test module (not a conftest.py, which other parts of the project may own)."""
+Fresh, so that CI exercises derivation, generation and compilation rather than a stale cache.
+(A module, not a conftest.py fixture, which other parts of the project may own.)
+"""
 from __future__ import annotations
 
-import pytest
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
 
-
-@pytest.fixture(scope="session")
-def kernel_cache(tmp_path_factory):
-    """A fresh cache directory, so CI exercises generation and compilation, not a stale cache."""
-    return tmp_path_factory.mktemp("kernel-cache")
+CACHE = Path(tempfile.mkdtemp(prefix="nnderive-test-kernels-"))
+atexit.register(shutil.rmtree, CACHE, ignore_errors=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 
 from kernels import bench
-from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
+from kernel_fixtures import CACHE
 
 
-def test_tiny_workload_runs_and_every_peer_agrees(kernel_cache):
-    result = bench.run(quick=True, only=["tiny"], cache_dir=kernel_cache)
+def test_tiny_workload_runs_and_every_peer_agrees():
+    result = bench.run(quick=True, only=["tiny"], cache_dir=CACHE)
     (row,) = result["workloads"]
     assert set(row) >= {"name", "ours_s", "peers", "speedup_vs_fastest_peer"}
     assert row["ours_s"] > 0 and row["peers"]["numpy"] > 0
@@ -18,11 +18,11 @@ def test_tiny_workload_runs_and_every_peer_agrees(kernel_cache):
     assert "tiny" in bench.table(result)
 
 
-def test_a_peer_that_computes_something_else_is_refused(kernel_cache):
+def test_a_peer_that_computes_something_else_is_refused():
     """A NumPy peer whose learning rate is 1 % off: a subtle difference the check must catch."""
     import kernels
     from kernels import peers
-    k = kernels.compile("000_3_mlp_3333", cache_dir=kernel_cache)
+    k = kernels.compile("000_3_mlp_3333", cache_dir=CACHE)
     theta = k.params_from_spec()
     x, t, lr = k.spec_sample()
     X, T = x.reshape(1, -1), t.reshape(1, -1)

@@ -23,7 +23,7 @@ from derive import backprop, evaluate
 from derive.spec import from_mapping
 from kernels import codegen, indexform
 from kernels.printer import KernelPrinter
-from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
+from kernel_fixtures import CACHE
 
 HOSTILE = ["system", "eval", "getattr", "globals", "exit", "theta", "lr", "math", "np", "c0", "q0", "g0"]
 
@@ -32,14 +32,14 @@ def _names_in(source: str) -> set[str]:
     return {tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.NAME}
 
 
-def test_graph_names_never_reach_the_code(kernel_cache):
+def test_graph_names_never_reach_the_code():
     """Node and value names that collide with builtins, our identifiers and modules: code uses none."""
     values = {"system": "1.5", "eval": "-0.5", "theta": "0.25", "lr": "2"}
     nodes = ["getattr = system*eval + theta", "globals = sigmoid(getattr)", "math = globals*lr",
              "np = exp(math) + c0x", "c0 = np - 1", "q0 = c0*c0", "exit = q0/2", "g0 = exit + log(lr)"]
     spec = from_mapping({"graph": {"values": {**values, "c0x": "0.1"}, "params": ["eval", "theta", "lr"],
                                    "nodes": nodes, "loss": "g0", "learning_rate": "0.1"}})
-    k = kernels.compile(spec, cache_dir=kernel_cache)
+    k = kernels.compile(spec, cache_dir=CACHE)
     generated = codegen.generate_graph(spec.problem)
     names = _names_in(generated.body())
     assert not names & {"system", "eval", "getattr", "globals", "exit", "c0x"}
@@ -59,8 +59,8 @@ def test_network_identifiers_come_from_the_engine():
     assert {"z1_0", "h1_1", "delta2_0", "grad_W1_1_0", "W2_new_0_1"} <= _names_in(src)
 
 
-def test_source_is_readable_registered_and_kept(kernel_cache):
-    k = kernels.compile("000_3_mlp_3333", cache_dir=kernel_cache)
+def test_source_is_readable_registered_and_kept():
+    k = kernels.compile("000_3_mlp_3333", cache_dir=CACHE)
     assert k.source.startswith('"""nnderive kernel: 3-3-3-3 network')
     assert "@njit(cache=True" in k.source and "fastmath=" not in k.source
     assert linecache.getlines(str(k.path)) == k.source.splitlines(True)

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
+from kernel_fixtures import CACHE
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "kernels.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
@@ -16,8 +16,8 @@ def test_the_doc_has_examples():
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_example_runs(index, kernel_cache, monkeypatch, capsys):
-    monkeypatch.setenv("NNDERIVE_CACHE", str(kernel_cache))
+def test_example_runs(index, monkeypatch, capsys):
+    monkeypatch.setenv("NNDERIVE_CACHE", str(CACHE))
     code = compile(BLOCKS[index], f"{DOC}:example{index}", "exec")  # safe: our own documentation's examples
     exec(code, {"__name__": f"doc_example_{index}"})  # safe: as above
     out = capsys.readouterr().out

@@ -15,7 +15,7 @@ import kernels
 import worked_examples
 from derive import backprop, evaluate
 from derive.spec import Graph, Layer, Network, load
-from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
+from kernel_fixtures import CACHE
 
 TOL = 1e-12
 
@@ -68,10 +68,10 @@ def trace_of(k, problem):
 
 
 @pytest.mark.parametrize("name", NUMERIC)
-def test_every_quantity_of_every_numeric_example(name, kernel_cache):
+def test_every_quantity_of_every_numeric_example(name):
     problem = load(worked_examples.path(name)).problem
     d, values = engine_values(problem)
-    k = kernels.compile(problem, cache_dir=kernel_cache)
+    k = kernels.compile(problem, cache_dir=CACHE)
     compared = compare_trace(trace_of(k, problem), d, values)
     derived = sum(s.target.size for s in d.steps if s.rule != "given")
     assert compared == derived        # every derived quantity of the engine has its printed twin
@@ -94,13 +94,13 @@ def _instantiate(net: Network, seed: int) -> Network:
 
 
 @pytest.mark.parametrize("name", SYMBOLIC)
-def test_symbolic_examples_at_random_numbers(name, kernel_cache):
+def test_symbolic_examples_at_random_numbers(name):
     problem = load(worked_examples.path(name)).problem
     if not isinstance(problem, Network):
         pytest.skip("not a network")
     numeric = _instantiate(problem, seed=3)
     d, values = engine_values(numeric)
-    k = kernels.compile(numeric, cache_dir=kernel_cache)
+    k = kernels.compile(numeric, cache_dir=CACHE)
     assert compare_trace(trace_of(k, numeric), d, values) == sum(s.target.size for s in d.steps if s.rule != "given")
 
 
@@ -120,10 +120,10 @@ def _network_checks(k, d, values):
     return theta, x, t, lr, new
 
 
-def test_entry_points_of_the_mlp_example(kernel_cache):
+def test_entry_points_of_the_mlp_example():
     problem = load(worked_examples.path("000_3_mlp_3333")).problem
     d, values = engine_values(problem)
-    k = kernels.compile(problem, cache_dir=kernel_cache)
+    k = kernels.compile(problem, cache_dir=CACHE)
     assert k.shape == "unrolled"
     theta, x, t, lr, new = _network_checks(k, d, values)
     Theta = np.tile(theta, (3, 1))
@@ -133,19 +133,19 @@ def test_entry_points_of_the_mlp_example(kernel_cache):
         close(row, new)
 
 
-def test_blas_shape_agrees_with_the_engine(kernel_cache):
+def test_blas_shape_agrees_with_the_engine():
     problem = load(worked_examples.path("000_3_mlp_3333")).problem
     d, values = engine_values(problem)
-    k = kernels.compile(problem, shape="blas", cache_dir=kernel_cache)
+    k = kernels.compile(problem, shape="blas", cache_dir=CACHE)
     assert k.shape == "blas" and "np.dot(" in k.source
     _network_checks(k, d, values)
 
 
 @pytest.mark.parametrize("name", [n for n in NUMERIC if isinstance(load(worked_examples.path(n)).problem, Graph)])
-def test_graph_entry_points(name, kernel_cache):
+def test_graph_entry_points(name):
     problem = load(worked_examples.path(name)).problem
     d, values = engine_values(problem)
-    k = kernels.compile(problem, cache_dir=kernel_cache)
+    k = kernels.compile(problem, cache_dir=CACHE)
     v = k.values_from_spec()
     loss, grad = k.loss_and_grad(v)
     close(loss, float(values[d.quantity(problem.loss).symbol()]))

@@ -10,14 +10,14 @@ import pytest
 
 import kernels
 from kernel_nets import NETS, central_differences, data, spec, torch_loss
-from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
+from kernel_fixtures import CACHE
 
 NAMES = list(NETS)
 
 
 @pytest.fixture(scope="module")
-def compiled(kernel_cache):
-    return {name: kernels.compile(spec(name), cache_dir=kernel_cache) for name in NAMES}
+def compiled():
+    return {name: kernels.compile(spec(name), cache_dir=CACHE) for name in NAMES}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -43,9 +43,9 @@ def test_loss_and_gradient_match_pytorch_autograd(name, compiled):
 
 @pytest.mark.parametrize("name", ["elu-softplus-swish-softmax/cross_entropy", "sigmoid-sigmoid/bce",
                                   "bipolar-identity/softmax_cross_entropy"])
-def test_float32_within_its_precision(name, compiled, kernel_cache):
+def test_float32_within_its_precision(name, compiled):
     k64 = compiled[name]
-    k32 = kernels.compile(spec(name), dtype="float32", cache_dir=kernel_cache)
+    k32 = kernels.compile(spec(name), dtype="float32", cache_dir=CACHE)
     theta, X, T = data(k64, seed=11)
     loss64, grad64 = k64.loss_and_grad(theta, X, T)
     loss32, grad32 = k32.loss_and_grad(theta.astype(np.float32), X.astype(np.float32), T.astype(np.float32))
@@ -57,8 +57,8 @@ def test_float32_within_its_precision(name, compiled, kernel_cache):
 
 @pytest.mark.parametrize("name", ["elu-softplus-swish-softmax/cross_entropy", "tanh-softmax/mse",
                                   "sign-step-sigmoid/half_sse, no biases"])
-def test_blas_shape_matches_unrolled(name, compiled, kernel_cache):
-    kb = kernels.compile(spec(name), shape="blas", cache_dir=kernel_cache)
+def test_blas_shape_matches_unrolled(name, compiled):
+    kb = kernels.compile(spec(name), shape="blas", cache_dir=CACHE)
     k = compiled[name]
     theta, X, T = data(k, seed=13, rows=6)
     loss, grad = k.loss_and_grad(theta, X, T)
@@ -67,14 +67,14 @@ def test_blas_shape_matches_unrolled(name, compiled, kernel_cache):
     np.testing.assert_allclose(gb, grad, rtol=1e-12, atol=1e-14)
 
 
-def test_blas_float32_matches_pytorch(kernel_cache):
+def test_blas_float32_matches_pytorch():
     """The big workload's shape: ReLU layers, softmax cross-entropy on logits, float32, vs autograd."""
     pytest.importorskip("torch", reason="PyTorch is the optional 'torch' extra")
     from derive.spec import from_mapping
     mapping = {"network": {"input_size": 40, "loss": "softmax_cross_entropy",
                            "layer": [{"size": 32, "activation": "relu"}, {"size": 24, "activation": "relu"},
                                      {"size": 10, "activation": "identity"}]}}
-    k = kernels.compile(from_mapping(mapping), dtype="float32", cache_dir=kernel_cache)
+    k = kernels.compile(from_mapping(mapping), dtype="float32", cache_dir=CACHE)
     assert k.shape == "blas"
     theta, X, T = data(k, seed=17, rows=64)
     loss, grad = k.loss_and_grad(theta.astype(np.float32), X.astype(np.float32), T.astype(np.float32))

@@ -11,12 +11,12 @@ import pytest
 import kernels
 from derive.spec import from_mapping
 from kernels import NonFiniteError
-from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
+from kernel_fixtures import CACHE
 
 
 @pytest.fixture(scope="module", params=["unrolled", "blas"])
-def mlp(request, kernel_cache):
-    k = kernels.compile("000_3_mlp_3333", shape=request.param, cache_dir=kernel_cache)
+def mlp(request):
+    k = kernels.compile("000_3_mlp_3333", shape=request.param, cache_dir=CACHE)
     theta = k.params_from_spec()
     x, t, lr = k.spec_sample()
     return k, theta, x.reshape(1, -1), t.reshape(1, -1), lr
@@ -74,8 +74,8 @@ def test_overflow_with_finite_inputs_is_reported(mlp):
     np.testing.assert_array_equal(huge, before)
 
 
-def test_many_problems_marks_only_the_bad_rows(kernel_cache):
-    k = kernels.compile("000_3_mlp_3333", cache_dir=kernel_cache)
+def test_many_problems_marks_only_the_bad_rows():
+    k = kernels.compile("000_3_mlp_3333", cache_dir=CACHE)
     x, t, lr = k.spec_sample()
     rng = np.random.default_rng(0)
     Theta = k.params_from_spec() + 0.05 * rng.standard_normal((5, k.n_params))
@@ -92,10 +92,10 @@ def test_many_problems_marks_only_the_bad_rows(kernel_cache):
     np.testing.assert_array_equal(Theta[[2, 4]], expected[[2, 4]])         # the bad ones untouched
 
 
-def test_graph_input_hidden_by_relu_is_reported(kernel_cache):
+def test_graph_input_hidden_by_relu_is_reported():
     spec = from_mapping({"graph": {"values": {"x": "1.5", "w": "2"}, "params": ["w"],
                                    "nodes": ["r = relu(x)", "L = r*w"], "loss": "L"}})
-    k = kernels.compile(spec, cache_dir=kernel_cache)
+    k = kernels.compile(spec, cache_dir=CACHE)
     v = k.values_from_spec()
     v[k.names.index("x")] = np.nan
     before = v.copy()

@@ -12,7 +12,7 @@ import pytest
 
 import kernels
 from derive.spec import from_mapping
-from kernel_fixtures import kernel_cache  # noqa: F401  (a pytest fixture)
+from kernel_fixtures import CACHE
 
 mp.mp.dps = 400
 
@@ -84,19 +84,19 @@ def identity_layer(k, n):
 
 @pytest.mark.parametrize("target", [0, 1, 2])
 @pytest.mark.parametrize("head", [("identity", "softmax_cross_entropy"), ("softmax", "cross_entropy")])
-def test_logits_of_plus_minus_1000(head, target, kernel_cache):
+def test_logits_of_plus_minus_1000(head, target):
     act, loss = head
     layers = [(act, 3)]
-    k = kernels.compile(network(layers, loss, 3), cache_dir=kernel_cache)
+    k = kernels.compile(network(layers, loss, 3), cache_dir=CACHE)
     theta = identity_layer(k, 3)
     x, t = np.array([1000.0, -1000.0, 0.0]), np.eye(3)[target]
     value, _ = check(k, layers, loss, theta, x, t)
     assert value == pytest.approx([0.0, 2000.0, 1000.0][target], abs=1e-9)
 
 
-def test_exactly_zero_probabilities(kernel_cache):
+def test_exactly_zero_probabilities():
     layers = [("softmax", 3)]
-    k = kernels.compile(network(layers, "cross_entropy", 3), cache_dir=kernel_cache)
+    k = kernels.compile(network(layers, "cross_entropy", 3), cache_dir=CACHE)
     theta = identity_layer(k, 3)
     x = np.array([0.0, -800.0, 5.0])
     y = k.forward(theta, x)[0]
@@ -105,9 +105,9 @@ def test_exactly_zero_probabilities(kernel_cache):
         check(k, layers, "cross_entropy", theta, x, np.eye(3)[target])   # finite, even for the zero class
 
 
-def test_sigmoid_inputs_of_plus_minus_800_with_bce(kernel_cache):
+def test_sigmoid_inputs_of_plus_minus_800_with_bce():
     layers = [("sigmoid", 3)]
-    k = kernels.compile(network(layers, "bce", 3), cache_dir=kernel_cache)
+    k = kernels.compile(network(layers, "bce", 3), cache_dir=CACHE)
     theta = identity_layer(k, 3)
     x = np.array([800.0, -800.0, 0.25])
     assert list(k.forward(theta, x)[0][:2]) == [1.0, 0.0]     # saturated exactly
@@ -116,9 +116,9 @@ def test_sigmoid_inputs_of_plus_minus_800_with_bce(kernel_cache):
 
 
 @pytest.mark.parametrize("act", ["sigmoid", "softplus", "swish", "bipolar_sigmoid", "tanh", "elu"])
-def test_hidden_activations_at_plus_minus_800(act, kernel_cache):
+def test_hidden_activations_at_plus_minus_800(act):
     layers = [(act, 4), ("identity", 2)]
-    k = kernels.compile(network(layers, "half_sse", 4), cache_dir=kernel_cache)
+    k = kernels.compile(network(layers, "half_sse", 4), cache_dir=CACHE)
     views = k.unpack(theta := np.zeros(k.n_params))
     views["W1"][...] = np.eye(4)
     views["W2"][...] = [[0.3, -0.2, 0.5, 0.1], [-0.4, 0.25, 0.2, -0.3]]
