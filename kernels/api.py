@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compile import cache_key, index_key, load as load_module, read_index, write_index
+from .compile import index_key, load, load_module, read_index, write_index
 from .layout import Layout
 
 
@@ -301,7 +301,7 @@ def _spec_file(spec) -> Path | None:
 
 
 def _kernel(kind, loaded, dtype, values):
-    module, meta, text = loaded
+    module, _, meta, text = loaded
     cls = NetworkKernel if kind == "network" else GraphKernel
     return cls(module, meta, text, dtype, Path(module.__file__), values)
 
@@ -319,7 +319,7 @@ def compile(spec, *, dtype="float64", shape: str = "auto", cache_dir=None):
     ikey = index_key(file.read_bytes(), {"shape": shape}) if file is not None else None
     if ikey is not None:
         entry = read_index(ikey, cache_dir)
-        loaded = load_module(entry["key"], None, cache_dir) if entry else None
+        loaded = load_module(entry["key"], cache_dir) if entry else None
         if loaded is not None:
             return _kernel(entry["kind"], loaded, dtype, entry.get("values"))
     from derive.spec import Network
@@ -327,12 +327,12 @@ def compile(spec, *, dtype="float64", shape: str = "auto", cache_dir=None):
     problem = _spec_of(spec)
     if isinstance(problem, Network):
         shape = codegen.choose_shape(problem) if shape == "auto" else shape
-        key = cache_key({"network": codegen.structure(problem), "shape": shape})
+        structure = {"network": codegen.structure(problem), "shape": shape}
         kind, values, generate = "network", _network_values(problem), lambda: codegen.generate_network(problem, shape)
     else:
-        key = cache_key({"graph": codegen.graph_structure(problem)})
+        structure = {"graph": codegen.graph_structure(problem)}
         kind, values, generate = "graph", _graph_values(problem), lambda: codegen.generate_graph(problem)
-    kernel = _kernel(kind, load_module(key, generate, cache_dir), dtype, values)
+    loaded = load(structure, generate, cache_dir)
     if ikey is not None:
-        write_index(ikey, {"key": key, "kind": kind, "values": values}, cache_dir)
-    return kernel
+        write_index(ikey, {"key": loaded[1], "kind": kind, "values": values}, cache_dir)
+    return _kernel(kind, loaded, dtype, values)

@@ -164,3 +164,16 @@ def test_a_spec_file_seen_before_loads_without_sympy(tmp_path):
     third = json.loads(subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True,
                                       text=True).stdout)
     assert third["sympy"] and third["loss"] != first["loss"]
+
+
+def test_an_engine_edit_that_changes_nothing_reuses_the_module(tmp_path, monkeypatch):
+    import importlib
+    kcompile = importlib.import_module("kernels.compile")      # the module (kernels.compile is the function)
+    first = kernels.compile(from_mapping({"graph": {"values": {"a": "2", "b": "3"}, "params": ["a"],
+                                                    "nodes": ["p = a*b", "L = p*p"]}}), cache_dir=tmp_path)
+    monkeypatch.setattr(kcompile, "_fingerprint", "an edited comment somewhere in the engine")
+    second = kernels.compile(from_mapping({"graph": {"values": {"a": "2", "b": "3"}, "params": ["a"],
+                                                     "nodes": ["p = a*b", "L = p*p"]}}), cache_dir=tmp_path)
+    assert len(list((tmp_path / "structures").iterdir())) == 2          # two structure keys ...
+    assert second.path == first.path                                    # ... one module, compiled once
+    assert [p for p in tmp_path.iterdir() if (p / "meta.json").exists()] == [first.path.parent]
