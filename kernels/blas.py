@@ -204,12 +204,12 @@ def generate_blas(net: Network) -> KernelSource:
         p.views("theta", ""), p.views("G", "g"),
         p.gradient("g"),
         "    ok = math.isfinite(total)",
-        "    for k in range(theta.shape[0]):",
-        f"        G[k] = {update}",
-        "        ok &= math.isfinite(G[k])",
+        "    for k in range(theta.shape[0]):           # every new value checked before any is stored",
+        f"        ok &= math.isfinite({update})",
         "    if not ok:",
         "        return math.nan",
-        "    theta[:] = G",
+        "    for k in range(theta.shape[0]):",
+        f"        theta[k] = {update}",
         "    return total * scale",
     )
     forward = lines(
