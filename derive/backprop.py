@@ -70,7 +70,8 @@ def derive_graph(graph: Graph) -> Derivation:
         steps.append(Given(Quantity(LR), (graph.learning_rate,), (), role="hyper"))
     for node in nodes:
         steps.append(Node(Quantity(node.name), (node.expr,), tuple(s.name for s in node.args()),
-                          text=node.text, op=node.op, args=tuple(s.name for s in node.args())))
+                          text=node.text, op=node.op, args=tuple(s.name for s in node.args()),
+                          params=node.params))
     steps += reverse_mode(leaves, nodes, graph.loss)
     if graph.learning_rate is not None and graph.params:
         renamed = {}
@@ -94,7 +95,7 @@ def derive_elementwise(net: Network) -> Derivation:
     leaves, nodes = network_nodes(net)
     steps: list[Step] = [_given(leaf) for leaf in leaves]
     steps += [Node(Quantity(n.name), (n.expr,), tuple(s.name for s in n.args()), op=n.op,
-                   args=tuple(s.name for s in n.args())) for n in nodes]
+                   args=tuple(s.name for s in n.args()), params=n.params) for n in nodes]
     steps += reverse_mode(leaves, nodes, "loss", prefix=ELEMENTWISE)
     return Derivation(tuple(steps), "elementwise")
 

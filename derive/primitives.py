@@ -9,6 +9,12 @@ a primitive: the graph, the printers and the code generator look entries up here
 Conventions at kinks (documented in docs/guide.md): ReLU'(0) = 0, leaky ReLU'(0) = α,
 ELU'(0) = α, |x|'(0) = 0, max(0, u)'(0) = 0 (PyTorch's and JAX's choices); ``sign(0) = +1`` and
 ``step(0) = 1`` (the perceptron convention); sign and step have derivative 0 everywhere.
+
+An activation may also give a *stable* form: the same function written for floating point, so
+that no evaluation overflows into ``inf/inf`` or ``0·inf`` and no tail is lost to cancellation
+(σ(x) by the branch where e^{∓x} ≤ 1, softplus by ``log1p``, softmax shifted by its maximum).
+The kernel generator prints these forms; the tests prove each equal to the definition.
+``log1pexp`` and ``logsumexp`` are the stable elementary forms those use.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
 
 Expr = sp.Expr
 
@@ -37,6 +44,7 @@ class Activation:
     jacobian_from_output: Callable[[Sequence[Expr]], list[list[Expr]]] | None = None
     vector: bool = False
     summary: str = ""
+    stable: Callable[..., Expr] | None = None  # like ``define``, written for floating point (None: define is)
 
 
 @dataclass(frozen=True)
@@ -62,11 +70,51 @@ def _softmax(xs: Sequence[Expr]) -> list[Expr]:
     return [sp.exp(x) / total for x in xs]
 
 
+# ----------------------------------------------------------------------------- stable forms
+
+class maxof(sp.Function):
+    """max(u_1, ..., u_n) left unevaluated: SymPy's ``Max`` compares its arguments pairwise each time
+    an expression holding it is rebuilt, which makes a 10-class log-sum-exp take minutes to handle."""
+
+    @classmethod
+    def eval(cls, *args):
+        if args and all(a.is_number for a in args):
+            return sp.Max(*args)
+        return None
+
+    def _eval_is_real(self):
+        return True if all(a.is_real for a in self.args) else None
+
+    def _eval_evalf(self, prec):
+        return sp.Max(*[a.evalf(sp.prec_to_dps(prec)) for a in self.args])
+
+
+def log1pexp(u: Expr) -> Expr:
+    """log(1 + e^u) = u + log1p(e^−u) for u > 0, log1p(e^u) otherwise: no overflow, no lost tail."""
+    return sp.Piecewise((u + log1p(sp.exp(-u)), u > 0), (log1p(sp.exp(u)), True))
+
+
+def logsumexp(us: Sequence[Expr]) -> Expr:
+    """log Σ e^{u_i} = m + log Σ e^{u_i − m} with m = max u_i: every e^{u_i − m} ≤ 1 and the sum ≥ 1."""
+    m = maxof(*us)
+    return m + sp.log(sp.Add(*[sp.exp(u - m) for u in us]))
+
+
+def _stable_sigmoid(x: Expr) -> Expr:
+    # the branch whose exponential is at most 1, so neither 1/(1 + inf) nor inf/inf occurs
+    return sp.Piecewise((1 / (1 + sp.exp(-x)), x >= 0), (sp.exp(x) / (1 + sp.exp(x)), True))
+
+
+def _stable_softmax(xs: Sequence[Expr]) -> list[Expr]:
+    lse = logsumexp(xs)
+    return [sp.exp(x - lse) for x in xs]
+
+
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in [
     Activation("identity", r"\operatorname{id}", lambda x: x, from_output=lambda y: sp.Integer(1),
                summary="g(x) = x"),
     Activation("sigmoid", r"\sigma", _sigmoid, from_output=lambda y: y * (1 - y),
-               summary="σ(x) = 1/(1 + e^−x); σ' = σ(1 − σ)"),
+               summary="σ(x) = 1/(1 + e^−x); σ' = σ(1 − σ)", stable=_stable_sigmoid),
     Activation("tanh", r"\tanh", sp.tanh, from_output=lambda y: 1 - y**2,
                summary="tanh x; tanh' = 1 − tanh²"),
     Activation("relu", r"\operatorname{ReLU}", positive_part,
@@ -81,14 +129,16 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in [
                lambda x, alpha: sp.Piecewise((x, x > 0), (alpha * (sp.exp(x) - 1), True)),
                params=(("alpha", "1"),),
                from_output=lambda y, alpha: sp.Piecewise((1, y > 0), (y + alpha, True)),
-               summary="x for x > 0, α(eˣ − 1) otherwise (α > 0); ELU' = ELU + α for x ≤ 0"),
+               summary="x for x > 0, α(eˣ − 1) otherwise (α > 0); ELU' = ELU + α for x ≤ 0",
+               stable=lambda x, alpha: sp.Piecewise((x, x > 0), (alpha * expm1(x), True))),
     Activation("softplus", r"\operatorname{softplus}", lambda x: sp.log(1 + sp.exp(x)),
-               summary="log(1 + eˣ); derivative σ(x)"),
+               summary="log(1 + eˣ); derivative σ(x)", stable=log1pexp),
     Activation("swish", r"\operatorname{swish}", lambda x, beta: x * _sigmoid(beta * x),
-               params=(("beta", "1"),), summary="x σ(βx)"),
+               params=(("beta", "1"),), summary="x σ(βx)",
+               stable=lambda x, beta: x * _stable_sigmoid(beta * x)),
     Activation("bipolar_sigmoid", r"\sigma_{\pm}", lambda x: (1 - sp.exp(-x)) / (1 + sp.exp(-x)),
                from_output=lambda y: (1 - y**2) / 2,
-               summary="(1 − e^−x)/(1 + e^−x); derivative (1 − y²)/2"),
+               summary="(1 − e^−x)/(1 + e^−x); derivative (1 − y²)/2", stable=lambda x: sp.tanh(x / 2)),
     Activation("sign", r"\operatorname{sgn}", lambda x: sp.Piecewise((1, x >= 0), (-1, True)),
                from_output=lambda y: sp.Integer(0),
                summary="+1 for x ≥ 0, −1 otherwise (perceptron); derivative 0"),
@@ -98,7 +148,7 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in [
     Activation("softmax", r"\operatorname{softmax}", _softmax, vector=True,
                jacobian_from_output=lambda ys: [[ys[i] * ((1 if i == j else 0) - ys[j])
                                                  for j in range(len(ys))] for i in range(len(ys))],
-               summary="e^{x_i}/Σ_j e^{x_j}; ∂y_i/∂x_j = y_i(δ_ij − y_j)"),
+               summary="e^{x_i}/Σ_j e^{x_j}; ∂y_i/∂x_j = y_i(δ_ij − y_j)", stable=_stable_softmax),
 ]}
 
 
@@ -165,6 +215,12 @@ def loss(name: str) -> Loss:
 def apply_activation(name: str, x: Expr, params: dict[str, Expr] | None = None) -> Expr:
     """g(x) for a scalar activation with its parameters."""
     return ACTIVATIONS[name].define(x, **(params or {}))
+
+
+def stable_activation(name: str, x, params: dict[str, Expr] | None = None):
+    """g(x) in its stable form (a list for a vector activation); the definition when that is stable."""
+    act = ACTIVATIONS[name]
+    return (act.stable or act.define)(x, **(params or {}))
 
 
 def local_derivative(name: str, x: Expr, y: Expr, params: dict[str, Expr] | None = None) -> Expr:

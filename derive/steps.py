@@ -121,6 +121,7 @@ class Node(Step):
     text: str = ""
     op: str = "expr"
     args: tuple[str, ...] = ()
+    params: tuple[tuple[str, sp.Expr], ...] = ()  # the activation's parameters when ``op`` is one
     rule: ClassVar[str] = "node"
 
 

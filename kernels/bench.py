@@ -1,0 +1,387 @@
+"""``nnderive bench``: the generated kernels against NumPy, PyTorch and JAX, side by side.
+
+Workloads (docs/kernels.md; issue 4):
+
+* tiny — the 3-3-3-3 net of slide 000 (ReLU, sigmoid, sigmoid, ½‖y − t‖²), one SGD step on one
+  sample per call, float64;
+* many — 100 000 independent 3-3-3-3 problems, one SGD step each, one call, float64;
+* nielsen — 784-15-10 sigmoid net, ½‖y − t‖², minibatch 10, one SGD step, float64;
+* big — 512-512-512-10, ReLU, softmax cross-entropy, batch 1024, float32, one SGD step (GFLOP/s);
+* cold start — a new process computing its first 3-3-3-3 step: with an empty cache and a warm one.
+
+Every contender is first run once from the same parameters and its update compared with ours
+(a peer that computes something else stops the benchmark).  Timing interleaves the contenders
+in rounds (a short pause between them, so one library's spinning threads do not eat the next
+one's time) and reports the median seconds per call of each.  The machine is shared: run it a
+few times.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import peers
+
+TARGETS = {"tiny": (25.0, "≥ 25× fastest peer"), "many": (10.0, "≥ 10× fastest peer"),
+           "nielsen": (2.0, "≥ 2× fastest peer"), "big": (0.8, "≥ 0.8× PyTorch"),
+           "cold start, empty cache": (3.0, "≤ 3 s"), "cold start, warm cache": (0.5, "≤ 0.5 s")}
+
+
+@dataclass
+class Contender:
+    name: str
+    step: Callable[[], None]
+    params: Callable[[], list]
+
+
+@dataclass
+class Workload:
+    name: str
+    what: str
+    contenders: list[Contender]
+    flops: float | None = None
+    tolerance: float = 1e-9
+    extra: dict = field(default_factory=dict)
+
+
+def available(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
+def _spec(sizes, acts, loss):
+    from derive.spec import from_mapping
+    return from_mapping({"network": {"input_size": sizes[0], "loss": loss,
+                                     "layer": [{"size": n, "activation": a} for n, a in zip(sizes[1:], acts)]}})
+
+
+def _ours(kernel, theta, X, T, lr) -> Contender:
+    """The raw Numba step (the documented fast path), with the NaN check its caller makes."""
+    theta = theta.copy()
+    raw = kernel.raw.sgd_step
+
+    def step():
+        loss = raw(theta, X, T, lr)
+        if loss != loss:
+            raise FloatingPointError("the generated step reported a non-finite value")
+    return Contender("ours", step, lambda: [v.astype(np.float64) for v in kernel.unpack(theta).values()])
+
+
+def _split(kernel, theta) -> list[np.ndarray]:
+    return [v.copy() for v in kernel.unpack(theta).values()]
+
+
+def _peers(params, acts, loss, X, T, lr, many=False) -> list[Contender]:
+    out = []
+    for name, module, mlp, stacked in [("numpy", "numpy", peers.numpy_mlp, peers.numpy_many),
+                                       ("torch", "torch", peers.torch_mlp, peers.torch_many),
+                                       ("jax", "jax", peers.jax_mlp, peers.jax_many)]:
+        if not available(module):
+            continue
+        if name == "jax":
+            import jax
+            jax.config.update("jax_enable_x64", True)   # float64 where the data are float64
+        step, current = stacked(params, acts, X, T, lr) if many else mlp(params, acts, loss, X, T, lr)
+        out.append(Contender(name, step, current))
+    return out
+
+
+# ----------------------------------------------------------------------------- workloads
+
+def tiny(cache_dir=None) -> Workload:
+    import kernels
+    k = kernels.compile("000_3_mlp_3333", cache_dir=cache_dir)
+    theta = k.params_from_spec()
+    x, t, lr = k.spec_sample()
+    X, T = x.reshape(1, -1).copy(), t.reshape(1, -1).copy()
+    acts = ["relu", "sigmoid", "sigmoid"]
+    checked = theta.copy()
+    wl = Workload("tiny", "3-3-3-3 of slide 000, one SGD step on one sample, float64",
+                  [_ours(k, theta, X, T, lr)] + _peers(_split(k, theta), acts, "half_sse", X, T, lr))
+    wl.extra["checked_api"] = lambda: k.sgd_step(checked, X, T, lr)
+    return wl
+
+
+def many(cache_dir=None, problems: int = 100_000) -> Workload:
+    import kernels
+    k = kernels.compile("000_3_mlp_3333", cache_dir=cache_dir)
+    rng = np.random.default_rng(4)
+    theta = k.params_from_spec()
+    Theta = theta + 0.1 * rng.standard_normal((problems, k.n_params))
+    X, T = rng.uniform(0, 1, (problems, 3)), rng.uniform(0, 1, (problems, 3))
+    lr = 0.5
+    mine = Theta.copy()
+    losses = np.empty(problems)
+    raw = k.raw.many_sgd_step
+
+    def step():
+        raw(mine, X, T, lr, losses)
+
+    ours = Contender("ours", step, lambda: [v.astype(np.float64) for v in k.unpack(mine).values()])
+    stacked = [v.copy() for v in k.unpack(Theta).values()]
+    wl = Workload("many", f"{problems:,} independent 3-3-3-3 problems, one SGD step each, one call, float64",
+                  [ours] + _peers(stacked, ["relu", "sigmoid", "sigmoid"], "half_sse", X, T, lr, many=True))
+    scratch = Theta.copy()
+    # context, not a contender: the time to read and write the stacked parameters once
+    wl.extra["memory_floor"] = lambda: np.multiply(scratch, 1.0, out=scratch)
+    return wl
+
+
+def _classification(sizes, acts, loss, batch, dtype, lr, seed, cache_dir):
+    import kernels
+    k = kernels.compile(_spec(sizes, acts, loss), dtype=dtype, cache_dir=cache_dir)
+    rng = np.random.default_rng(seed)
+    theta = k.init_params(seed)
+    X = rng.uniform(0, 1, (batch, sizes[0])).astype(dtype)
+    T = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], batch)]
+    return k, theta, X, T, lr
+
+
+def nielsen(cache_dir=None) -> Workload:
+    acts = ["sigmoid", "sigmoid"]
+    k, theta, X, T, lr = _classification((784, 15, 10), acts, "half_sse", 10, np.float64, 3.0, 5, cache_dir)
+    wl = Workload("nielsen", "784-15-10 sigmoid, ½‖y − t‖², minibatch 10, one SGD step, float64",
+                  [_ours(k, theta, X, T, lr)] + _peers(_split(k, theta), acts, "half_sse", X, T, lr))
+    checked = theta.copy()
+    wl.extra["checked_api"] = lambda: k.sgd_step(checked, X, T, lr)
+    return wl
+
+
+def big(cache_dir=None) -> Workload:
+    sizes, acts = (512, 512, 512, 10), ["relu", "relu", "identity"]
+    k, theta, X, T, lr = _classification(sizes, acts, "softmax_cross_entropy", 1024, np.float32, 0.01, 6, cache_dir)
+    pairs = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    flops = 2 * len(X) * (2 * pairs + sum(a * b for a, b in zip(sizes[1:], sizes[2:])))  # Z, ∂W, ∂h products
+    return Workload("big", "512-512-512-10 ReLU, softmax cross-entropy, batch 1024, one SGD step, float32",
+                    [_ours(k, theta, X, T, lr)] + _peers(_split(k, theta), acts, "softmax_cross_entropy", X, T, lr),
+                    flops=flops, tolerance=2e-3)
+
+
+# ----------------------------------------------------------------------------- measuring
+
+def validate(wl: Workload) -> dict[str, float]:
+    """One step of every contender from the same start: each update must match ours."""
+    start = [p.copy() for p in wl.contenders[0].params()]
+    deltas = {}
+    for c in wl.contenders:
+        c.step()
+        deltas[c.name] = [a - b for a, b in zip(c.params(), start)]
+    ref = deltas["ours"]
+    scale = max(float(np.abs(d).max()) for d in ref) or 1.0
+    errors = {}
+    for name, d in deltas.items():
+        err = max(float(np.abs(a - b).max()) for a, b in zip(d, ref)) / scale
+        errors[name] = err
+        if err > wl.tolerance:
+            raise AssertionError(f"{wl.name}: {name}'s update differs from the generated kernel's "
+                                 f"(relative {err:.2e} > {wl.tolerance:.0e})")
+    return errors
+
+
+def measure(wl: Workload, rounds: int, block_s: float, pause_s: float = 0.1) -> dict[str, float]:
+    """Median seconds per call of each contender over interleaved rounds."""
+    calls = {}
+    for c in wl.contenders:                       # calls per block, from one timed call after a warm-up
+        c.step()
+        t0 = time.perf_counter()
+        c.step()
+        calls[c.name] = max(1, int(block_s / max(time.perf_counter() - t0, 1e-7)))
+    samples: dict[str, list[float]] = {c.name: [] for c in wl.contenders}
+    for _ in range(rounds):
+        for c in wl.contenders:
+            time.sleep(pause_s)
+            n = calls[c.name]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                c.step()
+            samples[c.name].append((time.perf_counter() - t0) / n)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def _time_call(fn, block_s: float, rounds: int) -> float:
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    n = max(1, int(block_s / max(time.perf_counter() - t0, 1e-7)))
+    out = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        out.append((time.perf_counter() - t0) / n)
+    return statistics.median(out)
+
+
+# ----------------------------------------------------------------------------- cold start
+
+_COLD_OURS = """
+import kernels
+k = kernels.compile("000_3_mlp_3333")
+theta = k.params_from_spec(); x, t, lr = k.spec_sample()
+print(k.sgd_step(theta, x, t, lr))
+"""
+_COLD_PEER = """
+import numpy as np
+from kernels import peers
+W1 = np.array([[0.1, 0.3, 0.4], [0.2, 0.2, 0.3], [0.3, 0.7, 0.9]]); W2 = np.array([[0.2, 0.3, 0.6], [0.3, 0.5, 0.4], [0.5, 0.7, 0.8]])
+W3 = np.array([[0.1, 0.3, 0.5], [0.4, 0.7, 0.2], [0.8, 0.2, 0.9]]); b = np.ones(3)
+X = np.array([[0.1, 0.2, 0.7]]); T = np.array([[1.0, 0.0, 0.0]])
+{setup}
+step, params = peers.{fn}([W1, b, W2, b.copy(), W3, b.copy()], ["relu", "sigmoid", "sigmoid"], "half_sse", X, T, 0.5)
+step()
+print(params()[0][0, 0])
+"""
+
+
+def _run(code: str, env: dict) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def cold_start(repeats: int) -> list[dict]:
+    env = dict(os.environ)
+    rows = []
+    peer_times = {}
+    for name, module, fn, setup in [("numpy", "numpy", "numpy_mlp", ""), ("torch", "torch", "torch_mlp", ""),
+                                    ("jax", "jax", "jax_mlp", "import jax; jax.config.update('jax_enable_x64', True)")]:
+        if available(module):
+            code = _COLD_PEER.format(fn=fn, setup=setup)
+            peer_times[name] = statistics.median(_run(code, env) for _ in range(repeats))
+    with tempfile.TemporaryDirectory(prefix="nnderive-cold-") as tmp:
+        empty = []
+        for r in range(repeats):
+            env["NNDERIVE_CACHE"] = os.path.join(tmp, f"empty{r}")
+            empty.append(_run(_COLD_OURS, env))
+        warm = [_run(_COLD_OURS, env) for _ in range(repeats)]     # the last empty run filled this cache
+    # context: a new process that only imports NumPy and Numba (what any Numba-compiled start pays)
+    floor = statistics.median(_run("import numpy, numba", env) for _ in range(repeats))
+    for name, times in [("cold start, empty cache", empty), ("cold start, warm cache", warm)]:
+        rows.append({"name": name, "what": "new process, 3-3-3-3 kernel of slide 000, first SGD step",
+                     "ours_s": statistics.median(times), "peers": dict(peer_times), "import_numba_s": floor})
+    return rows
+
+
+# ----------------------------------------------------------------------------- the run
+
+def _row(wl: Workload, times: dict, errors: dict) -> dict:
+    peers_s = {p: times.get(p) for p in ("numpy", "torch", "jax")}
+    row = {"name": wl.name, "what": wl.what, "ours_s": times["ours"], "peers": peers_s,
+           "agreement": {k: v for k, v in errors.items() if k != "ours"}}
+    if wl.flops:
+        row["gflops"] = {name: wl.flops / t / 1e9 for name, t in times.items()}
+    return row
+
+
+def _finish(row: dict) -> dict:
+    present = {k: v for k, v in row["peers"].items() if v is not None}
+    fastest = min(present.values()) if present else None
+    row["speedup_vs_fastest_peer"] = fastest / row["ours_s"] if fastest else None
+    goal, text = TARGETS[row["name"]]
+    row["target"] = text
+    if row["name"] == "big":
+        torch_s = row["peers"].get("torch")
+        row["vs_torch"] = torch_s / row["ours_s"] if torch_s else None
+        row["met"] = row["vs_torch"] >= goal if torch_s else None
+    elif row["name"].startswith("cold"):
+        row["met"] = row["ours_s"] <= goal
+    else:
+        row["met"] = row["speedup_vs_fastest_peer"] >= goal if fastest else None
+    return row
+
+
+def run(quick: bool = False, only: list[str] | None = None, cache_dir=None, log=None) -> dict:
+    rounds, block = (3, 0.05) if quick else (7, 0.2)
+    factories = {"tiny": tiny, "many": many, "nielsen": nielsen, "big": big}
+    rows = []
+    for name, make in factories.items():
+        if only and name not in only:
+            continue
+        if log:
+            log(f"{name}: preparing")
+        wl = make(cache_dir=cache_dir)
+        errors = validate(wl)
+        if log:
+            log(f"{name}: measuring {', '.join(c.name for c in wl.contenders)}")
+        row = _row(wl, measure(wl, rounds, block), errors)
+        if "checked_api" in wl.extra:
+            row["ours_checked_api_s"] = _time_call(wl.extra["checked_api"], block, rounds)
+        if "memory_floor" in wl.extra:
+            row["memory_floor_s"] = _time_call(wl.extra["memory_floor"], block, rounds)
+        rows.append(_finish(row))
+    if not only or "cold" in only:
+        if log:
+            log("cold start: new processes")
+        rows += [_finish(r) for r in cold_start(1 if quick else 3)]
+    return {"workloads": rows, "machine": _machine(), "quick": quick}
+
+
+def _machine() -> dict:
+    import platform
+    import numba
+    info = {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "load_average": os.getloadavg()}
+    for m in ("torch", "jax"):
+        if available(m):
+            info[m] = __import__(m).__version__
+    return info
+
+
+def _fmt(s: float | None) -> str:
+    if s is None:
+        return "—"
+    for unit, f in (("s", 1), ("ms", 1e3), ("µs", 1e6), ("ns", 1e9)):
+        if s * f >= 1:
+            return f"{s * f:.3g} {unit}"
+    return f"{s * 1e9:.3g} ns"
+
+
+def table(result: dict) -> str:
+    head = ("workload", "ours", "numpy", "torch", "jax", "ours vs fastest peer", "target", "met")
+    lines = []
+    rows = []
+    for r in result["workloads"]:
+        ratio = r.get("speedup_vs_fastest_peer")
+        ratio_s = "—" if ratio is None else f"{ratio:.2f}×"
+        if r["name"] == "big" and r.get("vs_torch"):
+            ratio_s += f" ({r['vs_torch']:.2f}× torch)"
+        met = {True: "yes", False: "NO", None: "—"}[r.get("met")]
+        rows.append((r["name"], _fmt(r["ours_s"]), *(_fmt(r["peers"].get(p)) for p in ("numpy", "torch", "jax")),
+                     ratio_s, r["target"], met))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines.append(fmt.format(*head))
+    lines.append(fmt.format(*("-" * w for w in widths)))
+    lines += [fmt.format(*row) for row in rows]
+    lines.append("")
+    for r in result["workloads"]:
+        notes = []
+        if "gflops" in r:
+            notes.append("GFLOP/s " + ", ".join(f"{k} {v:.1f}" for k, v in r["gflops"].items()))
+        if "ours_checked_api_s" in r:
+            notes.append(f"checked API kernel.sgd_step: {_fmt(r['ours_checked_api_s'])} per call")
+        if "memory_floor_s" in r:
+            notes.append(f"reading and writing the stacked parameters once (NumPy, in place) takes "
+                         f"{_fmt(r['memory_floor_s'])}")
+        if "import_numba_s" in r and r["name"].endswith("warm cache"):
+            notes.append(f"a new process importing only NumPy and Numba takes {_fmt(r['import_numba_s'])}")
+        if notes:
+            lines.append(f"{r['name']}: " + "; ".join(notes))
+    m = result["machine"]
+    lines.append(f"medians per call, contenders interleaved in one run; {m['cpus']} CPUs, load average "
+                 f"{', '.join(f'{x:.2f}' for x in m['load_average'])} at the end"
+                 + (" (quick: fewer rounds)" if result.get("quick") else ""))
+    return "\n".join(lines)
+
+
+def main_json(result: dict) -> str:
+    return json.dumps(result, indent=2, ensure_ascii=False)

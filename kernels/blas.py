@@ -1,0 +1,257 @@
+"""The BLAS code shape: matrix products from the index form, element-wise parts from the engine.
+
+For a network with wide layers, printing every element is out of the question (784·15 weights).
+Instead each layer is printed as
+
+* its affine map and its two gradient products from the index form (``indexform.affine_forms``):
+  ``Z = np.dot(H, W.T)``, ``np.dot(D.T, H, gW)``, ``G = np.dot(D, W)``, and a column sum for ``gb``;
+* its element-wise parts — activation, local derivative, δ — as one loop over (row, unit) whose
+  body is the engine's derivation of that layer, made stable by ``program.build``;
+* the output layer (loss, ∇_y L, δ^L: they couple the outputs) unrolled over its units, per row.
+
+The element-wise parts come from deriving a *representative* network with the same layers,
+activations, loss and biases, hidden widths 1 and the real output width; before printing, the
+engine's affine, weight-gradient and back-error steps of that network are checked equal to the
+index form instantiated at its sizes, so the two halves are one derivation.
+"""
+from __future__ import annotations
+
+import re
+
+import sympy as sp
+
+from derive.backprop import LR, derive_network
+from derive.spec import Layer, Network
+from derive.steps import Derivation, Update, symbol
+
+from . import indexform
+from . import program as prog
+from .codegen import Function, KernelSource, derivation_hash, lines, structure
+from .layout import Layout
+from .printer import KernelPrinter
+
+
+def representative(net: Network) -> Network:
+    """Same layers, activations, loss and biases; input and hidden widths 1, the real output width."""
+    L = len(net.layers)
+    layers = tuple(Layer(l.size if i == L - 1 else 1, l.activation, None, () if l.bias == () else None)
+                   for i, l in enumerate(net.layers))
+    return Network(1, None, None, layers, net.loss, sp.Symbol(LR, positive=True))
+
+
+def check_affine(derivation: Derivation, net: Network) -> None:
+    """The engine's z, ∂L/∂W and ∂L/∂h of every layer equal the index form at these sizes (one row)."""
+    forms = indexform.affine_forms()
+    idx = {str(a): a for f in (forms.z, forms.grad_W, forms.grad_h) for a in f.atoms(sp.Idx)}
+    for l in range(1, len(net.layers) + 1):
+        prev = "x" if l == 1 else f"h{l - 1}"
+        elements = {"W": lambda i, l=l: symbol(f"W{l}", i), "b": lambda i, l=l: symbol(f"b{l}", i),
+                    "H": lambda i, p=prev: symbol(p, i[1:]), "D": lambda i, l=l: symbol(f"delta{l}", i[1:])}
+        dims = {indexform.B: 1, indexform.N: net.sizes[l], indexform.M: net.sizes[l - 1]}
+        z = forms.z if net.layers[l - 1].bias != () else forms.z - indexform.b[idx["i"]]
+        checks = [(f"z{l}", z, lambda r: {"n": 0, "i": r[0]}),
+                  (f"grad_W{l}", forms.grad_W, lambda r: {"k": r[0], "l": r[1]})]
+        if l > 1:
+            checks.append((f"grad_h{l - 1}", forms.grad_h, lambda r: {"m": 0, "l": r[0]}))
+        for name, form, where in checks:
+            step = derivation.step(name)
+            for index, expr in zip(step.target.indices(), step.exprs):
+                at = {idx[k]: v for k, v in where(index).items()}
+                got = indexform.instantiate(form, dims, at, elements)
+                if sp.expand(got - expr) != 0:
+                    raise AssertionError(f"index form of {name}{list(index)} differs from the engine: {got} vs {expr}")
+
+
+class _Printer:
+    """Prints the BLAS-shape functions of one network from its representative program."""
+
+    def __init__(self, net: Network, program: prog.Program):
+        self.net, self.program = net, program
+        self.forms = indexform.affine_forms()
+        self.L, self.sizes = len(net.layers), net.sizes
+        n_out = self.sizes[-1]
+        self.layout = Layout.of([(name, shape) for l, layer in enumerate(net.layers, start=1)
+                                 for name, shape in [(f"W{l}", (self.sizes[l], self.sizes[l - 1]))] +
+                                 ([(f"b{l}", (self.sizes[l],))] if layer.bias != () else [])])
+        self.names = self._names()
+        self.z_out, self.h_out = ([symbol(f"{q}{self.L}", (i,)) for i in range(n_out)] for q in ("z", "h"))
+        self.delta_out = [symbol(f"delta{self.L}", (i,)) for i in range(n_out)]
+        self.t, self.loss = [symbol("t", (i,)) for i in range(n_out)], symbol("loss")
+
+    def _names(self) -> dict:
+        """Identifiers; a hidden-layer element stands for element (row, i) of a loop: no suffix."""
+        names = {}
+        for q in [g.target for g in self.program.given] + self.program.quantities:
+            layer = re.fullmatch(r"[A-Za-z_]+?(\d+)(?:_new)?", q.name)
+            suffixed = layer is None or int(layer.group(1)) == self.L
+            for index, sym in zip(q.indices(), q.symbols()):
+                names[sym] = "lr" if q.name == LR else q.name + ("".join(f"_{i}" for i in index) if suffixed else "")
+        return names
+
+    def bias(self, l: int) -> bool:
+        return self.net.layers[l - 1].bias != ()
+
+    def mat(self, expr, **rename) -> str:
+        return KernelPrinter({indexform.MATRICES[k]: v for k, v in rename.items()}).doprint(expr)
+
+    def emit(self, targets, available, indent, prefix):
+        return prog.emit(self.program, targets, self.names, available, indent, prefix)
+
+    def views(self, source: str, prefix: str) -> list[str]:
+        out = []
+        for s in self.layout.slots:
+            shape = f".reshape(({s.shape[0]}, {s.shape[1]}))" if len(s.shape) == 2 else ""
+            out.append(f"    {prefix}{s.name} = {source}[{s.offset}:{s.offset + s.size}]{shape}")
+        return out
+
+    @staticmethod
+    def h(l: int) -> str:
+        return "X" if l == 0 else f"H{l}"
+
+    def forward(self) -> list[str]:
+        """Hidden layers: Z = H Wᵀ by BLAS, then bias and activation per element; the output's Z."""
+        out = []
+        for l in range(1, self.L):
+            zi, hi = symbol(f"z{l}", (0,)), symbol(f"h{l}", (0,))
+            plus = f" + b{l}[i]" if self.bias(l) else ""
+            out += [f"    # layer {l}: z{l} = h{l - 1} W{l}ᵀ{' + b' + str(l) if plus else ''} (index form: "
+                    f"z[n,i] = Σ_j W[i,j] h[n,j]{' + b[i]' if plus else ''}), h{l} = g(z{l})",
+                    f"    Z{l} = {self.mat(self.forms.forward, H=self.h(l - 1), W=f'W{l}')}",
+                    f"    H{l} = np.empty_like(Z{l})",
+                    "    for row in range(B):",
+                    f"        for i in range({self.sizes[l]}):",
+                    f"            {self.names[zi]} = Z{l}[row, i]{plus}"]
+            if _reads(self.program, symbol(f"delta{l}", (0,)), zi):
+                out.append(f"            Z{l}[row, i] = {self.names[zi]}")        # g' needs z itself
+            out += self.emit([hi], [zi], "            ", f"c{l}_")
+            out.append(f"            H{l}[row, i] = {self.names[hi]}")
+        L = self.L
+        return out + [f"    # output layer {L}: z{L} = h{L - 1} W{L}ᵀ{' + b' + str(L) if self.bias(L) else ''}, "
+                      "then per row (the loss couples the outputs)",
+                      f"    Z{L} = {self.mat(self.forms.forward, H=self.h(L - 1), W=f'W{L}')}"]
+
+    def head(self, targets, available, body_out) -> list[str]:
+        """The output layer, unrolled over its units, one row at a time."""
+        L = self.L
+        out = ["    for row in range(B):"]
+        out += [f"        {self.names[z]} = Z{L}[row, {i}]" + (f" + b{L}[{i}]" if self.bias(L) else "")
+                for i, z in enumerate(self.z_out)]
+        out += [f"        {self.names[s]} = T[row, {i}]" for i, s in enumerate(self.t) if s in available]
+        return out + self.emit(targets, available, "        ", "c_") + body_out
+
+    def gradient(self, g: str) -> list[str]:
+        """Loss summed into ``total``; the mean gradient into the views ``{g}W1``, ``{g}b1``, ..."""
+        L, names = self.L, self.names
+        out = self.forward() + [f"    D{L} = np.empty_like(Z{L})", "    total = 0.0"]
+        out += self.head([self.loss] + self.delta_out, self.z_out + self.t,
+                         [f"        total += {names[self.loss]}"] +
+                         [f"        D{L}[row, {i}] = {names[d]} * scale" for i, d in enumerate(self.delta_out)])
+        for l in range(L, 0, -1):
+            a, b = self.forms.weight.args
+            out += [f"    # ∂L/∂W{l} = δ{l}ᵀ h{l - 1} (index form: Σ_n δ[n,k] h[n,l])",
+                    f"    np.dot({self.mat(a, D=f'D{l}')}, {self.mat(b, H=self.h(l - 1))}, {g}W{l})"]
+            if self.bias(l):
+                out += [f"    # ∂L/∂b{l} = Σ_n δ{l}[n,:] (index form: Σ_n δ[n,k])",
+                        f"    {g}b{l}[:] = 0.0",
+                        "    for row in range(B):",
+                        f"        for k in range({self.sizes[l]}):",
+                        f"            {g}b{l}[k] += D{l}[row, k]"]
+            if l > 1:
+                out += self.back_error(l)
+        return out
+
+    def back_error(self, l: int) -> list[str]:
+        """δ^{l−1} = (δ^l W^l) ⊙ g'(z^{l−1}): the product by BLAS, then g' per element."""
+        names, k = self.names, l - 1
+        hl, dl, gl, zl = (symbol(f"{q}{k}", (0,)) for q in ("h", "delta", "grad_h", "z"))
+        reads = [f"            {names[gl]} = D{k}[row, i]", f"            {names[hl]} = H{k}[row, i]"]
+        if _reads(self.program, dl, zl):
+            reads.append(f"            {names[zl]} = Z{k}[row, i]")
+        return ([f"    # ∂L/∂h{k} = δ{l} W{l} (index form: Σ_i δ[n,i] W[i,l]); δ{k} = ∂L/∂h{k} ⊙ g'",
+                 f"    D{k} = {self.mat(self.forms.back, D=f'D{l}', W=f'W{l}')}",
+                 "    for row in range(B):",
+                 f"        for i in range({self.sizes[k]}):"] + reads +
+                self.emit([dl], [gl, hl, zl], "            ", f"c{k}_") +
+                [f"            D{k}[row, i] = {names[dl]}"])
+
+
+def generate_blas(net: Network) -> KernelSource:
+    """Kernel source of a network in the BLAS shape (``net`` is already symbolic)."""
+    rep_net = representative(net)
+    derivation = derive_network(rep_net)
+    check_affine(derivation, rep_net)
+    program = prog.build(derivation)
+    p = _Printer(net, program)
+    theta, grad, new = _update_form(derivation)               # θ_new = θ − η ∂L/∂θ, one form for all
+    update = KernelPrinter({theta: "theta[k]", grad: "G[k]", symbol(LR): "lr"}).doprint(new)
+    loss_grad = lines(
+        "def loss_grad(theta, X, T, grad):",
+        '    """The mean loss over the rows of X, T; its gradient into grad (laid out like theta)."""',
+        "    B = X.shape[0]",
+        "    scale = 1.0 / B",
+        p.views("theta", ""), p.views("grad", "g"),
+        p.gradient("g"),
+        "    return total * scale",
+    )
+    sgd = lines(
+        "def sgd_step(theta, X, T, lr):",
+        '    """One SGD step on the mean loss over the rows of X, T (in place); that loss, before the step.',
+        "",
+        '    NaN, with theta untouched, when an input or a result is not finite."""',
+        "    B = X.shape[0]",
+        "    scale = 1.0 / B",
+        "    G = np.empty_like(theta)",
+        p.views("theta", ""), p.views("G", "g"),
+        p.gradient("g"),
+        "    ok = math.isfinite(total)",
+        "    for k in range(theta.shape[0]):           # every new value checked before any is stored",
+        f"        ok &= math.isfinite({update})",
+        "    if not ok:",
+        "        return math.nan",
+        "    for k in range(theta.shape[0]):",
+        f"        theta[k] = {update}",
+        "    return total * scale",
+    )
+    forward = lines(
+        "def forward(theta, X, Y):",
+        '    """The network output for each row of X, into the rows of Y."""',
+        "    B = X.shape[0]",
+        p.views("theta", ""),
+        p.forward(),
+        p.head(p.h_out, p.z_out, [f"        Y[row, {i}] = {p.names[h]}" for i, h in enumerate(p.h_out)]),
+    )
+    helpers = tuple(prog.helper_source(program.helpers[h], program.helpers) for h in prog.helper_order(program.helpers))
+    acts = ", ".join(l.activation.name for l in net.layers)
+    meta = {"kind": "network", "shape": "blas", **structure(net), "params": p.layout.to_json(),
+            "derivation": derivation_hash(derivation), "functions": ["sgd_step", "loss_grad", "forward"]}
+    return KernelSource("network", "blas", f"{'-'.join(map(str, net.sizes))} network ({acts}; {net.loss}), BLAS",
+                        helpers, (Function("sgd_step", sgd), Function("loss_grad", loss_grad),
+                                  Function("forward", forward)), meta)
+
+
+def _reads(program: prog.Program, delta: sp.Symbol, z: sp.Symbol) -> bool:
+    """Whether δ of a hidden element, given ∂L/∂h, h and z, reads z itself (g' in input form)."""
+    layer = z.name[1:z.name.index("[")]
+    given = [z, symbol(f"h{layer}", (0,)), symbol(f"grad_h{layer}", (0,))]
+    given = [g for g in given if any(g == s for s, _ in program.statements) or g == z]
+    return any(z in e.free_symbols for _, e in prog.needed(program, [delta], given))
+
+
+def _update_form(derivation: Derivation):
+    """(θ, ∂L/∂θ, θ − η ∂L/∂θ) of one parameter element, after checking every update has that form."""
+    first = None
+    for step in derivation.steps:
+        if isinstance(step, Update):
+            for sym, expr in zip(step.target.symbols(), step.exprs):
+                p = symbol(step.param, _index(sym))
+                g = symbol("grad_" + step.param, _index(sym))
+                if first is None:
+                    first = (p, g, expr)
+                elif sp.expand(expr.xreplace({p: first[0], g: first[1]}) - first[2]) != 0:
+                    raise AssertionError(f"update of {sym} has another form than {first[2]}")
+    return first
+
+
+def _index(sym: sp.Symbol) -> tuple[int, ...]:
+    name = sym.name
+    return tuple(int(i) for i in name[name.index("[") + 1:-1].split(",")) if "[" in name else ()

@@ -1,0 +1,251 @@
+"""A derivation as a straight-line program: one assignment per element, in the derivation's order.
+
+``build`` turns the steps of a derivation into statements ``symbol := expression`` with the
+stable forms put in (activations from the registry's stable forms, the rewrites of
+``kernels.stable`` everywhere else) and every ``Piecewise`` lifted into a small helper function,
+so that common-subexpression elimination never hoists work out of an untaken branch.  ``emit``
+prints the statements needed for some targets, through ``sympy.cse``, as lines of Python.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import sympy as sp
+
+from derive import primitives
+from derive.steps import (Activate, DeltaOutput, Derivation, Given, LocalDerivative, LossValue, Node,
+                          OutputGradient, Quantity, Recompute, Step)
+
+from . import stable
+from .printer import KernelPrinter
+
+
+@dataclass(frozen=True)
+class Helper:
+    """A generated scalar function ``name(args) = body``; a Piecewise body prints as if/else."""
+
+    name: str
+    args: tuple[sp.Symbol, ...]
+    body: sp.Expr
+
+
+@dataclass
+class Program:
+    """Statements of one derivation, with the given quantities it reads and its helpers."""
+
+    given: list[Given]
+    statements: list[tuple[sp.Symbol, sp.Expr]]
+    quantities: list[Quantity]                      # the derived ones, in order
+    helpers: dict[str, Helper] = field(default_factory=dict)
+
+    def defining(self) -> dict[sp.Symbol, sp.Expr]:
+        return dict(self.statements)
+
+
+class _Helpers:
+    """Helpers deduplicated by their body up to the names of their arguments."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.by_key: dict[str, Helper] = {}
+        self.table: dict[str, Helper] = {}
+
+    def call(self, body: sp.Expr, args: list[sp.Expr], params: list[sp.Symbol]) -> sp.Expr:
+        """``name(args)`` for the helper ``name(params) = body``."""
+        key = sp.srepr((tuple(params), body))
+        helper = self.by_key.get(key)
+        if helper is None:
+            helper = Helper(f"{self.prefix}{len(self.by_key)}", tuple(params), body)
+            self.by_key[key] = helper
+            self.table[helper.name] = helper
+        return sp.Function(helper.name)(*args)
+
+    def lift(self, expr: sp.Expr) -> sp.Expr:
+        """Every Piecewise of ``expr`` (innermost first) as a call of a helper of its free symbols."""
+        def one(pw):
+            free = sorted(pw.free_symbols, key=lambda s: s.name)
+            params = [sp.Symbol(f"a{k}", real=True) for k in range(len(free))]
+            return self.call(pw.xreplace(dict(zip(free, params))), free, params)
+        return expr.replace(lambda e: isinstance(e, sp.Piecewise), one)
+
+
+_X = sp.Symbol("a0", real=True)
+
+
+def _activation_call(helpers: _Helpers, name: str, params: dict, derivative: bool = False):
+    """The helper ``g_k(a0)`` of an activation's stable form, or of the diff of that form."""
+    body = primitives.stable_activation(name, _X, params)
+    if derivative:
+        body = sp.diff(body, _X)
+    body = helpers.lift(body)
+    if isinstance(body, sp.Function) and body.args == (_X,) and body.func.__name__ in helpers.table:
+        return body.func                                   # a Piecewise: already a helper
+    return helpers.call(body, [_X], [_X]).func
+
+
+def build(derivation: Derivation) -> Program:
+    """The derivation's steps as statements with stable forms (see the module docstring)."""
+    helpers = _Helpers("g")
+    given: list[Given] = []
+    statements: list[tuple[sp.Symbol, sp.Expr]] = []
+    quantities: list[Quantity] = []
+    activation: dict[str, tuple[str, dict]] = {}       # output quantity -> (activation, params)
+    by_layer: dict[int, tuple[str, dict]] = {}
+    exp_defined: dict[sp.Symbol, sp.Expr] = {}         # outputs whose definition has exponentials
+    definitions: dict[sp.Symbol, sp.Expr] = {}         # ∇_y L and g' as derived, for DeltaOutput
+
+    for step in derivation.steps:
+        if isinstance(step, Given):
+            given.append(step)
+            continue
+        syms = step.target.symbols()
+        act = _activation_of(step, activation)
+        if act is not None:
+            name, params = act
+            entry = primitives.ACTIVATIONS[name]
+            xs = _input_symbols(step, derivation)
+            if entry.vector:
+                exprs = primitives.stable_activation(name, xs, params)
+                defs = entry.define(xs, **params)
+            else:
+                g = _activation_call(helpers, name, params)
+                exprs = [g(x) for x in xs]
+                defs = [entry.define(x, **params) for x in xs]
+            activation[step.name] = act
+            if isinstance(step, Activate):
+                by_layer[step.layer] = act
+            if any(d.has(sp.exp) for d in defs):
+                exp_defined.update(zip(syms, defs))
+        elif isinstance(step, LocalDerivative) and step.form == "input":
+            name, params = by_layer[step.layer]
+            dg = _activation_call(helpers, name, params, derivative=True)
+            exprs = [dg(x) for x in _input_symbols(step, derivation)]
+        elif isinstance(step, LossValue) or (isinstance(step, Recompute) and step.of == "loss"):
+            exprs = [helpers.lift(stable.rewrite(stable.inline_logs(e, exp_defined))) for e in step.exprs]
+        elif isinstance(step, DeltaOutput):
+            exprs = []
+            for e in step.exprs:
+                cancelled = stable.cancel_singular(e.xreplace(definitions))
+                exprs.append(helpers.lift(stable.rewrite(cancelled)) if cancelled is not None else e)
+        else:
+            exprs = [helpers.lift(stable.rewrite(e)) for e in step.exprs]
+        statements.extend(zip(syms, exprs))
+        if isinstance(step, (OutputGradient, LocalDerivative)):
+            definitions.update(zip(syms, step.exprs))
+        quantities.append(step.target)
+    return Program(given, statements, quantities, helpers.table)
+
+
+def _input_symbols(step: Step, derivation: Derivation) -> list[sp.Symbol]:
+    """The elements of the one quantity an activation-type step reads (z^l, or a graph node's argument)."""
+    name = step.args[0] if isinstance(step, Node) else step.inputs[0]
+    return list(derivation.quantity(name).symbols())
+
+
+def _activation_of(step: Step, known: dict) -> tuple[str, dict] | None:
+    """(activation, params) when ``step`` applies a registry activation to one quantity, else None."""
+    if isinstance(step, Activate):
+        return step.activation, dict(step.params)
+    if isinstance(step, Recompute) and step.of in known:
+        return known[step.of]
+    if isinstance(step, Node) and step.op in primitives.ACTIVATIONS and len(step.args) == 1:
+        entry = primitives.ACTIVATIONS[step.op]
+        params = dict(step.params)
+        x = sp.Symbol(step.args[0], real=True)
+        if not entry.vector and entry.define(x, **params) == step.exprs[0]:
+            return step.op, params
+    return None
+
+
+# ----------------------------------------------------------------------------- emission
+
+def needed(program: Program, targets: Iterable[sp.Symbol], available: Iterable[sp.Symbol]) -> list[tuple[sp.Symbol, sp.Expr]]:
+    """The statements, in order, that compute ``targets`` from ``available`` symbols."""
+    want = set(targets)
+    have = set(available)
+    chosen = []
+    for sym, expr in reversed(program.statements):
+        if sym in want and sym not in have:
+            chosen.append((sym, expr))
+            want |= expr.free_symbols
+    missing = {s for s in want if s not in have} - {s for s, _ in chosen}
+    if missing:
+        raise ValueError(f"cannot compute from the given inputs: {sorted(map(str, missing))[:5]}")
+    return list(reversed(chosen))
+
+
+def emit(program: Program, targets: Iterable[sp.Symbol], names: Mapping[sp.Symbol, str],
+         available: Iterable[sp.Symbol], indent: str, prefix: str = "c") -> list[str]:
+    """Lines assigning every target (and what it needs) by its identifier in ``names``, CSE'd."""
+    chosen = needed(program, targets, available)
+    if not chosen:
+        return []
+    replacements, reduced = sp.cse([e for _, e in chosen], symbols=sp.numbered_symbols(prefix, real=True),
+                                    order="none")
+    names = dict(names)
+    names.update({s: s.name for s, _ in replacements})
+    printer = KernelPrinter(names, frozenset(program.helpers))
+    pending = dict(replacements)
+    order = [s for s, _ in replacements]
+    lines: list[str] = []
+
+    def define(sym):
+        expr = pending.pop(sym)
+        for dep in sorted(expr.free_symbols & pending.keys(), key=order.index):
+            if dep in pending:
+                define(dep)
+        lines.append(f"{indent}{names[sym]} = {printer.doprint(expr)}")
+
+    for (sym, _), expr in zip(chosen, reduced):
+        for dep in sorted(expr.free_symbols & pending.keys(), key=order.index):
+            if dep in pending:
+                define(dep)
+        lines.append(f"{indent}{names[sym]} = {printer.doprint(expr)}")
+    return lines
+
+
+def helper_source(helper: Helper, all_helpers: Mapping[str, Helper]) -> str:
+    """``def name(a0, ...):`` with a CSE'd body; a Piecewise body as if/elif/else."""
+    names = {a: a.name for a in helper.args}
+    lines = [f"def {helper.name}({', '.join(a.name for a in helper.args)}):"]
+    body = helper.body
+    if isinstance(body, sp.Piecewise):
+        printer = KernelPrinter(names, frozenset(all_helpers))
+        for k, (expr, cond) in enumerate(body.args):
+            if cond == sp.true:
+                lines += _return_lines(expr, names, all_helpers, "    ")
+                break
+            lines.append(f"    {'if' if k == 0 else 'elif'} {printer.doprint(cond)}:")
+            lines += _return_lines(expr, names, all_helpers, "        ")
+        else:
+            lines.append("    return math.nan")
+    else:
+        lines += _return_lines(body, names, all_helpers, "    ")
+    return "\n".join(lines)
+
+
+def _return_lines(expr: sp.Expr, names: Mapping, all_helpers, indent: str) -> list[str]:
+    replacements, (reduced,) = sp.cse([expr], symbols=sp.numbered_symbols("c", real=True), order="none")
+    names = dict(names)
+    names.update({s: s.name for s, _ in replacements})
+    printer = KernelPrinter(names, frozenset(all_helpers))
+    out = [f"{indent}{s.name} = {printer.doprint(e)}" for s, e in replacements]
+    return out + [f"{indent}return {printer.doprint(reduced)}"]
+
+
+def helper_order(helpers: Mapping[str, Helper]) -> list[str]:
+    """Helper names with every helper after the helpers it calls."""
+    done: list[str] = []
+
+    def visit(name):
+        if name in done:
+            return
+        for f in helpers[name].body.atoms(sp.Function):
+            if f.func.__name__ in helpers:
+                visit(f.func.__name__)
+        done.append(name)
+    for name in sorted(helpers, key=lambda n: int(re.sub(r"\D", "", n) or 0)):
+        visit(name)
+    return done
