@@ -246,19 +246,72 @@ class GraphKernel(_Kernel):
         return {name: view.reshape(()) for name, view in self.trace_layout.views(out).items()}
 
 
+class DerivationKernel(_Kernel):
+    """Kernels of another kind's derivation (convolutional, recurrent, perceptron, ...): its given
+    quantities (inputs, targets, parameters, states) are one flat vector ``v`` (``unpack`` names them)."""
+
+    def __init__(self, module, meta, source, dtype, path, spec_values=None):
+        super().__init__(module, meta, source, dtype, path)
+        self.layout = Layout.from_json(meta["values"])
+        self.roles = dict(meta["roles"])
+        self.kind = meta["kind"]
+        self._spec_values = spec_values
+
+    def values_from_spec(self) -> np.ndarray:
+        """The spec's given values (nearest floats), laid out like ``v``."""
+        if not self._spec_values or self._spec_values.get("v") is None:
+            raise ValueError("the spec leaves some values symbolic")
+        return np.array(self._spec_values["v"], dtype=self.dtype)
+
+    def spec_learning_rate(self):
+        return (self._spec_values or {}).get("lr")
+
+    def unpack(self, v: np.ndarray) -> dict[str, np.ndarray]:
+        """Named views (``x``, ``K1``, ``W_hh``, ...) into ``v``."""
+        return self.layout.views(v)
+
+    def loss_and_grad(self, v) -> tuple[float, np.ndarray]:
+        """The loss and its gradient with respect to every given value (0 where it has none)."""
+        if not hasattr(self.raw, "loss_grad"):
+            raise NotImplementedError("this derivation has no quantity named 'loss'")
+        v = np.ascontiguousarray(v, dtype=self.dtype)
+        grad = np.empty_like(v)
+        loss = self.raw.loss_grad(v, grad)
+        if not (math.isfinite(loss) and np.isfinite(grad).all() and np.isfinite(v).all()):
+            self._report("loss_and_grad", v=v)
+        return float(loss), grad
+
+    def sgd_step(self, v, lr) -> float:
+        """One gradient step on the parameters among ``v`` (in place); the loss before it."""
+        if not hasattr(self.raw, "sgd_step"):
+            raise NotImplementedError("this derivation has no update step (no learning rate in the spec)")
+        v = self._inplace(v, "v", (self.layout.size,))
+        loss = self.raw.sgd_step(v, float(lr))
+        if not math.isfinite(loss):
+            self._report("sgd_step (v unchanged)", v=v, lr=lr)
+        return float(loss)
+
+    def trace(self, v, lr=0.0) -> dict[str, np.ndarray]:
+        """Every quantity of the derivation under its name, with its shape."""
+        out = np.empty(self.trace_layout.size, dtype=self.dtype)
+        self.raw.trace(np.ascontiguousarray(v, dtype=self.dtype), float(lr), out)
+        return self.trace_layout.views(out)
+
+
 # ----------------------------------------------------------------------------- compile
 
 def _spec_of(spec):
-    from derive.spec import Graph, Network, Spec, load
-    if isinstance(spec, (Network, Graph)):
+    from derive.kinds import kinds
+    from derive.spec import Spec, load
+    if isinstance(spec, tuple(k.problem for k in kinds().values())):
         return spec
     if isinstance(spec, Spec):
         problem = spec.problem
     else:
         import worked_examples
         problem = load(worked_examples.resolve(str(spec))).problem
-    if not isinstance(problem, (Network, Graph)):
-        raise ValueError("the spec has no network or graph to compile")
+    if problem is None:
+        raise ValueError("the spec has no problem to compile (only formulas)")
     return problem
 
 
@@ -302,8 +355,19 @@ def _spec_file(spec) -> Path | None:
 
 def _kernel(kind, loaded, dtype, values):
     module, _, meta, text = loaded
-    cls = NetworkKernel if kind == "network" else GraphKernel
+    cls = {"network": NetworkKernel, "graph": GraphKernel}.get(kind, DerivationKernel)
     return cls(module, meta, text, dtype, Path(module.__file__), values)
+
+
+def _derivation_values(derivation) -> dict:
+    from derive.backprop import LR
+    from derive.evaluate import is_numeric
+    from derive.steps import Given
+    given = [s for s in derivation.steps if isinstance(s, Given)]
+    numeric = is_numeric(derivation)
+    lr = [float(s.exprs[0]) for s in given if s.name == LR and numeric]
+    return {"v": [float(e) for s in given if s.name != LR for e in s.exprs] if numeric else None,
+            "lr": lr[0] if lr else None}
 
 
 def compile(spec, *, dtype="float64", shape: str = "auto", cache_dir=None):
@@ -311,7 +375,8 @@ def compile(spec, *, dtype="float64", shape: str = "auto", cache_dir=None):
 
     ``shape`` is 'auto' (unrolled for small networks, BLAS for large layers), 'unrolled' or 'blas'.
     Generated modules are cached under ``cache_dir`` (default: ``$NNDERIVE_CACHE`` or
-    ~/.cache/nnderive/kernels).  Returns a :class:`NetworkKernel` or :class:`GraphKernel`.
+    ~/.cache/nnderive/kernels).  Returns a :class:`NetworkKernel`, a :class:`GraphKernel`, or for
+    the other kinds (cnn, recurrent, perceptron, ...) a :class:`DerivationKernel`.
     A spec file seen before (same bytes, same engine) loads without SymPy: its kernel's key and
     its numbers are kept in the cache's index.
     """
@@ -325,13 +390,21 @@ def compile(spec, *, dtype="float64", shape: str = "auto", cache_dir=None):
     from derive.spec import Network
     from . import codegen
     problem = _spec_of(spec)
+    from derive.spec import Graph
     if isinstance(problem, Network):
         shape = codegen.choose_shape(problem) if shape == "auto" else shape
         structure = {"network": codegen.structure(problem), "shape": shape}
         kind, values, generate = "network", _network_values(problem), lambda: codegen.generate_network(problem, shape)
-    else:
+    elif isinstance(problem, Graph):
         structure = {"graph": codegen.graph_structure(problem)}
         kind, values, generate = "graph", _graph_values(problem), lambda: codegen.generate_graph(problem)
+    else:  # another kind: its derivation, whose given numbers are arguments
+        from derive.kinds import of
+        derivation = of(problem).derive(problem)
+        structure = {"derivation": codegen.derivation_structure(derivation)}
+        kind, values = derivation.kind, _derivation_values(derivation)
+        title = f"{derivation.kind} derivation of {len(derivation.steps)} steps, unrolled"
+        generate = lambda: codegen.generate_derivation(derivation, title)
     loaded = load(structure, generate, cache_dir)
     if ikey is not None:
         write_index(ikey, {"key": loaded[1], "kind": kind, "values": values}, cache_dir)

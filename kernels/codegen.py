@@ -147,3 +147,21 @@ def generate_graph(graph: Graph) -> KernelSource:
     """The kernel source of a scalar equation graph; its values are arguments (a vector ``v``)."""
     from .unrolled import graph_source
     return graph_source(symbolic_graph(graph))
+
+
+def derivation_structure(derivation: Derivation) -> dict:
+    """What a derivation kernel depends on: every step but the given numbers (their names, shapes
+    and roles only), hashed."""
+    h = hashlib.sha256()
+    for step in derivation.steps:
+        h.update(f"{type(step).__name__}|{step.name}|{step.target.shape}|{getattr(step, 'role', '')}|".encode())
+        if step.rule != "given":
+            for e in step.exprs:
+                h.update(sp.srepr(e).encode())
+    return {"kind": derivation.kind, "steps": h.hexdigest()}
+
+
+def generate_derivation(derivation: Derivation, title: str) -> KernelSource:
+    """The kernel source of another kind's derivation (cnn, recurrent, perceptron, ...)."""
+    from .unrolled import derivation_source
+    return derivation_source(derivation, title)

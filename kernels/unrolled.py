@@ -246,3 +246,56 @@ def graph_source(graph: Graph) -> KernelSource:
             "functions": [f.name for f in functions]}
     return KernelSource("graph", "unrolled", f"scalar graph of {len(graph.nodes)} nodes, unrolled",
                         _helpers(program), functions, meta)
+
+
+# ----------------------------------------------------------------------------- any other derivation
+
+def derivation_source(derivation: Derivation, title: str) -> KernelSource:
+    """Kernel source of any derivation whose steps are plain expressions (convolutional and
+    recurrent networks, perceptrons, ...): its given quantities are one flat vector ``v``, its
+    quantities print as q0, q1, ... (kind-specific names never reach the code)."""
+    program = prog.build(derivation)
+    names = identifiers([g.target for g in program.given] + program.quantities, opaque=True)
+    leaves = [g for g in program.given if g.name != LR]
+    layout = Layout.of((g.name, g.target.shape) for g in leaves)
+    values = [s for g in leaves for s in g.target.symbols()]
+    has = {s.name for s in derivation.steps}
+    lr = [derivation.quantity(LR).symbol()] if LR in has else []
+    loss = derivation.quantity("loss").symbol() if "loss" in has else None
+    grads = [(layout.slot(g.name).offset + k, s) for g in leaves if "grad_" + g.name in has
+             for k, s in enumerate(derivation.quantity("grad_" + g.name).symbols())]
+    news = [(layout.slot(g.name).offset + k, s) for g in leaves if g.role == "param" and g.name + "_new" in has
+            for k, s in enumerate(derivation.quantity(g.name + "_new").symbols())]
+    load = [f"    {names[s]} = v[{k}]" for k, s in enumerate(values)]
+    functions = []
+    trace, trace_layout = _trace(program, names, "def trace(v, lr, out):", load, values + lr)
+    functions.append(Function("trace", trace))
+    if loss is not None:
+        functions.append(Function("loss_grad", lines(
+            "def loss_grad(v, grad):",
+            '    """The loss at the given values v; its gradient with respect to them into grad (0 where none)."""',
+            load,
+            prog.emit(program, [loss] + [s for _, s in grads], names, values, "    "),
+            "    for k in range(grad.shape[0]):",
+            "        grad[k] = 0.0",
+            [f"    grad[{k}] = {names[s]}" for k, s in grads],
+            f"    return {names[loss]}")))
+    if loss is not None and news and lr:
+        functions.append(Function("sgd_step", lines(
+            "def sgd_step(v, lr):",
+            NONFINITE.format(what="One gradient step on the parameters among the values v (in place); the loss "
+                                  "before it.", arrays="v"),
+            load,
+            "    ok = math.isfinite(lr)",
+            [f"    ok &= math.isfinite({names[s]})" for s in values],
+            prog.emit(program, [loss] + [s for _, s in news], names, values + lr, "    "),
+            [f"    ok &= math.isfinite({names[s]})" for s in [loss] + [s for _, s in news]],
+            "    if not ok:",
+            "        return math.nan",
+            [f"    v[{k}] = {names[s]}" for k, s in news],
+            f"    return {names[loss]}")))
+    meta = {"kind": derivation.kind, "shape": "unrolled", "values": layout.to_json(),
+            "roles": [[g.name, g.role] for g in leaves], "loss": loss is not None,
+            "trace": trace_layout.to_json(), "derivation": derivation_hash(derivation),
+            "functions": [f.name for f in functions]}
+    return KernelSource(derivation.kind, "unrolled", title, _helpers(program), tuple(functions), meta)

@@ -45,7 +45,8 @@ def test_the_examples_are_all_covered():
 
 
 def engine_values(problem):
-    d = backprop.derive_network(problem) if isinstance(problem, Network) else backprop.derive_graph(problem)
+    from derive.kinds import of
+    d = of(problem).derive(problem)
     return d, evaluate.evaluate(d)
 
 
@@ -65,6 +66,35 @@ def trace_of(k, problem):
         x, t, lr = k.spec_sample()
         return k.trace(theta, x, t, lr or 0.0)
     return k.trace(k.values_from_spec(), k.spec_learning_rate() or 0.0)
+
+
+OTHER_KINDS = [n for n in NUMERIC if not isinstance(load(worked_examples.path(n)).problem, (Network, Graph))]
+
+
+def test_the_other_kinds_are_covered():
+    kinds = {backprop.derive(load(worked_examples.path(n))).kind for n in OTHER_KINDS}
+    assert {"cnn", "recurrent", "perceptron"} <= kinds
+
+
+@pytest.mark.parametrize("name", [n for n in OTHER_KINDS if "loss" in backprop.derive(load(worked_examples.path(n))).names])
+def test_other_kinds_loss_gradient_and_step(name):
+    """Convolutional and recurrent kernels: loss, gradient and update through the API, to 1e-12."""
+    problem = load(worked_examples.path(name)).problem
+    d, values = engine_values(problem)
+    k = kernels.compile(problem, cache_dir=CACHE)
+    v = k.values_from_spec()
+    loss, grad = k.loss_and_grad(v)
+    close(loss, float(values[d.quantity("loss").symbol()]))
+    views = k.unpack(grad)
+    for name_, view in views.items():
+        if "grad_" + name_ in d:
+            close(view.ravel(), [float(values[s]) for s in d.quantity("grad_" + name_).symbols()])
+    if hasattr(k.raw, "sgd_step"):
+        new = v.copy()
+        k.sgd_step(new, k.spec_learning_rate())
+        for name_, view in k.unpack(new).items():
+            if k.roles[name_] == "param" and name_ + "_new" in d:
+                close(view.ravel(), [float(values[s]) for s in d.quantity(name_ + "_new").symbols()])
 
 
 @pytest.mark.parametrize("name", NUMERIC)
@@ -93,11 +123,9 @@ def _instantiate(net: Network, seed: int) -> Network:
     return Network(sizes[0], tuple(r() for _ in range(sizes[0])), target, layers, net.loss, sp.Rational(1, 2))
 
 
-@pytest.mark.parametrize("name", SYMBOLIC)
+@pytest.mark.parametrize("name", [n for n in SYMBOLIC if isinstance(load(worked_examples.path(n)).problem, Network)])
 def test_symbolic_examples_at_random_numbers(name):
     problem = load(worked_examples.path(name)).problem
-    if not isinstance(problem, Network):
-        pytest.skip("not a network")
     numeric = _instantiate(problem, seed=3)
     d, values = engine_values(numeric)
     k = kernels.compile(numeric, cache_dir=CACHE)
