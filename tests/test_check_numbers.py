@@ -39,7 +39,7 @@ def test_precision_where_two_decimals_are_not_four(net222):
 def test_truncation_is_precision(net222):
     v = oracle.net222()
     # a positive quantity whose value truncated to 4 decimals differs from its rounding
-    q = next(q for q in ORDER_222 if v[q] > 0 and rnd(v[q], 4) != str(mpm.floor(v[q] * 10**4) / 10**4)[:6])
+    q = next(q for q in ORDER_222 if v[q] > 0 and mpm.mpf(rnd(v[q], 4)) != mpm.floor(v[q] * 10**4) / 10**4)
     truncated = str(mpm.floor(v[q] * 10**4) / 10**4)[:6]
     r = grade(net222, {q: truncated})[(q, None)]
     assert r.verdict == PRECISION and "truncated" in r.feedback
