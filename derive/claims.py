@@ -315,26 +315,40 @@ def _zero(e: sp.Expr) -> str | None:
 
 
 def _zero_by_cases(e: sp.Expr) -> bool:
-    """Zero on each sign case of the real symbols a Piecewise/Abs/sign depends on.
+    """Zero on each sign case of the real symbols a Piecewise/Abs/sign depends on."""
+    return _case_split(e) == (True, None)
+
+
+def _case_split(e: sp.Expr) -> tuple[bool, str | None]:
+    """(zero on every case, a counterexample where a case is a nonzero constant).
 
     A real s is replaced by log(1 + q), −log(1 + q) (q > 0) and 0: each a bijection onto its
-    half-line, under which e^s is rational in q, so SymPy can decide the branch conditions.
+    half-line, under which e^s is rational in q, so SymPy can decide the branch conditions.  A
+    convention that differs at a single point (ReLU'(0)) shows up in the case s = 0, which random
+    points would never hit.
     """
     if not e.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.sign, sp.Heaviside):
-        return False
+        return False, None
     reals = sorted((s for s in e.free_symbols if s.is_real and not s.is_positive and not s.is_negative),
                    key=lambda s: s.name)
     if not reals or len(reals) > 2:
-        return False
-    cases = [{}]
+        return False, None
+    cases, dummies = [{}], []
     for s in reals:
         q = sp.Dummy("q", positive=True)
+        dummies.append(q)
         cases = [{**c, s: v} for c in cases for v in (sp.log(1 + q), -sp.log(1 + q), sp.Integer(0))]
     for case in cases:
         v = sp.piecewise_fold(e.xreplace(case))
-        if v != 0 and sp.simplify(v) != 0:
-            return False
-    return True
+        if v == 0 or sp.simplify(v) == 0:
+            continue
+        at = {q: 1 for q in dummies}
+        w = sp.simplify(v).xreplace(at)
+        if w.is_number and w != 0:
+            where = ", ".join(f"{s} = {sp.N(val.xreplace(at), 6) if val != 0 else 0}" for s, val in case.items())
+            return False, f"{where}: lhs − rhs = {sp.N(w, 6)}"
+        return False, None
+    return True, None
 
 
 def _random_point(symbols, rng: random.Random) -> dict:
@@ -413,7 +427,8 @@ def check_claim(claim: Claim, names, funcs, derivations, instances: "Instances |
         else:
             how = ", ".join(dict.fromkeys(methods)) + (" with " + ", ".join(claim.assume) if claim.assume else "")
             return ClaimResult(claim.label, claim.lhs, claim.rhs, PROVED, method=how)
-    counter = instances.counterexample(diffs, subs, RANDOM_POINTS)
+    counter = instances.counterexample(diffs, subs, RANDOM_POINTS) or next(
+        (c for d in diffs if (c := _case_split(unfold(d, False))[1]) is not None), None)
     if counter is not None:
         return differs(counter)
     return ClaimResult(claim.label, claim.lhs, claim.rhs, UNDETERMINED,

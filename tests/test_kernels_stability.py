@@ -14,7 +14,7 @@ import kernels
 from derive.spec import from_mapping
 from kernel_fixtures import CACHE
 
-mp.mp.dps = 400
+DIGITS = 400     # set per call: other modules may change mpmath's global precision
 
 ACT = {
     "identity": lambda z: z,
@@ -54,12 +54,13 @@ def reference(layers, loss, theta, x, t, layout):
             z = [sum(W[i * len(h) + j] * h[j] for j in range(len(h))) + b[i] for i in range(size)]
             h = softmax(z) if act == "softmax" else [ACT[act](v) for v in z]
         return LOSS[loss](h, [mp.mpf(v) for v in t])
-    th = [mp.mpf(float(v)) for v in theta]
-    grad = []
-    for i in range(len(th)):
-        f = lambda u, i=i: value(th[:i] + [u] + th[i + 1:])
-        grad.append(mp.diff(f, th[i]))
-    return value(th), grad
+    with mp.workdps(DIGITS):
+        th = [mp.mpf(float(v)) for v in theta]
+        grad = []
+        for i in range(len(th)):
+            f = lambda u, i=i: value(th[:i] + [u] + th[i + 1:])
+            grad.append(mp.diff(f, th[i]))
+        return value(th), grad
 
 
 def network(layers, loss, n_in):
