@@ -169,7 +169,8 @@ def markdown(examples: list[dict]) -> str:
         if ex["claims"]:
             out += ["| formula | verdict | how |", "|---|---|---|"]
             for c in ex["claims"]:
-                how = c["method"] if c["verdict"] != "differs" else f"differs at {c['counterexample']}"
+                how = (c["method"] if c["verdict"] != "differs" else f"differs at {c['counterexample']}"
+                       if c["counterexample"] else c["difference"] or "differs")
                 out.append(f"| {c['label']} | {c['verdict']} | {how} |")
             out.append("")
             for c in ex["claims"]:
