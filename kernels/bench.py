@@ -242,6 +242,17 @@ print(params()[0][0, 0])
 """
 
 
+_TRIVIAL = """
+from numba import njit
+
+@njit(cache=True)
+def f(x):
+    return x + 1.0
+
+f(1.0)
+"""
+
+
 def _run(code: str, env: dict) -> float:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -263,11 +274,21 @@ def cold_start(repeats: int) -> list[dict]:
             env["NNDERIVE_CACHE"] = os.path.join(tmp, f"empty{r}")
             empty.append(_run(_COLD_OURS, env))
         warm = [_run(_COLD_OURS, env) for _ in range(repeats)]     # the last empty run filled this cache
-    # context: a new process that only imports NumPy and Numba (what any Numba-compiled start pays)
+    # context: a new process that only imports NumPy and Numba, and one that calls a trivial function
+    # from Numba's own on-disk cache (what any cached Numba start pays: the first call loads Numba's
+    # typing and lowering registries)
     floor = statistics.median(_run("import numpy, numba", env) for _ in range(repeats))
+    with tempfile.TemporaryDirectory(prefix="nnderive-trivial-") as tmp:
+        path = os.path.join(tmp, "trivial.py")
+        with open(path, "w") as f:
+            f.write(_TRIVIAL)
+        _run(f"import sys; sys.path.insert(0, {tmp!r}); import trivial", env)       # fills Numba's cache
+        trivial = statistics.median(_run(f"import sys; sys.path.insert(0, {tmp!r}); import trivial", env)
+                                    for _ in range(repeats))
     for name, times in [("cold start, empty cache", empty), ("cold start, warm cache", warm)]:
         rows.append({"name": name, "what": "new process, 3-3-3-3 kernel of slide 000, first SGD step",
-                     "ours_s": statistics.median(times), "peers": dict(peer_times), "import_numba_s": floor})
+                     "ours_s": statistics.median(times), "peers": dict(peer_times), "import_numba_s": floor,
+                     "numba_cached_trivial_s": trivial})
     return rows
 
 
@@ -373,7 +394,8 @@ def table(result: dict) -> str:
             notes.append(f"reading and writing the stacked parameters once (NumPy, in place) takes "
                          f"{_fmt(r['memory_floor_s'])}")
         if "import_numba_s" in r and r["name"].endswith("warm cache"):
-            notes.append(f"a new process importing only NumPy and Numba takes {_fmt(r['import_numba_s'])}")
+            notes.append(f"a new process importing only NumPy and Numba takes {_fmt(r['import_numba_s'])}; "
+                         f"one calling a trivial function from Numba's cache takes {_fmt(r['numba_cached_trivial_s'])}")
         if notes:
             lines.append(f"{r['name']}: " + "; ".join(notes))
     m = result["machine"]
