@@ -192,18 +192,15 @@ class NetworkKernel(_Kernel):
             raise ValueError(f"X and T need the same number of rows, got {len(X)} and {len(T)}")
 
 
-class GraphKernel(_Kernel):
-    """Kernels of one scalar graph: the values (inputs and parameters) are a vector ``v``."""
+class _ValuesKernel(_Kernel):
+    """A kernel whose given quantities (inputs, parameters, ...) are one flat vector ``v``."""
 
     def __init__(self, module, meta, source, dtype, path, spec_values=None):
         super().__init__(module, meta, source, dtype, path)
-        self.names = [n for n, _ in meta["values"]]
-        self.params = [n for n, role in meta["values"] if role == "param"]
-        self.loss = meta["loss"]
         self._spec_values = spec_values
 
     def values_from_spec(self) -> np.ndarray:
-        """The spec's values (nearest floats), in the order of ``names``."""
+        """The spec's values (nearest floats), laid out like ``v``."""
         if not self._spec_values or self._spec_values.get("v") is None:
             raise ValueError("the spec leaves some values symbolic")
         return np.array(self._spec_values["v"], dtype=self.dtype)
@@ -212,7 +209,9 @@ class GraphKernel(_Kernel):
         return (self._spec_values or {}).get("lr")
 
     def loss_and_grad(self, v) -> tuple[float, np.ndarray]:
-        """The loss and its gradient with respect to every value (in the order of ``names``)."""
+        """The loss and its gradient with respect to every value of ``v`` (0 where it has none)."""
+        if not hasattr(self.raw, "loss_grad"):
+            raise NotImplementedError("this derivation has no quantity named 'loss'")
         v = np.ascontiguousarray(v, dtype=self.dtype)
         grad = np.empty_like(v)
         loss = self.raw.loss_grad(v, grad)
@@ -221,12 +220,25 @@ class GraphKernel(_Kernel):
         return float(loss), grad
 
     def sgd_step(self, v, lr) -> float:
-        """One gradient step on the parameters among the values ``v`` (in place); the loss before it."""
-        v = self._inplace(v, "v", (len(self.names),))
+        """One gradient step on the parameters among ``v`` (in place); the loss before it."""
+        if not hasattr(self.raw, "sgd_step"):
+            raise NotImplementedError("this derivation has no update step (no learning rate in the spec)")
+        v = self._inplace(v, "v", (self._size,))
         loss = self.raw.sgd_step(v, float(lr))
         if not math.isfinite(loss):
             self._report("sgd_step (v unchanged)", v=v, lr=lr)
         return float(loss)
+
+
+class GraphKernel(_ValuesKernel):
+    """Kernels of one scalar graph: the values (inputs and parameters) are a vector ``v``."""
+
+    def __init__(self, module, meta, source, dtype, path, spec_values=None):
+        super().__init__(module, meta, source, dtype, path, spec_values)
+        self.names = [n for n, _ in meta["values"]]
+        self.params = [n for n, role in meta["values"] if role == "param"]
+        self.loss = meta["loss"]
+        self._size = len(self.names)
 
     def many_sgd_step(self, V, lr) -> np.ndarray:
         """One gradient step for each row of ``V`` (one problem's values each); the losses before."""
@@ -246,50 +258,20 @@ class GraphKernel(_Kernel):
         return {name: view.reshape(()) for name, view in self.trace_layout.views(out).items()}
 
 
-class DerivationKernel(_Kernel):
+class DerivationKernel(_ValuesKernel):
     """Kernels of another kind's derivation (convolutional, recurrent, perceptron, ...): its given
     quantities (inputs, targets, parameters, states) are one flat vector ``v`` (``unpack`` names them)."""
 
     def __init__(self, module, meta, source, dtype, path, spec_values=None):
-        super().__init__(module, meta, source, dtype, path)
+        super().__init__(module, meta, source, dtype, path, spec_values)
         self.layout = Layout.from_json(meta["values"])
         self.roles = dict(meta["roles"])
         self.kind = meta["kind"]
-        self._spec_values = spec_values
-
-    def values_from_spec(self) -> np.ndarray:
-        """The spec's given values (nearest floats), laid out like ``v``."""
-        if not self._spec_values or self._spec_values.get("v") is None:
-            raise ValueError("the spec leaves some values symbolic")
-        return np.array(self._spec_values["v"], dtype=self.dtype)
-
-    def spec_learning_rate(self):
-        return (self._spec_values or {}).get("lr")
+        self._size = self.layout.size
 
     def unpack(self, v: np.ndarray) -> dict[str, np.ndarray]:
         """Named views (``x``, ``K1``, ``W_hh``, ...) into ``v``."""
         return self.layout.views(v)
-
-    def loss_and_grad(self, v) -> tuple[float, np.ndarray]:
-        """The loss and its gradient with respect to every given value (0 where it has none)."""
-        if not hasattr(self.raw, "loss_grad"):
-            raise NotImplementedError("this derivation has no quantity named 'loss'")
-        v = np.ascontiguousarray(v, dtype=self.dtype)
-        grad = np.empty_like(v)
-        loss = self.raw.loss_grad(v, grad)
-        if not (math.isfinite(loss) and np.isfinite(grad).all() and np.isfinite(v).all()):
-            self._report("loss_and_grad", v=v)
-        return float(loss), grad
-
-    def sgd_step(self, v, lr) -> float:
-        """One gradient step on the parameters among ``v`` (in place); the loss before it."""
-        if not hasattr(self.raw, "sgd_step"):
-            raise NotImplementedError("this derivation has no update step (no learning rate in the spec)")
-        v = self._inplace(v, "v", (self.layout.size,))
-        loss = self.raw.sgd_step(v, float(lr))
-        if not math.isfinite(loss):
-            self._report("sgd_step (v unchanged)", v=v, lr=lr)
-        return float(loss)
 
     def trace(self, v, lr=0.0) -> dict[str, np.ndarray]:
         """Every quantity of the derivation under its name, with its shape."""
