@@ -458,8 +458,8 @@ class NumericGrader:
         base = f"expected {expected}"
         if sym in self.touched and _apart(self.carried[sym], p.values[sym]):
             base += f" (about {_num_text(self.carried[sym])} from your own earlier answers)"
-        if label:
-            return f"{label}; {base}"
+        if label:       # a number cannot prove a slip, only agree with one at its printed precision
+            return f"matches a known slip ({label}); {base}"
         step = p.step_of[sym]
         return f"{base}; check the step {sym.name} = {_short(step.exprs[step.target.symbols().index(sym)])} ({step.rule})"
 
