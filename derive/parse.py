@@ -34,6 +34,8 @@ MAX_CHARS = 2000        # characters of one LaTeX answer
 MAX_TOKENS = 600
 MAX_DEPTH = 24          # nesting of brackets, braces and function calls
 MAX_DIGITS = 30         # digits of one number
+MAX_MATRIX_ELEMENTS = 400
+MATRIX_ENVS = {"bmatrix", "pmatrix", "matrix", "Bmatrix"}
 LOG_POLICIES = {"natural": None, "10": 10, "2": 2}
 LOSS_ALIASES = ("L", "E", "J", "C")
 
@@ -48,7 +50,8 @@ _TOKEN = re.compile(r"""
   | (?P<escaped>\\[{}|])
   | (?P<num>\d+(?:\.\d+)?|\.\d+)
   | (?P<word>[A-Za-z][A-Za-z0-9]*)
-  | (?P<op>[-+*/^_(){}\[\]|',=])
+  | (?P<rowsep>\\\\)
+  | (?P<op>[-+*/^_(){}\[\]|',=&])
 """, re.VERBOSE)
 _SPACING = {r"\quad", r"\qquad", r"\displaystyle", r"\textstyle", r"\big", r"\Big", r"\bigg", r"\Bigg",
             r"\bigl", r"\bigr", r"\Bigl", r"\Bigr", r"\biggl", r"\biggr"}
@@ -276,6 +279,8 @@ class _Normaliser:
             return t.text
         if t.text in (r"\frac", r"\dfrac", r"\tfrac"):
             return self.fraction()
+        if t.text == r"\begin":
+            return self.bind(self.matrix())
         if t.text == r"\sqrt":
             self.take()
             root = ""
@@ -334,6 +339,46 @@ class _Normaliser:
         if t.text == r"\partial":
             self.fail(t, "\\partial is understood only in \\frac{\\partial L}{\\partial w} naming a gradient")
         self.fail(t, f"{t.text!r} is not understood")
+
+    # -- matrices written out
+    def matrix(self) -> sp.Matrix:
+        """``\\begin{bmatrix} a & b \\\\ c & d \\end{bmatrix}`` (or pmatrix, matrix) -> a Matrix of its cells."""
+        begin = self.take()
+        env = "".join(u.text for u in self.group_tokens())
+        if env not in MATRIX_ENVS:
+            self.fail(begin, f"environment {env!r} is not understood (use {', '.join(sorted(MATRIX_ENVS))})")
+        rows, cell, cells = [], [], []
+        while True:
+            t = self.peek()
+            if t is None:
+                raise LatexError(f"missing \\end{{{env}}}")
+            if t.text == r"\begin":
+                self.fail(t, "a matrix inside a matrix is not understood")
+            if t.text in ("&", "\\\\", r"\end"):
+                self.take()
+                if cell:
+                    cells.append(cell)
+                elif t.text == "&" or cells:
+                    self.fail(t, "empty matrix element")
+                cell = []
+                if t.text != "&" and cells:
+                    rows.append([self.value_of(c, "matrix element") for c in cells])
+                    cells = []
+                if t.text == r"\end":
+                    end = "".join(u.text for u in self.group_tokens())
+                    if end != env:
+                        self.fail(t, f"\\begin{{{env}}} ended by \\end{{{end}}}")
+                    break
+                continue
+            cell.append(self.take())
+        if not rows or any(len(r) != len(rows[0]) for r in rows):
+            self.fail(begin, "every row of a matrix needs the same number of elements")
+        if len(rows) * len(rows[0]) > MAX_MATRIX_ELEMENTS:
+            self.fail(begin, f"a matrix of more than {MAX_MATRIX_ELEMENTS} elements")
+        if any(_is_mat(v) for r in rows for v in r):
+            self.fail(begin, "a matrix element must be a number or a scalar expression")
+        matrix = sp.ImmutableMatrix(rows)
+        return _transpose(matrix) if self.transpose_follows() else matrix
 
     # -- brackets and transposes
     def bracket(self) -> str:

@@ -54,6 +54,11 @@ RIGHT_MLP = [
     ("grad_W3", (0, 1), r"$\delta^{(3)}_1 h^{(2)}_2$"),
     ("grad_h2", None, r"$(W^{(3)})^{\top} \frac{\partial L}{\partial z^{(3)}}$"),
     ("z1", None, r"$\mathbf{W}^{(1)} \mathbf{x} + \mathbf{b}^{(1)}$"),
+    ("delta3", None, r"$\begin{bmatrix} (\hat{y}_1 - t_1)\hat{y}_1(1-\hat{y}_1) \\ (\hat{y}_2 - t_2)\hat{y}_2(1-\hat{y}_2)"
+                     r" \\ (\hat{y}_3 - t_3)\hat{y}_3(1-\hat{y}_3) \end{bmatrix}$"),
+    ("grad_b3", None, r"$\begin{pmatrix} \delta^{(3)}_1 & \delta^{(3)}_2 & \delta^{(3)}_3 \end{pmatrix}^T$"),
+    ("grad_W3", None, r"$\begin{bmatrix} \delta^{(3)}_1 \\ \delta^{(3)}_2 \\ \delta^{(3)}_3 \end{bmatrix}"
+                      r" \begin{bmatrix} h^{(2)}_1 & h^{(2)}_2 & h^{(2)}_3 \end{bmatrix}$"),
 ]
 
 
@@ -72,6 +77,8 @@ WRONG_MLP = [
     ("delta3", r"$(t - \hat{y}) \odot \hat{y} \odot (1 - \hat{y})$", "sign flipped"),
     ("delta3", r"$\hat{y} - t$", "missing g′(z3)"),
     ("delta3", r"$\hat{y}_1 - t_1$", "a scalar"),
+    ("grad_b3", r"$\begin{bmatrix} \delta^{(3)}_1 \\ -\delta^{(3)}_2 \\ \delta^{(3)}_3 \end{bmatrix}$", "not equivalent"),
+    ("grad_W3", r"$\begin{bmatrix} 1 & 2 \end{bmatrix}$", "shape 1x2"),
 ]
 
 
@@ -90,3 +97,17 @@ def test_big_power_is_decided_not_expanded(net222):
     t = time.perf_counter()
     r = grade_latex(net222, "grad_w5", None, r"$(w_1 + w_2 + w_3 + w_4 + w_5 + w_6 + w_7 + w_8)^{64}$")
     assert r["verdict"] == WRONG and time.perf_counter() - t < 5
+
+
+@pytest.mark.parametrize("text, words", [
+    (r"$\begin{bmatrix} 1 & \\ 3 & 4 \end{bmatrix}$", "empty matrix element"),
+    (r"$\begin{bmatrix} 1 & 2 \\ 3 \end{bmatrix}$", "same number of elements"),
+    (r"$\begin{vmatrix} 1 & 2 \\ 3 & 4 \end{vmatrix}$", "not understood"),
+    (r"$\begin{bmatrix} 1 & 2 \end{pmatrix}$", "ended by"),
+    (r"$\begin{bmatrix} 1 & 2$", "missing \\end{bmatrix}"),
+    (r"$\begin{bmatrix} \begin{bmatrix} 1 \end{bmatrix} \end{bmatrix}$", "inside a matrix"),
+    (r"$1 & 2$", "not understood"),
+])
+def test_malformed_matrices_are_invalid_with_a_reason(mlp, text, words):
+    r = grade_latex(mlp, "grad_b3", None, text)
+    assert r["verdict"] == INVALID and words in r["feedback"], r
