@@ -77,7 +77,7 @@ class maxof(sp.Function):
     an expression holding it is rebuilt, which makes a 10-class log-sum-exp take minutes to handle."""
 
     @classmethod
-    def eval(cls, *args):
+    def eval(cls, *args):      # safe: SymPy's Function.eval hook (automatic evaluation), not the builtin eval
         if args and all(a.is_number for a in args):
             return sp.Max(*args)
         return None

@@ -15,10 +15,12 @@ DOC = (ROOT / "docs" / "handouts.md").read_text(encoding="utf-8")
 COMMANDS = [line[2:].split("  #")[0].strip() for line in re.findall(r"^\$ nnderive .*$", DOC, re.M)]
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+NEEDS_TEX = pytest.mark.skipif(shutil.which("pdflatex") is None,
+                               reason="pdflatex is not installed (Debian: texlive-latex-base)")
+
+
+@pytest.mark.parametrize("command", [pytest.param(c, marks=NEEDS_TEX) if "--pdf" in c else c for c in COMMANDS])
 def test_documented_command_runs(command, tmp_path, monkeypatch, capsys):
-    if "--pdf" in command and shutil.which("pdflatex") is None:
-        pytest.skip("pdflatex is not installed (Debian: texlive-latex-base)")
     monkeypatch.setenv("NNDERIVE_NO_SANDBOX", "1")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "worked_examples").symlink_to(ROOT / "worked_examples")
