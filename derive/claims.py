@@ -340,10 +340,12 @@ def _case_split(e: sp.Expr) -> tuple[bool, str | None]:
         cases = [{**c, s: v} for c in cases for v in (sp.log(1 + q), -sp.log(1 + q), sp.Integer(0))]
     for case in cases:
         v = sp.piecewise_fold(e.xreplace(case))
-        if v == 0 or sp.simplify(v) == 0:
+        if v != 0:
+            v = sp.simplify(v)
+        if v == 0:
             continue
         at = {q: 1 for q in dummies}
-        w = sp.simplify(v).xreplace(at)
+        w = v.xreplace(at)
         if w.is_number and w != 0:
             where = ", ".join(f"{s} = {sp.N(val.xreplace(at), 6) if val != 0 else 0}" for s, val in case.items())
             return False, f"{where}: lhs − rhs = {sp.N(w, 6)}"

@@ -169,8 +169,12 @@ def markdown(examples: list[dict]) -> str:
         if ex["claims"]:
             out += ["| formula | verdict | how |", "|---|---|---|"]
             for c in ex["claims"]:
-                how = (c["method"] if c["verdict"] != "differs" else f"differs at {c['counterexample']}"
-                       if c["counterexample"] else c["difference"] or "differs")
+                if c["verdict"] != "differs":
+                    how = c["method"]
+                elif c["counterexample"]:
+                    how = f"differs at {c['counterexample']}"
+                else:                           # e.g. the shapes differ: no point to show
+                    how = c["difference"] or "differs"
                 out.append(f"| {c['label']} | {c['verdict']} | {how} |")
             out.append("")
             for c in ex["claims"]:

@@ -282,9 +282,9 @@ def cold_start(repeats: int) -> list[dict]:
         path = os.path.join(tmp, "trivial.py")
         with open(path, "w") as f:
             f.write(_TRIVIAL)
-        _run(f"import sys; sys.path.insert(0, {tmp!r}); import trivial", env)       # fills Numba's cache
-        trivial = statistics.median(_run(f"import sys; sys.path.insert(0, {tmp!r}); import trivial", env)
-                                    for _ in range(repeats))
+        code = f"import sys; sys.path.insert(0, {tmp!r}); import trivial"
+        _run(code, env)                                                          # fills Numba's cache
+        trivial = statistics.median(_run(code, env) for _ in range(repeats))
     for name, times in [("cold start, empty cache", empty), ("cold start, warm cache", warm)]:
         rows.append({"name": name, "what": "new process, 3-3-3-3 kernel of slide 000, first SGD step",
                      "ours_s": statistics.median(times), "peers": dict(peer_times), "import_numba_s": floor,
