@@ -8,7 +8,6 @@ disagreement.
 from __future__ import annotations
 
 import ast
-import math
 import re
 import tomllib
 from decimal import Decimal
@@ -147,6 +146,44 @@ def network_values(data: dict, stated: dict | None = None) -> dict[str, np.ndarr
         out[f"b{l}_new"] = out[f"b{l}"] - lr * use(f"grad_b{l}")
     out["y"] = out[f"h{L}"]
     return out
+
+
+# ----------------------------------------------------------------------------- mpmath activations and losses
+# (the random-network and recurrent tests' references)
+
+def mp_sigmoid(x):
+    return 1 / (1 + mpmath.exp(-x))
+
+
+MP_ACTIVATIONS = {
+    "identity": lambda x, p: x, "sigmoid": lambda x, p: mp_sigmoid(x), "tanh": lambda x, p: mpmath.tanh(x),
+    "relu": lambda x, p: max(x, 0), "leaky_relu": lambda x, p: x if x > 0 else p["alpha"] * x,
+    "elu": lambda x, p: x if x > 0 else p["alpha"] * (mpmath.exp(x) - 1),
+    "softplus": lambda x, p: mpmath.log(1 + mpmath.exp(x)), "swish": lambda x, p: x * mp_sigmoid(p.get("beta", 1) * x),
+    "bipolar_sigmoid": lambda x, p: (1 - mpmath.exp(-x)) / (1 + mpmath.exp(-x)),
+    "sign": lambda x, p: 1 if x >= 0 else -1, "step": lambda x, p: 1 if x >= 0 else 0,
+}
+
+
+def mp_loss_of(name, y, t):
+    n = len(y)
+    if name == "half_sse":
+        return sum((a - b) ** 2 for a, b in zip(y, t)) / 2
+    if name == "mse":
+        return sum((a - b) ** 2 for a, b in zip(y, t)) / n
+    if name == "mae":
+        return sum(abs(a - b) for a, b in zip(y, t)) / n
+    if name == "bce":
+        return -sum(b * mpmath.log(a) + (1 - b) * mpmath.log(1 - a) for a, b in zip(y, t)) / n
+    if name == "cross_entropy":
+        return -sum(b * mpmath.log(a) for a, b in zip(y, t))
+    if name == "softmax_cross_entropy":
+        lse = mpmath.log(sum(mpmath.exp(a) for a in y))
+        return -sum(b * (a - lse) for a, b in zip(y, t))
+    if name == "hinge":
+        c = max(range(n), key=lambda i: t[i])
+        return sum(max(0, y[j] - y[c] + 1) for j in range(n) if j != c)
+    raise KeyError(name)
 
 
 # ----------------------------------------------------------------------------- the graph oracle

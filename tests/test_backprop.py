@@ -17,6 +17,7 @@ from derive.backprop import derive_elementwise, derive_network
 from derive.evaluate import evaluate
 from derive.spec import from_mapping
 from derive.steps import symbol
+from oracles import MP_ACTIVATIONS, mp_loss_of
 
 mpmath.mp.dps = 40
 SCALAR = [n for n, a in primitives.ACTIVATIONS.items() if not a.vector]
@@ -67,41 +68,6 @@ def random_network(seed: int) -> dict:
 
 # ----------------------------------------------------------------------------- mpmath forward pass
 
-def _sig(x):
-    return 1 / (1 + mpmath.exp(-x))
-
-
-MP_ACT = {
-    "identity": lambda x, p: x, "sigmoid": lambda x, p: _sig(x), "tanh": lambda x, p: mpmath.tanh(x),
-    "relu": lambda x, p: max(x, 0), "leaky_relu": lambda x, p: x if x > 0 else p["alpha"] * x,
-    "elu": lambda x, p: x if x > 0 else p["alpha"] * (mpmath.exp(x) - 1),
-    "softplus": lambda x, p: mpmath.log(1 + mpmath.exp(x)), "swish": lambda x, p: x * _sig(p["beta"] * x),
-    "bipolar_sigmoid": lambda x, p: (1 - mpmath.exp(-x)) / (1 + mpmath.exp(-x)),
-    "sign": lambda x, p: 1 if x >= 0 else -1, "step": lambda x, p: 1 if x >= 0 else 0,
-}
-
-
-def _mp_loss(name, y, t):
-    n = len(y)
-    if name == "half_sse":
-        return sum((a - b) ** 2 for a, b in zip(y, t)) / 2
-    if name == "mse":
-        return sum((a - b) ** 2 for a, b in zip(y, t)) / n
-    if name == "mae":
-        return sum(abs(a - b) for a, b in zip(y, t)) / n
-    if name == "bce":
-        return -sum(b * mpmath.log(a) + (1 - b) * mpmath.log(1 - a) for a, b in zip(y, t)) / n
-    if name == "cross_entropy":
-        return -sum(b * mpmath.log(a) for a, b in zip(y, t))
-    if name == "softmax_cross_entropy":
-        lse = mpmath.log(sum(mpmath.exp(a) for a in y))
-        return -sum(b * (a - lse) for a, b in zip(y, t))
-    if name == "hinge":
-        c = max(range(n), key=lambda i: t[i])
-        return sum(max(0, y[j] - y[c] + 1) for j in range(n) if j != c)
-    raise KeyError(name)
-
-
 def mp_loss(data: dict, theta: dict) -> mpmath.mpf:
     net = data["network"]
     h = [mpmath.mpf(v) for v in net["input"]]
@@ -114,8 +80,8 @@ def mp_loss(data: dict, theta: dict) -> mpmath.mpf:
             e = [mpmath.exp(v) for v in z]
             h = [v / sum(e) for v in e]
         else:
-            h = [MP_ACT[name](v, p) for v in z]
-    return _mp_loss(net["loss"], h, [mpmath.mpf(v) for v in net["target"]])
+            h = [MP_ACTIVATIONS[name](v, p) for v in z]
+    return mp_loss_of(net["loss"], h, [mpmath.mpf(v) for v in net["target"]])
 
 
 def fd_gradients(data: dict) -> dict:

@@ -19,6 +19,7 @@ from derive.evaluate import evaluate
 from derive.recurrent import ThroughTime, derive_recurrent, load_recurrent
 from derive.spec import from_mapping
 from derive.steps import symbol
+from oracles import MP_ACTIVATIONS, mp_loss_of, mp_sigmoid
 
 mpmath.mp.dps = 40
 GATES = ("f", "i", "c", "o")
@@ -80,37 +81,6 @@ SEEDS = range(36)
 
 # ----------------------------------------------------------------------------- the mpmath oracle
 
-def _sig(x):
-    return 1 / (1 + mpmath.exp(-x))
-
-
-MP_ACT = {
-    "identity": lambda x, p: x, "sigmoid": lambda x, p: _sig(x), "tanh": lambda x, p: mpmath.tanh(x),
-    "relu": lambda x, p: max(x, 0), "leaky_relu": lambda x, p: x if x > 0 else p["alpha"] * x,
-    "elu": lambda x, p: x if x > 0 else p["alpha"] * (mpmath.exp(x) - 1),
-    "softplus": lambda x, p: mpmath.log(1 + mpmath.exp(x)), "swish": lambda x, p: x * _sig(x),
-    "bipolar_sigmoid": lambda x, p: (1 - mpmath.exp(-x)) / (1 + mpmath.exp(-x)),
-}
-
-
-def _mp_loss(name, y, t):
-    n = len(y)
-    if name == "half_sse":
-        return sum((a - b) ** 2 for a, b in zip(y, t)) / 2
-    if name == "mse":
-        return sum((a - b) ** 2 for a, b in zip(y, t)) / n
-    if name == "mae":
-        return sum(abs(a - b) for a, b in zip(y, t)) / n
-    if name == "bce":
-        return -sum(b * mpmath.log(a) + (1 - b) * mpmath.log(1 - a) for a, b in zip(y, t)) / n
-    if name == "cross_entropy":
-        return -sum(b * mpmath.log(a) for a, b in zip(y, t))
-    if name == "softmax_cross_entropy":
-        lse = mpmath.log(sum(mpmath.exp(a) for a in y))
-        return -sum(b * (a - lse) for a, b in zip(y, t))
-    raise KeyError(name)
-
-
 def _matvec(W, v):
     return [sum(w * x for w, x in zip(row, v)) for row in W]
 
@@ -130,11 +100,11 @@ def mp_loss(table: dict, theta: dict) -> mpmath.mpf:
     for t in range(T):
         if table["cell"] == "elman":
             a = [u + v + b for u, v, b in zip(_matvec(theta["W_hh"], h), _matvec(theta["W_xh"], xs[t]), theta["b_h"])]
-            h = [MP_ACT[g1](v, p1) for v in a]
+            h = [MP_ACTIVATIONS[g1](v, p1) for v in a]
         else:   # deck 000: f, i, C~, C, o, h = o * tanh(C), each gate reading [h_{t-1}, x_t]
             hx = h + xs[t]
             gate = {g: [u + b for u, b in zip(_matvec(theta[f"W_{g}"], hx), theta[f"b_{g}"])] for g in GATES}
-            f, i, o = ([_sig(v) for v in gate[g]] for g in ("f", "i", "o"))
+            f, i, o = ([mp_sigmoid(v) for v in gate[g]] for g in ("f", "i", "o"))
             ctilde = [mpmath.tanh(v) for v in gate["c"]]
             c = [fk * ck + ik * gk for fk, ck, ik, gk in zip(f, c, i, ctilde)]
             h = [ok * mpmath.tanh(ck) for ok, ck in zip(o, c)]
@@ -146,10 +116,10 @@ def mp_loss(table: dict, theta: dict) -> mpmath.mpf:
                 e = [mpmath.exp(v) for v in s]
                 y = [v / sum(e) for v in e]
             else:
-                y = [MP_ACT[g2](v, {}) for v in s]
+                y = [MP_ACTIVATIONS[g2](v, {}) for v in s]
         else:
             y = h
-        total += _mp_loss(table["loss"], y, targets[t] if every else targets[0])
+        total += mp_loss_of(table["loss"], y, targets[t] if every else targets[0])
     return total
 
 
