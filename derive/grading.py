@@ -35,6 +35,7 @@ from .evaluate import PRECISIONS, Num, Undecided, carry, evaluate, precision, ra
 from .mistakes import Mistake, mistakes
 from .numbers import Literal, Stated, parse_stated
 from .parse import MAX_CHARS as MAX_LATEX_CHARS
+from .rounding import fixed
 from .parse import LatexError, Vocabulary, parse_answer, vocabulary
 from .spec import _STATED_KEY, Spec
 from .steps import Derivation, Given
@@ -339,20 +340,8 @@ def half(decimals: int) -> sp.Rational:
 
 
 def rounded(value: Num, decimals: int) -> str:
-    """``value`` rounded to ``decimals`` (half to even), as printed text."""
-    if value.exact is not None:
-        f = Fraction(int(value.exact.p), int(value.exact.q))
-    else:
-        mid = value.enclosure.mid
-        man, exp = mid.man_exp if hasattr(mid, "man_exp") else (int(mid * 2**200), -200)
-        f = Fraction(int(man)) * (Fraction(2) ** int(exp))
-    n = round(f * 10**decimals)
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    if decimals == 0:
-        return f"{sign}{n}"
-    s = str(n).rjust(decimals + 1, "0")
-    return f"{sign}{s[:-decimals]}.{s[-decimals:]}"
+    """``value`` rounded to ``decimals`` as printed text: the handouts' rule (half away from zero)."""
+    return fixed(value, decimals)
 
 
 def _num_text(value: Num) -> str:

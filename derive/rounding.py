@@ -51,6 +51,33 @@ def _ends(value: Num) -> tuple[sp.Rational, sp.Rational]:
     return tuple(sp.Rational(*to_rational(end)) for end in value.enclosure._mpi_)
 
 
+def fixed(value: Num, decimals: int) -> str:
+    """``value`` rounded half away from zero to exactly ``decimals`` places ("0.5000", "0.13").
+
+    The one rounding rule of answer keys, verdicts and feedback, the same as :func:`show`'s.
+    When a certified enclosure cannot decide the last digit (a value within its width of a
+    half), its midpoint decides, so that an answer key always has a number to print.
+    """
+    if value.exact is not None:
+        q = value.exact
+    else:
+        lo, hi = _ends(value)
+        n_lo, n_hi = _round(lo, decimals), _round(hi, decimals)
+        if n_lo == n_hi:
+            return _text(n_lo, decimals, n_lo < 0)
+        q = (lo + hi) / 2
+    n = _round(q, decimals)
+    return _text(n, decimals, n < 0)
+
+
+def decimal_text(q, decimals: int) -> str:
+    """An exact number with at most ``decimals`` places written with exactly that many ("-0.40")."""
+    scaled = sp.Rational(q) * sp.Integer(10) ** decimals
+    if not scaled.is_Integer:
+        raise ValueError(f"{q} has more than {decimals} decimals")
+    return _text(int(scaled), decimals, scaled < 0)
+
+
 def show(value: Num, decimals: int = DEFAULT_DECIMALS) -> Shown:
     """``value`` for print with ``decimals`` places (exactly, when it is that short)."""
     if value.exact is not None:

@@ -30,7 +30,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import sympy as sp
+
 from .errors import SpecError
+from .rounding import decimal_text
 
 MAX_COUNT = 10_000
 DRAW_KEY = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_]{0,40})(?:\[(?P<idx>\d{1,5}(?:\s*,\s*\d{1,5})?)\])?")
@@ -52,15 +55,7 @@ def _decimal(text: Any, path: str) -> Fraction:
 
 
 def _fmt(x: Fraction, decimals: int) -> str:
-    n = x * 10**decimals
-    assert n.denominator == 1
-    n = int(n)
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    if decimals == 0:
-        return f"{sign}{n}"
-    s = str(n).rjust(decimals + 1, "0")
-    return f"{sign}{s[:-decimals]}.{s[-decimals:]}"
+    return decimal_text(sp.Rational(x.numerator, x.denominator), decimals)
 
 
 class Draw:

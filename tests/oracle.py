@@ -6,7 +6,7 @@ mistakes, and expect the checker's verdicts to follow from the arithmetic.
 """
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import mpmath as mpm
 import numpy as np
@@ -64,10 +64,10 @@ def net222(override: dict | None = None, mistake: str | None = None, eta: str = 
 
 
 def rnd(x, decimals: int) -> str:
-    """``x`` rounded half-even to ``decimals`` places, as printed text."""
+    """``x`` rounded half away from zero to ``decimals`` places, as printed text."""
     d = Decimal(mpm.nstr(x, 40, min_fixed=-100, max_fixed=100)) if not isinstance(x, (float, np.floating)) \
         else Decimal(repr(float(x)))
-    return str(d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN))
+    return str(d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
 
 
 def mlp3333(mistake: str | None = None) -> dict:

@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 from mpmath import iv
 
 from derive.evaluate import Num, Undecided, precision, rational, value_of
-from derive.rounding import show
+from derive.rounding import fixed, show
 
 
 def _decimal(q: Fraction, d: int) -> str:
@@ -56,3 +56,32 @@ def test_an_enclosure_of_width_zero_is_exact():
     with precision(160):
         zero = Num(iv.exp(iv.mpf(1)) * 0)        # an irrational times an exact 0
     assert show(zero, 4).text == "0" and show(zero, 4).exact
+
+
+# ----------------------------------------------------------------------------- one rule everywhere
+
+@given(st.fractions(min_value=-1000, max_value=1000, max_denominator=10 ** 6), st.integers(0, 6))
+def test_answer_keys_round_like_the_decimal_module(q, d):
+    """The answer key's text (``fixed``) is q rounded half away from zero, with exactly d places."""
+    text = fixed(rational(sp.Rational(q.numerator, q.denominator)), d)
+    assert Fraction(text) == Fraction(_decimal(q, d))
+    assert len(text.split(".")[1] if "." in text else "") == d
+    assert not text.startswith("-") or Fraction(text) < 0     # never "-0.00"
+
+
+@pytest.mark.parametrize("q, d, text", [(Fraction(1, 8), 2, "0.13"), (Fraction(-1, 8), 2, "-0.13"),
+                                        (Fraction(5, 2), 0, "3"), (Fraction(1, 2), 4, "0.5000")])
+def test_handout_answer_key_and_variant_sheet_agree(q, d, text):
+    """1/8 at two decimals: the handout, the answer key and a variant's drawn value all say 0.13."""
+    from derive.grading import rounded
+    from derive.variants import _fmt
+    value = rational(sp.Rational(q.numerator, q.denominator))
+    assert rounded(value, d) == text
+    assert Fraction(show(value, d).text) == Fraction(text)
+    assert _fmt(Fraction(text), d) == text
+
+
+def test_an_irrational_key_rounds_by_its_enclosure():
+    with precision(160):
+        v = value_of(1 / (1 + sp.exp(-sp.Rational(2731, 1000))), {})
+    assert fixed(v, 4) == "0.9388" == show(v, 4).text
