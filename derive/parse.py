@@ -60,7 +60,20 @@ _BOLD_CMDS = {r"\mathbf", r"\boldsymbol", r"\bm", r"\vec", r"\mathbfit"}
 _HAT_CMDS = {r"\hat", r"\widehat"}
 _TIMES = {r"\cdot", r"\times", r"\ast"}
 _HADAMARD = {r"\odot", r"\circ"}
-_TRANSPOSE = {"T", r"\top", r"\intercal", r"\mathsf{T}", r"\mathrm{T}", r"\rm{T}"}
+# A transpose as students write it, compared on a superscript's token texts with the braces taken
+# out: ^T, ^{T}, ^\top, ^\intercal, ^{\mathsf T}, ^\mathsf{T}, ^{\rm T}, ^{\mathrm T},
+# ^{\operatorname{T}}, ^{\text{T}}, ^{\textsf{T}} (docs/checking.md has the table).
+_TRANSPOSE_MARKS = {"T", r"\top", r"\intercal"}
+_TRANSPOSE_FONTS = {r"\mathsf", r"\mathrm", r"\rm", r"\operatorname", r"\text", r"\textsf", r"\textrm",
+                    r"\mathit", r"\sf"}
+
+
+def _is_transpose(texts: list[str]) -> bool:
+    """Do these superscript tokens spell a transpose (one mark, optionally in one font command)?"""
+    bare = [t for t in texts if t not in ("{", "}")]
+    if len(bare) == 2 and bare[0] in _TRANSPOSE_FONTS:
+        bare = bare[1:]
+    return len(bare) == 1 and bare[0] in _TRANSPOSE_MARKS
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "iota", "kappa",
           "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "phi", "varphi", "chi", "psi", "omega",
@@ -325,8 +338,12 @@ class _Normaliser:
             return self.bracket()
         if t.text == "{":
             self.take()
+            start = self.i
             inner = self.sequence("}")
+            end = self.i
             self.expect("}")
+            if self.transpose_follows():
+                return self.bind(_transpose(self.value_of(self.toks[start:end], "braces")))
             return "{" + inner + "}"
         if t.text == "_":
             self.fail(t, "a subscript must follow a name")
@@ -420,7 +437,7 @@ class _Normaliser:
             out.append(self.item())
 
     def transpose_follows(self) -> bool:
-        """Consume ``^T``, ``^{\\top}`` and friends when they follow; True if one did."""
+        """Consume ``^T``, ``^{\\top}``, ``^{\\mathsf T}`` and friends when they follow; True if one did."""
         t, u = self.peek(), self.peek(1)
         if t is None or t.text != "^" or u is None:
             return False
@@ -432,16 +449,21 @@ class _Normaliser:
                     break
                 inner.append(self.toks[j].text)
                 j += 1
-            if "".join(inner) in _TRANSPOSE:
+            if _is_transpose(inner) and not (inner == ["T"] and self.vocab.has("T")):
                 self.i = j + 1
                 return True
             return False
-        if u.text in ("T", r"\top", r"\intercal") and not self.vocab.has("T"):
+        if u.text in _TRANSPOSE_MARKS and not (u.text == "T" and self.vocab.has("T")):
             self.i += 2
             return True
-        if u.text in (r"\mathsf", r"\mathrm") and [x.text for x in self.toks[self.i + 2:self.i + 5]] == ["{", "T", "}"]:
-            self.i += 5
-            return True
+        if u.text in _TRANSPOSE_FONTS:      # ^\mathsf{T}, ^\mathrm T
+            nxt = [x.text for x in self.toks[self.i + 2:self.i + 5]]
+            if nxt == ["{", "T", "}"]:
+                self.i += 5
+                return True
+            if nxt[:1] == ["T"]:
+                self.i += 3
+                return True
         return False
 
     # -- fractions and gradient names
@@ -516,7 +538,7 @@ class _Normaliser:
         first = self.take()
         if first.text in _TEXT_CMDS:
             self.group_tokens()
-        primes = 0
+        primes, power = 0, None
         while self.peek() is not None and self.peek().text in ("'", "^"):
             if self.peek().text == "'":
                 self.take()
@@ -530,8 +552,10 @@ class _Normaliser:
                     and self.peek(3) is not None and self.peek(3).text == "}":
                 self.i += 4
                 primes += 1
+            elif power is None and self._function_power() is not None:
+                power = self._function_power(consume=True)
             else:
-                self.fail(u or t, f"a power of {fname} is not understood; write ({fname}(…))^2")
+                self.fail(u or t, f"only a whole power such as {fname}^2(z) is understood after {fname}")
         opener = self.peek()
         if opener is None or opener.text not in ("(", r"\left"):
             self.fail(opener or t, f"{first.text} needs its argument in parentheses")
@@ -558,10 +582,25 @@ class _Normaliser:
         cleaned = [[a for a in arg if a.text != r"\right"] for arg in args]
         values = [self.value_of(a, f"argument of {fname}") for a in cleaned]
         value = _apply(self.vocab, fname, primes, values)
+        if power is not None:       # \tanh^2(z) is (tanh z)^2, element by element
+            value = value.applyfunc(lambda v: v ** power) if _is_mat(value) else value ** power
         out = self.bind(value)
         if self.transpose_follows():
             return self.bind(_transpose(value))
         return out
+
+    def _function_power(self, consume: bool = False) -> int | None:
+        """A whole power 2…9 written on a function name, ``\\tanh^2`` or ``\\sigma^{2}``; None if not one."""
+        texts = [x.text for x in self.toks[self.i + 1:self.i + 4]]
+        if texts[:1] and re.fullmatch(r"[2-9]", texts[0]):
+            n, width = int(texts[0]), 2
+        elif len(texts) == 3 and texts[0] == "{" and re.fullmatch(r"[2-9]", texts[1]) and texts[2] == "}":
+            n, width = int(texts[1]), 4
+        else:
+            return None
+        if consume:
+            self.i += width
+        return n
 
     def identifier(self) -> "Ident":
         t = self.take()
@@ -616,11 +655,13 @@ class _Normaliser:
             if u.text == "{" and self.peek(2) is not None and self.peek(2).text == "(":
                 self.take()
                 toks = self.group_tokens()
-                m = re.fullmatch(r"\((\d{1,2})\)(T|\\top|\\intercal)?", "".join(x.text for x in toks))
-                if not m or ident.layer is not None:
+                texts = [x.text for x in toks]
+                m = re.fullmatch(r"\((\d{1,2})\)", "".join(texts[:3]))
+                rest = texts[3:]
+                if not m or ident.layer is not None or (rest and not _is_transpose(rest)):
                     self.fail(t, "a layer superscript is written ^{(2)} or ^{(2)T}")
                 ident.layer = int(m.group(1))
-                ident.transpose = ident.transpose or bool(m.group(2))
+                ident.transpose = ident.transpose or bool(rest)
                 continue
             if self.transpose_follows():
                 ident.transpose = True

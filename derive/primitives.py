@@ -199,6 +199,8 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in [
     Function("log", r"\log", 1, sp.log),        # natural logarithm
     Function("sqrt", r"\sqrt", 1, sp.sqrt),
     Function("abs", r"\lvert\cdot\rvert", 1, sp.Abs),
+    # sech x = 1/cosh x, for tanh'(x) = sech²(x) as students write it; built from exp
+    Function("sech", r"\operatorname{sech}", 1, lambda x: 2 / (sp.exp(x) + sp.exp(-x))),
     Function("max", r"\max", 2, lambda a, b: b + positive_part(a - b)),
     Function("min", r"\min", 2, lambda a, b: a - positive_part(a - b)),
 ]}

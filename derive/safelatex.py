@@ -161,7 +161,7 @@ class _Walker:
         e = self.walk(exponent)
         b = self.walk(base)
         if _is_mat(e):
-            raise LatexError("an exponent must be a scalar")
+            raise LatexError("an exponent must be a scalar (a transpose is written ^T, ^{\\top} or ^{\\mathsf{T}})")
         if _is_mat(b):
             raise LatexError("powers of vectors and matrices are not understood; write \\odot")
         if b is sp.E:
