@@ -237,6 +237,35 @@ def test_cli_formats_and_files(tmp_path, capsys):
     assert code == 2 and "unknown notation profile" in err
 
 
+def test_output_folders_are_created_and_a_blocked_path_is_one_line(tmp_path, capsys):
+    """Regression (issue 10): ``-o newdir/x.tex`` gave a traceback."""
+    target = tmp_path / "new" / "deeper" / "h.tex"
+    code, _, err = _main(["handout", "003_3_graph_xyz", "-o", str(target)], capsys)
+    assert code == 0 and err == "" and target.read_text(encoding="utf-8").startswith(r"\documentclass")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["h.tex"]     # no temporary left behind
+    blocker = tmp_path / "a-file"
+    blocker.write_text("kept")
+    for out in (blocker / "h.tex", tmp_path / "new"):          # a file where a folder must go; a folder
+        code, stdout, err = _main(["handout", "003_3_graph_xyz", "-o", str(out)], capsys)
+        assert code == 2 and stdout == "" and err.count("\n") == 1 and str(out) in err, err
+    assert blocker.read_text() == "kept"
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    from derive import files
+    target = tmp_path / "x.md"
+    target.write_text("old")
+    files.write_atomic(target, "new")
+    assert target.read_text() == "new"
+
+    def broken(src, dst):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(files.os, "replace", broken)
+    with pytest.raises(files.OutputError, match="No space left"):
+        files.write_atomic(target, "newer")
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["x.md"]
+
+
 def test_pdf_without_tex_names_the_debian_packages(monkeypatch, tmp_path, capsys):
     import derive.handout as handout
     monkeypatch.setattr(handout.shutil, "which", lambda name: None)
