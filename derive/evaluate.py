@@ -241,7 +241,9 @@ def evaluate(derivation: Derivation, overrides: Mapping[sp.Symbol, sp.Expr] | No
     """
     overrides = overrides or {}
     if not is_numeric(derivation):
-        raise SpecError("", "the problem leaves symbols (no weights or inputs given), so it has no numbers")
+        free = [s.name for s in derivation.steps if isinstance(s, Given) and not all(e.is_number for e in s.exprs)]
+        raise SpecError("", f"the problem leaves symbols ({', '.join(free[:6])}{', …' if len(free) > 6 else ''} "
+                            "given no numbers), so it has no numbers")
     with precision(bits):
         env = {}
         for step in derivation.steps:

@@ -297,9 +297,33 @@ def load_network(table: dict, path: str = "network") -> Network:
     if primitives.LOSSES[loss].on_logits and layers[-1].activation.name != "identity":
         raise SpecError(f"{path}.loss", f"{loss} takes logits: make the last layer's activation 'identity' "
                                         "(or use activation 'softmax' with loss 'cross_entropy')")
-    target = _vector(table["target"], f"{path}.target", n_prev) if "target" in table else None
+    target = None
+    if "target" in table and table["target"] != "symbol":
+        target = _vector(table["target"], f"{path}.target", n_prev)
+    _all_numbers_or_none(table, x, layers, target, path)
     lr = _learning_rate(table, path)
     return Network(n_in, x, target, tuple(layers), loss, lr)
+
+
+def _all_numbers_or_none(table: dict, x, layers: list, target, path: str) -> None:
+    """A network is symbolic when it gives no numbers at all (input_size, sizes, no target), or a
+    symbolic target when asked for with ``target = "symbol"``; a number left out otherwise is an error."""
+    given = {"input": x is not None, "target": target is not None}
+    given.update({f"layer[{i}].weights": layer.weights is not None for i, layer in enumerate(layers)})
+    if not any(given.values()):
+        return
+    numbered = ", ".join(k for k, v in given.items() if v)
+    if x is None:
+        raise SpecError(f"{path}.input", f"missing: {numbered} {'is' if numbered.count(',') == 0 else 'are'} "
+                                         "given, so the input must be too (or leave out every number for a "
+                                         "symbolic network)")
+    for i, layer in enumerate(layers):
+        if layer.weights is None:
+            raise SpecError(f"{path}.layer[{i}].weights", f"missing: {numbered} are given, so every layer's weights "
+                                                         "must be too (or leave out every number for a symbolic network)")
+    if target is None and table.get("target") != "symbol":
+        raise SpecError(f"{path}.target", "missing: the input and weights are given, so the target must be too "
+                                          '(write target = "symbol" for a symbolic target)')
 
 
 _RESERVED_FUNCTIONS = set(primitives.FUNCTIONS) | set(primitives.ACTIVATIONS)
