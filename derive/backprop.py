@@ -68,10 +68,11 @@ def derive_graph(graph: Graph) -> Derivation:
     steps: list[Step] = [_given(leaf) for leaf in leaves]
     if graph.learning_rate is not None:
         steps.append(Given(Quantity(LR), (graph.learning_rate,), (), role="hyper"))
+    rebinds = dict(graph.rebound)
     for node in nodes:
         steps.append(Node(Quantity(node.name), (node.expr,), tuple(s.name for s in node.args()),
                           text=node.text, op=node.op, args=tuple(s.name for s in node.args()),
-                          params=node.params))
+                          params=node.params, rebinds=rebinds.get(node.name, "")))
     steps += reverse_mode(leaves, nodes, graph.loss)
     if graph.learning_rate is not None and graph.params:
         renamed = {}

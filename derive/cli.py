@@ -16,6 +16,7 @@ from typing import Callable
 
 from . import __version__
 from .errors import SpecError
+from .files import OutputError
 
 EXIT_OK, EXIT_WRONG, EXIT_INPUT = 0, 1, 2
 
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     try:
         return args.func(args)
-    except (SpecError, InputError) as err:
+    except (SpecError, InputError, OutputError) as err:
         print(f"nnderive: error: {err}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:

@@ -900,7 +900,7 @@ class _Builder:
         rules = {s.name: s for s in derived if isinstance(s, ChainRule)}
         self.steps += [s for s in derived if isinstance(s, Seed)]       # ∂L/∂L = 1, where the chain rule starts
         seed = symbol("grad_loss")
-        self.rules = {name: (r.exprs[0].xreplace({seed: 1}),
+        self.rules = {name: (r.exprs[0].xreplace({seed: sp.S.One}),
                              tuple((c, local) for c, local in r.terms)) for name, r in rules.items()}
         loss = self.net.loss or "objective"
         self.gradient(CnnOutputGradient, out, len(self.layers), loss=loss)

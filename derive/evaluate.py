@@ -19,6 +19,7 @@ from typing import Mapping
 
 import sympy as sp
 from mpmath import iv
+from sympy.logic.boolalg import ITE, BooleanFunction
 
 from .errors import SpecError
 from .steps import Derivation, Given
@@ -80,6 +81,9 @@ def _decide(result) -> bool:
 
 
 def _condition(cond, env) -> bool:
+    """The truth of a condition at ``env``: relations, and any Boolean combination SymPy writes of
+    them (``And``, ``Or``, ``Not``, ``ITE``, ``Xor``, ``Implies``, ``Equivalent``, ...).  Raises
+    :class:`Undecided` only when the answer depends on a comparison the enclosures cannot settle."""
     if cond == sp.true:
         return True
     if cond == sp.false:
@@ -88,11 +92,32 @@ def _condition(cond, env) -> bool:
         d = enclose(cond.lhs - cond.rhs, env)
         zero = iv.mpf(0)
         op = cond.rel_op
+        if op in ("==", "!="):
+            is_zero = True if d.a == 0 and d.b == 0 else (False if d.a > 0 or d.b < 0 else None)
+            return _decide(is_zero) if op == "==" else not _decide(is_zero)
         return _decide({">": d > zero, ">=": d >= zero, "<": d < zero, "<=": d <= zero}.get(op))
-    if isinstance(cond, sp.And):
-        return all(_condition(c, env) for c in cond.args)
-    if isinstance(cond, sp.Or):
-        return any(_condition(c, env) for c in cond.args)
+    if isinstance(cond, (sp.And, sp.Or)):
+        # decided by one argument that settles it, even when another cannot be decided
+        settles = isinstance(cond, sp.Or)
+        undecided = False
+        for c in cond.args:
+            try:
+                if _condition(c, env) == settles:
+                    return settles
+            except Undecided:
+                undecided = True
+        if undecided:
+            raise Undecided("enclosure too wide")
+        return not settles
+    if isinstance(cond, sp.Not):
+        return not _condition(cond.args[0], env)
+    if isinstance(cond, ITE):
+        test, then, other = cond.args
+        return _condition(then if _condition(test, env) else other, env)
+    if isinstance(cond, BooleanFunction):      # Xor, Implies, Equivalent, Nand, Nor: from the arguments' truth
+        truth = cond.func(*[sp.true if _condition(c, env) else sp.false for c in cond.args])
+        if truth in (sp.true, sp.false):
+            return truth == sp.true
     raise ValueError(f"cannot evaluate condition {cond}")
 
 
@@ -145,6 +170,10 @@ def enclose(e: sp.Expr, env: Mapping[sp.Symbol, Num]):
         return iv.mpf(0)
     if f is sp.Piecewise:
         return _piecewise(args, env)
+    if f in (sp.Max, sp.Min):       # monotone in each argument: the ends of the enclosures
+        ends = [enclose(a, env) for a in args]
+        pick = max if f is sp.Max else min
+        return iv.mpf([pick(x.a for x in ends), pick(x.b for x in ends)])
     raise ValueError(f"cannot evaluate {f.__name__} numerically")
 
 
@@ -212,7 +241,9 @@ def evaluate(derivation: Derivation, overrides: Mapping[sp.Symbol, sp.Expr] | No
     """
     overrides = overrides or {}
     if not is_numeric(derivation):
-        raise SpecError("", "the problem leaves symbols (no weights or inputs given), so it has no numbers")
+        free = [s.name for s in derivation.steps if isinstance(s, Given) and not all(e.is_number for e in s.exprs)]
+        raise SpecError("", f"the problem leaves symbols ({', '.join(free[:6])}{', …' if len(free) > 6 else ''} "
+                            "given no numbers), so it has no numbers")
     with precision(bits):
         env = {}
         for step in derivation.steps:

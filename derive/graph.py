@@ -87,6 +87,7 @@ def graph_nodes(graph: Graph) -> tuple[list[Leaf], list[ScalarNode]]:
     """Leaves and nodes of a scalar equation graph, parsed with the whitelisting parser."""
     leaves = [Leaf(n, v, "param" if n in graph.params else "input") for n, v in graph.values]
     names = {leaf.name: leaf.symbol for leaf in leaves}
+    written = dict(graph.rebound)       # node → the name it rebinds; that name now means this node
     nodes = []
     for i, (name, text) in enumerate(graph.nodes):
         path = f"graph.nodes[{i}]"
@@ -108,7 +109,7 @@ def graph_nodes(graph: Graph) -> tuple[list[Leaf], list[ScalarNode]]:
             act = primitives.ACTIVATIONS[op]
             params = tuple((k, captured[k] if k in captured else number(d, k)) for k, d in act.params)
         nodes.append(ScalarNode(name, expr, op or _outer_op(expr), params, text))
-        names[name] = sp.Symbol(name, real=True)
+        names[written.get(name, name)] = sp.Symbol(name, real=True)
     return leaves, nodes
 
 

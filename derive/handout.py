@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .files import write_atomic
+
 TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-pictures latexmk"
 
 
@@ -392,13 +394,11 @@ def write_all(directory: Path, notation: str | None, decimals: int, timeout: flo
     """Every bundled example's handout, .tex and .md, into ``directory``."""
     import worked_examples
     from .sandbox import run
-    directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name in worked_examples.names():
         for fmt in ("tex", "md"):
             text = run(handout_text, str(worked_examples.path(name)), fmt, notation, decimals, timeout=timeout)
-            out = directory / f"{name}.{fmt}"
-            out.write_text(text, encoding="utf-8")
+            out = write_atomic(directory / f"{name}.{fmt}", text)
             written.append(out)
             if pdf and fmt == "tex":
                 written.append(compile_pdf(out))
@@ -433,7 +433,7 @@ def cmd_handout(args) -> int:
     if args.pdf:
         return _pdf(args, path, text)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_atomic(args.output, text)
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -454,8 +454,7 @@ def _pdf(args, path: Path, text: str) -> int:
         except (RuntimeError, subprocess.TimeoutExpired) as err:
             print(f"nnderive: error: the PDF could not be made: {err}", file=sys.stderr)
             return EXIT_INPUT
-        target = out if out.suffix == ".pdf" else out.with_suffix(".pdf")
-        shutil.copyfile(pdf, target)
+        target = write_atomic(out if out.suffix == ".pdf" else out.with_suffix(".pdf"), pdf.read_bytes())
     print(f"{target} ({time.perf_counter() - started:.1f} s to compile)", file=sys.stderr)
     return EXIT_OK
 

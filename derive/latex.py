@@ -560,7 +560,7 @@ class HandoutPrinter(PrinterCore):
         """∂L/∂v = Σ_c ∂L/∂c ∂c/∂v; the factor ∂L/∂L = 1 of the loss's own inputs is left out."""
         prefix = step.name[: len(step.name) - len(step.of)]
         seeds = {s.target.symbol() for d in self.derivations for s in d.steps if isinstance(s, Seed)}
-        chain = self.element(step.target.symbol(), step.exprs[0].xreplace({s: 1 for s in seeds}))
+        chain = self.element(step.target.symbol(), step.exprs[0].xreplace({s: sp.S.One for s in seeds}))
         if step.terms:
             upstream = lambda c: "" if sp.Symbol(prefix + c, real=True) in seeds else self.e(prefix + c) + " "
             partials = Terms(tuple(("+", upstream(c) + self.names.partial(self.e(c), self.e(step.of)))

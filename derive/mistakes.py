@@ -80,10 +80,10 @@ def _Update(step, derivation):
     eta = symbol(lr)
     plus, no_eta = [], []
     for e in step.exprs:            # e = θ − η g
-        theta = e.xreplace({eta: 0})
+        theta = e.xreplace({eta: sp.S.Zero})
         change = e - theta
         plus.append(theta - change)
-        no_eta.append(theta + change.xreplace({eta: 1}))
+        no_eta.append(theta + change.xreplace({eta: sp.S.One}))
     return [Mistake(step.name, tuple(plus), f"update sign flipped: {p}_new = {p} − η·∂L/∂{p}"),
             Mistake(step.name, tuple(no_eta), f"learning rate missing: {p}_new = {p} − η·∂L/∂{p}")]
 

@@ -16,7 +16,7 @@ from . import primitives
 from .backprop import ELEMENTWISE, LR
 from .errors import SpecError
 from .notation import GRAD, Profile, fill, profile as find_profile, scalar_name, transpose
-from .steps import Activate, ChainRule, Derivation, Given, Quantity, Seed, Step
+from .steps import Activate, ChainRule, Derivation, Given, Node, Quantity, Seed, Step
 from .texsafe import check_latex
 
 _LAYERED = re.compile(r"(W|b|z|h|gprime|delta|grad_h|grad_W|grad_b)(\d+)(_new)?")
@@ -223,6 +223,7 @@ def _graph_names(prof: Profile, steps: list[Step], over: dict[str, str]) -> Name
             q[s.name] = fill(prof.template("eta"), 0)
         elif not isinstance(s, (ChainRule, Seed)) and not s.name.endswith("_new"):
             q[s.name] = scalar_name(s.name)
+    q.update(_rebound(steps, q, prof))
     q.update({k: v for k, v in over.items() if k in q})
     loss = next((q[s.name[len("grad_"):]] for s in steps if isinstance(s, Seed)), "L")
     for s in steps:
@@ -240,3 +241,15 @@ def _graph_names(prof: Profile, steps: list[Step], over: dict[str, str]) -> Name
     elements: dict[str, str] = {k: v for k, v in over.items() if "[" in k}
     _generic(steps, q, elements)
     return Names(prof, elements, q, frozenset(), loss)
+
+
+def _rebound(steps: list[Step], q: dict[str, str], prof: Profile) -> dict[str, str]:
+    """A name bound again is shown primed: c, c′, c″, c‴, then c^{(4)}; with an index c^{(k)}
+    when the profile already marks updated values with a prime."""
+    out, count = {}, {}
+    for s in steps:
+        if isinstance(s, Node) and s.rebinds:
+            k = count[s.rebinds] = count.get(s.rebinds, 0) + 1
+            base = q.get(s.rebinds) or scalar_name(s.rebinds)
+            out[s.name] = f"{{{base}}}{chr(39) * k}" if k <= 3 and prof.new != "'" else f"{{{base}}}^{{({k})}}"
+    return out

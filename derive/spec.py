@@ -78,6 +78,9 @@ class Graph:
     nodes: tuple[tuple[str, str], ...]               # (name, expression text)
     loss: str
     learning_rate: sp.Expr | None
+    # A name bound again (``c = c + c + 1``) is a new node named ``c_1``, ``c_2``, …: (node, the
+    # name as written).  In an expression a name means its latest binding.
+    rebound: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -294,9 +297,33 @@ def load_network(table: dict, path: str = "network") -> Network:
     if primitives.LOSSES[loss].on_logits and layers[-1].activation.name != "identity":
         raise SpecError(f"{path}.loss", f"{loss} takes logits: make the last layer's activation 'identity' "
                                         "(or use activation 'softmax' with loss 'cross_entropy')")
-    target = _vector(table["target"], f"{path}.target", n_prev) if "target" in table else None
+    target = None
+    if "target" in table and table["target"] != "symbol":
+        target = _vector(table["target"], f"{path}.target", n_prev)
+    _all_numbers_or_none(table, x, layers, target, path)
     lr = _learning_rate(table, path)
     return Network(n_in, x, target, tuple(layers), loss, lr)
+
+
+def _all_numbers_or_none(table: dict, x, layers: list, target, path: str) -> None:
+    """A network is symbolic when it gives no numbers at all (input_size, sizes, no target), or a
+    symbolic target when asked for with ``target = "symbol"``; a number left out otherwise is an error."""
+    given = {"input": x is not None, "target": target is not None}
+    given.update({f"layer[{i}].weights": layer.weights is not None for i, layer in enumerate(layers)})
+    if not any(given.values()):
+        return
+    numbered = ", ".join(k for k, v in given.items() if v)
+    if x is None:
+        raise SpecError(f"{path}.input", f"missing: {numbered} {'is' if numbered.count(',') == 0 else 'are'} "
+                                         "given, so the input must be too (or leave out every number for a "
+                                         "symbolic network)")
+    for i, layer in enumerate(layers):
+        if layer.weights is None:
+            raise SpecError(f"{path}.layer[{i}].weights", f"missing: {numbered} are given, so every layer's weights "
+                                                         "must be too (or leave out every number for a symbolic network)")
+    if target is None and table.get("target") != "symbol":
+        raise SpecError(f"{path}.target", "missing: the input and weights are given, so the target must be too "
+                                          '(write target = "symbol" for a symbolic target)')
 
 
 _RESERVED_FUNCTIONS = set(primitives.FUNCTIONS) | set(primitives.ACTIVATIONS)
@@ -319,24 +346,20 @@ def load_graph(table: dict, path: str = "graph") -> Graph:
             values.append((key, None))
         else:
             values.append((key, number(v, f"{path}.values.{key}")))
-    known = {k for k, _ in values}
     nodes_raw = table.get("nodes")
     if not isinstance(nodes_raw, list) or not nodes_raw:
         raise SpecError(f"{path}.nodes", "expected a list of 'name = expression' strings")
     if len(nodes_raw) > MAX_NODES:
         raise SpecError(f"{path}.nodes", f"at most {MAX_NODES} nodes")
-    nodes = []
+    written = []
     for i, raw in enumerate(nodes_raw):
         npath = f"{path}.nodes[{i}]"
         text = _string(raw, npath, 2000)
         if text.count("=") != 1:
             raise SpecError(npath, f"expected 'name = expression', got {text!r}")
         lhs, rhs = (s.strip() for s in text.split("="))
-        _check_name(lhs, npath)
-        if lhs in known:
-            raise SpecError(npath, f"{lhs!r} is defined twice")
-        known.add(lhs)
-        nodes.append((lhs, rhs))
+        written.append((_check_name(lhs, npath), rhs))
+    nodes, rebound, latest = _bindings(written, [k for k, _ in values], path)
     params_raw = table.get("params", [])
     if not isinstance(params_raw, list):
         raise SpecError(f"{path}.params", "expected a list of value names")
@@ -345,10 +368,33 @@ def load_graph(table: dict, path: str = "graph") -> Graph:
         if p not in values_raw:
             raise SpecError(f"{path}.params[{i}]", f"{p!r} is not one of the values")
     loss = _name(table.get("loss", nodes[-1][0]), f"{path}.loss")
+    loss = latest.get(loss, loss) if "loss" in table else loss   # a rebound name: its latest binding
     if loss not in {n for n, _ in nodes}:
         raise SpecError(f"{path}.loss", f"{loss!r} is not a node")
     lr = _learning_rate(table, path)
-    return Graph(tuple(values), params, tuple(nodes), loss, lr)
+    return Graph(tuple(values), params, tuple(nodes), loss, lr, rebound)
+
+
+def _bindings(written: list[tuple[str, str]], values: list[str], path: str):
+    """Nodes with distinct names: the k-th binding again of ``c`` is the node ``c_k``.
+
+    Returns (nodes, rebound pairs (node, name as written), latest node of each name)."""
+    used = set(values) | {lhs for lhs, _ in written}
+    count = {v: 0 for v in values}
+    nodes, rebound, latest = [], [], {}
+    for i, (lhs, rhs) in enumerate(written):
+        if lhs in count:
+            count[lhs] += 1
+            name = f"{lhs}_{count[lhs]}"
+            if name in used:
+                raise SpecError(f"{path}.nodes[{i}]", f"{lhs!r} is bound again, as the node {name!r}, but "
+                                                      f"{name!r} is also a name of this graph: rename one of them")
+            rebound.append((name, lhs))
+        else:
+            count[lhs], name = 0, lhs
+        latest[lhs] = name
+        nodes.append((name, rhs))
+    return nodes, tuple(rebound), latest
 
 
 def _statements(table: dict, path: str) -> tuple[Statement, ...]:

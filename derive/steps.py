@@ -122,6 +122,7 @@ class Node(Step):
     op: str = "expr"
     args: tuple[str, ...] = ()
     params: tuple[tuple[str, sp.Expr], ...] = ()  # the activation's parameters when ``op`` is one
+    rebinds: str = ""       # the name this node binds again (``c`` for the node ``c_1`` of ``c = c + c + 1``)
     rule: ClassVar[str] = "node"
 
 

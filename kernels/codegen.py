@@ -16,6 +16,7 @@ come from its spec file and never reach the code (its quantities print as ``q0``
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -67,8 +68,8 @@ def symbolic_network(net: Network) -> Network:
 
 
 def symbolic_graph(graph: Graph) -> Graph:
-    return Graph(tuple((name, None) for name, _ in graph.values), graph.params, graph.nodes, graph.loss,
-                 sp.Symbol(LR, positive=True))
+    return dataclasses.replace(graph, values=tuple((name, None) for name, _ in graph.values),
+                               learning_rate=sp.Symbol(LR, positive=True))
 
 
 def derivation_hash(derivation: Derivation) -> str:
@@ -140,7 +141,8 @@ def generate_network(net: Network, shape: str = "auto") -> KernelSource:
 def graph_structure(graph: Graph) -> dict:
     """What a graph kernel depends on.  Node texts enter only this hash, never the code."""
     return {"values": [name for name, _ in graph.values], "params": list(graph.params),
-            "nodes": [list(n) for n in graph.nodes], "loss": graph.loss}
+            "nodes": [list(n) for n in graph.nodes], "loss": graph.loss,
+            **({"rebound": [list(r) for r in graph.rebound]} if graph.rebound else {})}
 
 
 def generate_graph(graph: Graph) -> KernelSource:

@@ -20,9 +20,10 @@ import json
 import linecache
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
+
+from derive.files import write_atomic
 
 from . import __name__ as _package
 
@@ -88,10 +89,7 @@ def render(source) -> str:
 
 def _write(path: Path, text: str) -> None:
     """Write atomically (a concurrent process sees the old file or the new one, never half)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def load(structure: dict, generate: Callable[[], object] | None, root: Path | None = None):

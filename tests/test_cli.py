@@ -81,6 +81,12 @@ BAD = {
     "deep_nesting": ('[graph]\nvalues={x="1"}\nnodes=["f = ' + "(x+" * 60 + "x" + ")" * 60 + '"]\n', "graph.nodes[0]"),
     "division_by_zero": ('[graph]\nvalues={x="0"}\nnodes=["f = 1/x"]\n[stated]\nf="1"\n', "f"),
     "big_power": ('[graph]\nvalues={x="10"}\nnodes=["f = x**(10**10)"]\n', "graph.nodes[0]"),
+    "missing_target": ('[network]\ninput=["1","2"]\nloss="half_sse"\n[[network.layer]]\n'
+                       'weights=[["1","2"]]\nactivation="sigmoid"\n', "network.target"),
+    "missing_weights": ('[network]\ninput=["1","2"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
+                        'size=1\nactivation="sigmoid"\n', "network.layer[0].weights"),
+    "missing_input": ('[network]\ninput_size=2\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
+                      'size=1\nactivation="sigmoid"\n', "network.input"),
     "wrong_stated_shape": ('[graph]\nvalues={x="1"}\nnodes=["f = 2*x"]\n[stated]\nf=["1","2"]\n', "stated.f"),
 }
 
@@ -98,6 +104,23 @@ def test_bad_input_exits_2_with_one_line_naming_the_key(name, tmp_path):
     assert key in lines[0], lines[0]
     assert done.stdout == ""   # never a partial result presented as complete
     assert not (tmp_path / "MARKER").exists()   # the injected code never ran
+
+
+def test_a_symbolic_network_only_when_asked_for_or_without_any_number(tmp_path):
+    """Regression (issue 10): input and weights without a target became a symbolic network silently."""
+    layer = '[[network.layer]]\nweights=[["1","2"]]\nactivation="sigmoid"\n'
+    asked = tmp_path / "asked.toml"
+    asked.write_text('[network]\ninput=["1","2"]\ntarget="symbol"\nloss="half_sse"\n' + layer +
+                     '[[claim]]\nlhs="dL_dz1"\nrhs="grad_y * gprime1"\n')
+    done = run("verify", str(asked), cwd=tmp_path)
+    assert done.returncode == 0 and "1 proved" in done.stdout, done.stdout + done.stderr
+    done = run("solve", str(asked), cwd=tmp_path)
+    assert done.returncode == 2 and "t given no numbers" in done.stderr, done.stderr
+    none = tmp_path / "none.toml"
+    none.write_text('[network]\ninput_size=2\nloss="half_sse"\n[[network.layer]]\nsize=1\nactivation="sigmoid"\n'
+                    '[[claim]]\nlhs="dL_dz1"\nrhs="grad_y * gprime1"\n')
+    done = run("verify", str(none), cwd=tmp_path)
+    assert done.returncode == 0 and "1 proved" in done.stdout, done.stdout + done.stderr
 
 
 def test_json_specs_are_read_too(tmp_path):

@@ -3,6 +3,7 @@ reproduced (against an independent NumPy computation), committed copies fresh, J
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -236,6 +237,35 @@ def test_cli_formats_and_files(tmp_path, capsys):
     assert code == 2 and "unknown notation profile" in err
 
 
+def test_output_folders_are_created_and_a_blocked_path_is_one_line(tmp_path, capsys):
+    """Regression (issue 10): ``-o newdir/x.tex`` gave a traceback."""
+    target = tmp_path / "new" / "deeper" / "h.tex"
+    code, _, err = _main(["handout", "003_3_graph_xyz", "-o", str(target)], capsys)
+    assert code == 0 and err == "" and target.read_text(encoding="utf-8").startswith(r"\documentclass")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["h.tex"]     # no temporary left behind
+    blocker = tmp_path / "a-file"
+    blocker.write_text("kept")
+    for out in (blocker / "h.tex", tmp_path / "new"):          # a file where a folder must go; a folder
+        code, stdout, err = _main(["handout", "003_3_graph_xyz", "-o", str(out)], capsys)
+        assert code == 2 and stdout == "" and err.count("\n") == 1 and str(out) in err, err
+    assert blocker.read_text() == "kept"
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    from derive import files
+    target = tmp_path / "x.md"
+    target.write_text("old")
+    files.write_atomic(target, "new")
+    assert target.read_text() == "new"
+
+    def broken(src, dst):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(files.os, "replace", broken)
+    with pytest.raises(files.OutputError, match="No space left"):
+        files.write_atomic(target, "newer")
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["x.md"]
+
+
 def test_pdf_without_tex_names_the_debian_packages(monkeypatch, tmp_path, capsys):
     import derive.handout as handout
     monkeypatch.setattr(handout.shutil, "which", lambda name: None)
@@ -373,3 +403,31 @@ def test_a_value_too_close_to_call_is_evaluated_again_more_finely(monkeypatch):
     monkeypatch.setattr(latex_module, "show", show)
     build(load(worked_examples.path("003_3_graph_xyz")))
     assert seen[0] == evaluate_module.PRECISIONS[0] and seen[-1] == evaluate_module.PRECISIONS[1]
+
+
+_CONSTANT_LOCALS = {
+    # f = a + b: both local derivatives are the constant 1; ∂f/∂a = ∂f/∂b = 1.
+    "sum": ('[graph]\nvalues = { a = "2", b = "3" }\nparams = ["a", "b"]\nnodes = ["f = a + b"]\n',
+            {"a": 1, "b": 1}),
+    # g = f/2 + 10/f, f = a b: ∂g/∂g1 = 1 and ∂g1/∂f = 1/2 are constants;
+    # ∂g/∂a = b (1/2 − 10/f²) = 3 (1/2 − 10/36) = 2/3, ∂g/∂b = a (…) = 4/9.
+    "loss": ('[graph]\nvalues = { a = "2", b = "3" }\nparams = ["a", "b"]\n'
+             'nodes = ["f = a*b", "g1 = f/2", "g = g1 + 10/f"]\n', {"a": Fraction(2, 3), "b": Fraction(4, 9)}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_CONSTANT_LOCALS))
+def test_a_constant_local_derivative_prints(case):
+    """Regression (issue 10): a node whose local derivative is a constant crashed the handout with
+    ``'int' object has no attribute 'free_symbols'``."""
+    text, grads = _CONSTANT_LOCALS[case]
+    spec = loads(text)
+    h = build(spec)
+    for fmt, doc in (("tex", h.tex()), ("md", h.markdown())):
+        check = NumberCheck(*_context(spec, "xjtu"))
+        check.document(doc, f"{case}.{fmt}")
+        assert not check.problems, check.problems[:5]
+        for p, g in grads.items():      # the gradients the hand computation above gives
+            shown = f"{float(g):.4f}".rstrip("0").rstrip(".")
+            assert (rf"\frac{{\partial {'g' if case == 'loss' else 'f'}}}{{\partial {p}}}" in doc
+                    and (f"= {shown}" in doc or rf"\approx {shown}" in doc)), (case, fmt, p, shown)
