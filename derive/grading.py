@@ -62,6 +62,9 @@ class Policy:
     precision_window: int = 2
     ask: tuple[tuple[str, tuple[int, ...] | None], ...] | None = None
     log: str = "natural"
+    allow: dict[str, tuple[str, ...]] = field(default_factory=dict)    # quantity -> extra names a formula may use
+    forbid: dict[str, tuple[str, ...]] = field(default_factory=dict)   # quantity -> names a formula may not use
+    numbers_only: tuple[str, ...] | bool = ()                          # quantities answered by a number only
 
     def asked_decimals(self, quantity: str) -> int:
         return self.decimals_for.get(quantity, self.decimals)
@@ -89,7 +92,7 @@ def _num(v: Any, path: str, lo: float, hi: float) -> float:
 def policy(spec: Spec) -> Policy:
     """The spec's ``[grading]`` table, validated (errors name the key path)."""
     g = spec.grading
-    allowed = {"decimals", "points", "credit", "precision_window", "ask", "log"}
+    allowed = {"decimals", "points", "credit", "precision_window", "ask", "log", "allow", "forbid", "numbers_only"}
     for k in g:
         if k not in allowed:
             raise SpecError(f"grading.{k}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -130,7 +133,28 @@ def policy(spec: Spec) -> Policy:
             idx = tuple(int(x) for x in m.group("idx").split(",")) if m.group("idx") else None
             items.append((m.group("name"), idx))
         p.ask = tuple(items)
+    p.allow = _name_lists(g.get("allow", {}), "grading.allow")
+    p.forbid = _name_lists(g.get("forbid", {}), "grading.forbid")
+    only = g.get("numbers_only", [])
+    if isinstance(only, bool):
+        p.numbers_only = only
+    elif isinstance(only, list) and all(isinstance(x, str) for x in only):
+        p.numbers_only = tuple(only)
+    else:
+        raise SpecError("grading.numbers_only", "expected a list of quantity names such as ['Error'], or true for all")
     return p
+
+
+def _name_lists(table: Any, path: str) -> dict[str, tuple[str, ...]]:
+    """``{ delta2 = ["delta3"] }``: quantity -> quantity names (checked against the derivation later)."""
+    if not isinstance(table, dict):
+        raise SpecError(path, "expected a table such as { delta2 = [\"delta3\"] }")
+    out = {}
+    for k, v in table.items():
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise SpecError(f"{path}.{k}", "expected a list of quantity names such as [\"delta3\", \"W3\"]")
+        out[str(k)] = tuple(v)
+    return out
 
 
 # ----------------------------------------------------------------------------- the problem
@@ -150,6 +174,7 @@ class Problem:
     step_of: dict          # symbol -> its step
     deps: dict             # symbol -> free symbols of its definition
     _expected: dict = field(default_factory=dict)
+    _upstream: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, spec: Spec) -> "Problem":
@@ -172,7 +197,89 @@ class Problem:
                 deps[sym] = expr.free_symbols if not isinstance(step, Given) else set()
         problem = cls(spec, d, values, pol, vocab, ctx, mistakes(d), order, step_of, deps)
         problem.asked()  # an unknown quantity in [grading] ask is the spec's error, reported now
+        problem._check_uses()
         return problem
+
+    def _check_uses(self) -> None:
+        """Every name in [grading] allow / forbid / numbers_only is a quantity of the derivation."""
+        pol = self.policy
+        for key, table in (("allow", pol.allow), ("forbid", pol.forbid)):
+            for q, names in table.items():
+                if q not in self.derivation:
+                    raise SpecError(f"grading.{key}.{q}", f"unknown quantity {q!r}")
+                for i, n in enumerate(names):
+                    if n not in self.derivation:
+                        raise SpecError(f"grading.{key}.{q}[{i}]", f"unknown quantity {n!r}")
+                    if key == "allow" and self.derivation.resolve(n) == self.derivation.resolve(q):
+                        raise SpecError(f"grading.{key}.{q}[{i}]", "a formula may never use the quantity it answers")
+        if not isinstance(pol.numbers_only, bool):
+            for i, n in enumerate(pol.numbers_only):
+                if n not in self.derivation:
+                    raise SpecError(f"grading.numbers_only[{i}]", f"unknown quantity {n!r}")
+
+    # -- what a formula may use
+    def numbers_only(self, quantity: str) -> bool:
+        only = self.policy.numbers_only
+        if isinstance(only, bool):
+            return only
+        return any(self.derivation.resolve(n) == self.derivation.resolve(quantity) for n in only)
+
+    def upstream(self, sym: sp.Symbol) -> frozenset:
+        """Every symbol ``sym`` is computed from, through the derivation's definitions (cached)."""
+        if sym not in self._upstream:
+            seen, stack = set(), list(self.deps.get(sym, ()))
+            while stack:
+                s = stack.pop()
+                if s not in seen:
+                    seen.add(s)
+                    stack.extend(self.deps.get(s, ()))
+            self._upstream[sym] = frozenset(seen)
+        return self._upstream[sym]
+
+    def _policy_names(self, table: dict, quantity: str) -> set:
+        d = self.derivation
+        names = [n for q, ns in table.items() if d.resolve(q) == d.resolve(quantity) for n in ns]
+        return {x for n in names for x in d.quantity(n).symbols()}
+
+    def may_use(self, quantity: str, index) -> tuple[set, set]:
+        """(symbols a formula answering ``quantity[index]`` may use, the asked symbols themselves).
+
+        By default: every given value and what the asked element(s) are computed from, never the
+        quantity itself; ``[grading] allow`` / ``forbid`` widen or narrow that per quantity."""
+        q = self.derivation.quantity(quantity)
+        own = set(q.symbols())
+        targets = own if (index is None and q.shape) else {self.element_symbol(quantity, index)}
+        allowed = {s for s, step in self.step_of.items() if isinstance(step, Given)}
+        for t in targets:
+            allowed |= self.upstream(t)
+        allowed |= self._policy_names(self.policy.allow, quantity)
+        allowed -= self._policy_names(self.policy.forbid, quantity)
+        return allowed - own, targets
+
+    def misuse(self, quantity: str, index, value: Any) -> str | None:
+        """Why a formula may not use some of its names (itself, something computed from it, ...), or None."""
+        allowed, targets = self.may_use(quantity, index)
+        bad = value.free_symbols - allowed
+        if not bad:
+            return None
+        name = lambda s: self.step_of[s].name
+        asked = quantity + ("" if index is None else "[" + ",".join(map(str, index)) + "]")
+        first = min(bad, key=lambda s: self.order[s])
+        own = set(self.derivation.quantity(quantity).symbols())
+        if bad & own:
+            why = f"the answer uses {quantity} itself"
+        elif any(t in self.upstream(s) for s in bad for t in targets):
+            later = min((s for s in bad if targets & self.upstream(s)), key=lambda s: self.order[s])
+            why = f"the answer uses {name(later)}, which is computed from {quantity}"
+        elif first in self._policy_names(self.policy.forbid, quantity):
+            why = f"the answer uses {name(first)}, which this problem does not allow for {asked}"
+        else:
+            why = f"the answer uses {name(first)}, which {asked} is not computed from"
+        inputs = dict.fromkeys(name(s) for t in sorted(targets, key=lambda s: self.order[s])
+                               for s in sorted(self.deps.get(t, ()), key=lambda s: self.order[s])
+                               if s in allowed and self.deps.get(s))
+        hint = f" and earlier quantities such as {', '.join(list(inputs)[:4])}" if inputs else ""
+        return f"{why}; write {asked} in terms of the given values{hint}"
 
     # -- answer keys
     def expected(self, sym: sp.Symbol, quantity: str) -> str:
@@ -189,17 +296,20 @@ class Problem:
 
     def asked(self) -> list[tuple[str, tuple[int, ...] | None]]:
         """Elements asked: the policy's ``ask`` expanded to elements (empty without ``ask``)."""
-        out = []
-        for name, idx in self.policy.ask or ():
+        out, seen = [], {}
+        for k, (name, idx) in enumerate(self.policy.ask or ()):
             if name not in self.derivation:
                 raise SpecError("grading.ask", f"unknown quantity {name!r}")
             q = self.derivation.quantity(name)
             if idx is not None:
                 self.element_symbol(name, idx)  # raises, naming the index, when it is out of range
-            if idx is not None or not q.shape:
-                out.append((name, idx))
-            else:
-                out.extend((name, i) for i in q.indices())
+            items = [(name, idx)] if idx is not None or not q.shape else [(name, i) for i in q.indices()]
+            for n, i in items:
+                sym = self.element_symbol(n, i)
+                if sym in seen:
+                    raise SpecError(f"grading.ask[{k}]", f"{self.policy.ask[k][0]} asks again for {seen[sym]}")
+                seen[sym] = n + ("" if i is None else "[" + ",".join(map(str, i)) + "]")
+            out.extend(items)
         return out
 
 
@@ -354,8 +464,18 @@ class NumericGrader:
     def __init__(self, problem: Problem, answers: list[tuple[sp.Symbol, Answer]]):
         self.p = problem
         self.answers = sorted(answers, key=lambda sa: problem.order[sa[0]])
-        self.stated = {sym: a.stated.value for sym, a in self.answers}
+        # the bases of carried values: the student's numbers that are precise enough to compute from
+        self.stated = {sym: a.stated.value for sym, a in self.answers if self.base(a)}
         self.verdicts: dict[sp.Symbol, str] = {}
+
+    def within_window(self, a: Answer) -> bool:
+        """Printed to at least ``asked − precision_window`` decimals (``0e9`` is printed to −9)."""
+        return a.stated.decimals >= self.p.policy.asked_decimals(a.quantity) - self.p.policy.precision_window
+
+    def base(self, a: Answer) -> bool:
+        """May later answers be carried from this one?  Only when it is printed within the precision
+        window and has a significant digit (a zero shows no digit that a later value was computed from)."""
+        return a.stated.value != 0 and self.within_window(a)
 
     def run(self) -> list[tuple[sp.Symbol, Answer, str, str, str]]:
         for bits in PRECISIONS:
@@ -372,7 +492,7 @@ class NumericGrader:
 
     def _run(self, bits: int, spread: bool = True):
         p = self.p
-        spread = {sym: half(a.stated.decimals) for sym, a in self.answers} if spread else None
+        spread = {sym: half(a.stated.decimals) for sym, a in self.answers if sym in self.stated} if spread else None
         carried, touched = carry(p.derivation, p.values, self.stated, bits, spread)
         self.carried, self.touched, self.bits = carried, touched, bits
         self._point = None
@@ -394,7 +514,8 @@ class NumericGrader:
         window = p.policy.precision_window
         if d < asked and asked - d <= window and within(v, s.value, half(d)):
             return PRECISION, f"right value rounded to {d} decimal{'s' if d != 1 else ''}; {asked} asked"
-        if sym in self.touched and _possibly_within(self.carried[sym], s.value, half(min(d, asked))):
+        if sym in self.touched and self.within_window(a) and \
+                _possibly_within(self.carried[sym], s.value, half(min(d, asked))):
             if d < asked:
                 return PRECISION, f"{self.carried_feedback(sym)}; rounded to {d} decimals, {asked} asked"
             return CARRIED, self.carried_feedback(sym)
@@ -441,9 +562,14 @@ class NumericGrader:
         return f"follows from your rounded {names}"
 
     def wrong_feedback(self, sym: sp.Symbol, a: Answer) -> str:
-        label = self.matching_mistake(sym, a)
         p = self.p
-        expected = rounded(p.values[sym], p.policy.asked_decimals(a.quantity))
+        asked = p.policy.asked_decimals(a.quantity)
+        expected = rounded(p.values[sym], asked)
+        if not self.within_window(a):  # too coarse to earn credit, or to say which slip it matches
+            d = a.stated.decimals
+            return (f"expected {expected}; printed to {d} decimal{'s' if d != 1 else ''}, {asked} asked "
+                    f"(partial credit needs at least {asked - p.policy.precision_window})")
+        label = self.matching_mistake(sym, a)
         base = f"expected {expected}"
         if sym in self.touched and _apart(self.carried[sym], p.values[sym]):
             base += f" (about {_num_text(self.carried[sym])} from your own earlier answers)"
@@ -538,25 +664,23 @@ def _short(e: sp.Expr) -> str:
 
 # ----------------------------------------------------------------------------- a submission
 
-def element_points(p: Problem, quantity: str, index, count: int = 1) -> float:
-    return p.policy.points_of(quantity) * count
-
-
 def grade_data(p: Problem, data: dict) -> tuple[list[Record], list[tuple[int, Answer]]]:
-    """Records for every answer of a parsed file; LaTeX answers come back as (record index, answer) to grade apart."""
+    """Records for every answer of a parsed file; LaTeX answers come back as (record index, answer) to grade apart.
+
+    Each element is scored once: the first answer to it in the file counts (a whole-vector formula
+    counts for the elements no earlier answer gave), a later one that adds nothing is ``invalid``.
+    With ``ask``, only asked elements carry points, so no file scores above the asked total."""
     answers, problems = answers_of(data)
     records: list[Record] = []
     for a in problems:
         records.append(Record(a.quantity, a.index, a.text or None, INVALID, 0.0, 0.0, None, a.reason))
     asked = p.asked()
-    asked_set = {(n, i) for n, i in asked} if p.policy.ask is not None else None
-    numeric: list[tuple[sp.Symbol, Answer]] = []
-    latex: list[tuple[int, Answer]] = []
-    seen: dict = {}
-    covered: set = set()
-    slots: list[tuple[Answer, sp.Symbol | None]] = []
+    asked_points = {p.element_symbol(n, i): p.policy.points_of(n) for n, i in asked} \
+        if p.policy.ask is not None else None
+    claimed: dict[sp.Symbol, str] = {}      # element -> the answer that counts for it
+    slots: list[tuple[Answer, sp.Symbol | None, float]] = []
     for a in answers:
-        sym = None
+        sym, pts = None, 0.0
         if a.quantity is not None:
             try:
                 sym = _resolve(p, a)
@@ -564,46 +688,43 @@ def grade_data(p: Problem, data: dict) -> tuple[list[Record], list[tuple[int, An
                 if a.kind != INVALID:
                     a.kind, a.reason = INVALID, err.message
         if sym is not None:
-            key = sym if a.index is not None or not _is_vector(p, a.quantity) else (a.quantity, "whole")
-            if key in seen:
-                a.kind, a.reason = INVALID, f"{a.quantity} answered twice"
-            seen[key] = True
-        slots.append((a, sym))
-    for a, sym in slots:
-        if a.kind == "number" and sym is not None:
-            if not p.values:
+            elements = _elements(p, a)
+            new = [e for e in elements if e not in claimed]
+            if not new:
+                if a.kind != INVALID:
+                    first = claimed[elements[0]]
+                    a.kind, a.reason = INVALID, (f"{_label(a)} is answered twice" if first == _label(a) else
+                                                 f"{_label(a)} is already answered by {first}") + \
+                        " (the first answer counts)"
+            for e in new:
+                claimed[e] = _label(a)
+                pts += asked_points.get(e, 0.0) if asked_points is not None else p.policy.points_of(a.quantity)
+            if a.kind == "latex" and p.numbers_only(a.quantity):
+                a.kind, a.reason = INVALID, f"a number is asked for {a.quantity}, not a formula; give its value"
+            if a.kind == "number" and not p.values:
                 a.kind, a.reason = INVALID, "this problem has no numbers (it leaves symbols); answer with $LaTeX$"
-            else:
-                numeric.append((sym, a))
+        slots.append((a, sym, pts))
+    numeric = [(sym, a) for a, sym, _ in slots if a.kind == "number" and sym is not None]
     graded = {}
     if numeric:
         for sym, a, verdict, expected, feedback in NumericGrader(p, numeric).run():
             graded[id(a)] = (verdict, expected, feedback)
-    for a, sym in slots:
-        name_key = a.quantity
-        count = _count(p, a) if a.kind == "latex" and sym is not None else 1
-        pts = element_points(p, a.quantity or "", a.index, count) if sym is not None else 0.0
-        if asked_set is not None and not _asked(p, a, asked_set):
-            pts = 0.0
-        covered.update(_elements_covered(p, a))
+    latex: list[tuple[int, Answer]] = []
+    for a, sym, pts in slots:
         if a.kind == INVALID:
-            records.append(Record(name_key, a.index, a.text or None, INVALID, 0.0, pts, None, a.reason))
+            records.append(Record(a.quantity, a.index, a.text or None, INVALID, 0.0, pts, None, a.reason))
         elif a.kind == "number":
             verdict, expected, feedback = graded[id(a)]
-            records.append(Record(name_key, a.index, a.text, verdict, pts * p.policy.credit[verdict], pts,
+            records.append(Record(a.quantity, a.index, a.text, verdict, pts * p.policy.credit[verdict], pts,
                                   expected, feedback))
         else:
-            records.append(Record(name_key, a.index, a.text, UNDETERMINED, 0.0, pts, None, "not graded yet"))
+            records.append(Record(a.quantity, a.index, a.text, UNDETERMINED, 0.0, pts, None, "not graded yet"))
             latex.append((len(records) - 1, a))
-    if asked_set is not None:
-        for name, idx in asked:
-            if (name, idx) not in covered and (name, None) not in covered:
-                pts = p.policy.points_of(name)
-                exp = None
-                if p.values:
-                    sym = p.element_symbol(name, idx)
-                    exp = rounded(p.values[sym], p.policy.asked_decimals(name))
-                records.append(Record(name, idx, None, WRONG, 0.0, pts, exp, "not answered"))
+    for name, idx in asked:
+        sym = p.element_symbol(name, idx)
+        if sym not in claimed:
+            exp = rounded(p.values[sym], p.policy.asked_decimals(name)) if p.values else None
+            records.append(Record(name, idx, None, WRONG, 0.0, asked_points[sym], exp, "not answered"))
     return records, latex
 
 
@@ -622,31 +743,15 @@ def _resolve(p: Problem, a: Answer) -> sp.Symbol | None:
     return p.element_symbol(a.quantity, a.index)
 
 
-def _count(p: Problem, a: Answer) -> int:
-    if a.index is None and _is_vector(p, a.quantity):
-        return p.derivation.quantity(a.quantity).size
-    return 1
+def _elements(p: Problem, a: Answer) -> list[sp.Symbol]:
+    """The element symbols an answer gives (aliases resolved): all of them for a whole-quantity formula."""
+    if a.kind == "latex" and a.index is None and _is_vector(p, a.quantity):
+        return list(p.derivation.quantity(a.quantity).symbols())
+    return [p.element_symbol(a.quantity, a.index)]
 
 
-def _asked(p: Problem, a: Answer, asked_set: set) -> bool:
-    if (a.quantity, a.index) in asked_set:
-        return True
-    if a.index is None and _is_vector(p, a.quantity or ""):
-        return any((a.quantity, i) in asked_set for i in p.derivation.quantity(a.quantity).indices())
-    if a.quantity in p.derivation and p.derivation.resolve(a.quantity) != a.quantity:
-        target = p.derivation.resolve(a.quantity)
-        return (target, a.index) in asked_set
-    return False
-
-
-def _elements_covered(p: Problem, a: Answer) -> set:
-    if a.quantity is None or a.quantity not in p.derivation:
-        return set()
-    name = a.quantity
-    names = {name, p.derivation.resolve(name)}
-    if a.index is None and _is_vector(p, name):
-        return {(n, i) for n in names for i in p.derivation.quantity(name).indices()}
-    return {(n, a.index) for n in names}
+def _label(a: Answer) -> str:
+    return (a.quantity or "") + ("" if a.index is None else "[" + ",".join(map(str, a.index)) + "]")
 
 
 # ----------------------------------------------------------------------------- LaTeX answers
@@ -666,6 +771,9 @@ def grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> d
     else:
         target = p.element_symbol(quantity, index)
     expected = _expected_text(p, target)
+    misuse = p.misuse(quantity, index, value)
+    if misuse:
+        return {"verdict": INVALID, "expected": expected, "feedback": misuse}
     try:
         decision = equiv.decide(p.ctx, value, target, seed)
     except (OverflowError, ValueError, TypeError, ArithmeticError, RecursionError) as err:
