@@ -13,6 +13,7 @@ network losses (sympy issues #27406, #26585); matrices here are explicit element
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import sympy as sp
@@ -21,7 +22,7 @@ from . import primitives
 from .errors import SpecError
 from .graph import Leaf, ScalarNode, graph_nodes, network_nodes
 from .spec import Graph, Network, Spec
-from .steps import (Activate, Affine, BackError, BiasGradient, ChainRule, DeltaHidden, DeltaOutput,
+from .steps import (Activate, Affine, BackError, BatchMean, BiasGradient, ChainRule, DeltaHidden, DeltaOutput,
                     Derivation, Given, LocalDerivative, LossValue, Node, OutputGradient, Quantity,
                     Recompute, Seed, SoftmaxCrossEntropy, Step, Update, WeightGradient, symbol)
 
@@ -168,8 +169,24 @@ def check_size(net: Network) -> None:
                                    f"(at most {MAX_EXACT_PARAMS}); the kernels handle large networks")
 
 
+def _updates(net: Network, steps: list[Step]) -> list[Step]:
+    """θ_new = θ − η ∂L/∂θ for every weight matrix and bias vector."""
+    eta, out = symbol(LR), []
+    for l, layer in enumerate(net.layers, start=1):
+        names = [f"W{l}"] + ([f"b{l}"] if layer.bias != () else [])
+        for p in names:
+            q = next(s.target for s in steps if s.name == p)
+            g = Quantity("grad_" + p, q.shape)
+            out.append(Update(Quantity(p + "_new", q.shape),
+                              tuple(a - eta * b for a, b in zip(q.symbols(), g.symbols())),
+                              (p, LR, g.name), param=p))
+    return out
+
+
 def derive_network(net: Network, recompute: bool = True) -> Derivation:
     """The matrix-form derivation of a layered network (column vectors, W of shape (out, in))."""
+    if net.samples:
+        return derive_batch(net, recompute)
     check_size(net)
     L = len(net.layers)
     sizes = net.sizes
@@ -250,21 +267,104 @@ def derive_network(net: Network, recompute: bool = True) -> Derivation:
 
     # one gradient-descent step, then the forward pass again with the new parameters
     if net.learning_rate is not None:
-        eta = symbol(LR)
-        for l, layer in enumerate(net.layers, start=1):
-            names = [f"W{l}"] + ([f"b{l}"] if layer.bias != () else [])
-            for p in names:
-                q = next(s.target for s in steps if s.name == p)
-                g = Quantity("grad_" + p, q.shape)
-                steps.append(Update(Quantity(p + "_new", q.shape),
-                                    tuple(a - eta * b for a, b in zip(q.symbols(), g.symbols())),
-                                    (p, LR, g.name), param=p))
+        steps += _updates(net, steps)
         if recompute:
             steps += _forward(net, "_new")
     aliases = [("y", f"h{L}"), ("h0", "x"), (f"grad_h{L}", "grad_y")] + \
               [(f"grad_z{l}", f"delta{l}") for l in range(1, L + 1)]
     if recompute and net.learning_rate is not None:
         aliases.append(("y_new", f"h{L}_new"))
+    return Derivation(tuple(steps), "network", tuple(aliases))
+
+
+# ----------------------------------------------------------------------------- mini-batches
+
+def sample_name(name: str, k: int) -> str:
+    """The name of quantity ``name`` of sample ``k`` (counted from 1) of a mini-batch: ``z1_s2``."""
+    return f"{name}_s{k}"
+
+
+def _shared_names(net: Network) -> set[str]:
+    """The quantities every sample of a mini-batch shares: parameters, updated parameters, η."""
+    names = {LR}
+    for l, layer in enumerate(net.layers, start=1):
+        for p in [f"W{l}"] + ([f"b{l}"] if layer.bias != () else []):
+            names |= {p, p + "_new"}
+    return names
+
+
+class _SampleRenamer:
+    """Renames a one-sample derivation's steps to sample ``k``'s names, leaving shared ones alone."""
+
+    def __init__(self, k: int, shared: set[str]):
+        self.k, self.shared, self.cache = k, shared, {}
+
+    def name(self, name: str) -> str:
+        return name if name in self.shared else sample_name(name, self.k)
+
+    def sym(self, s: sp.Symbol) -> sp.Symbol:
+        if s not in self.cache:
+            base, _, rest = s.name.partition("[")
+            self.cache[s] = s if base in self.shared else sp.Symbol(self.name(base) + ("[" + rest if rest else ""),
+                                                                    real=True)
+        return self.cache[s]
+
+    def expr(self, e: sp.Expr) -> sp.Expr:
+        return e.xreplace({s: self.sym(s) for s in e.free_symbols})
+
+    def step(self, step: Step) -> Step:
+        changes = {"target": Quantity(self.name(step.name), step.target.shape),
+                   "exprs": tuple(self.expr(e) for e in step.exprs),
+                   "inputs": tuple(self.name(n) for n in step.inputs)}
+        if getattr(step, "of", ""):
+            changes["of"] = self.name(step.of)
+        for key in ("raw", "expanded"):
+            if getattr(step, key, None):
+                changes[key] = tuple(self.expr(e) for e in getattr(step, key))
+        return replace(step, **changes)
+
+
+def _mean(name: str, shape: tuple[int, ...], m: int) -> BatchMean:
+    q = Quantity(name, shape)
+    exprs = tuple(sp.Rational(1, m) * sp.Add(*[symbol(sample_name(name, k), idx) for k in range(1, m + 1)])
+                  for idx in q.indices())
+    return BatchMean(q, exprs, tuple(sample_name(name, k) for k in range(1, m + 1)), of=name)
+
+
+def derive_batch(net: Network, recompute: bool = True) -> Derivation:
+    """A mini-batch: each sample's derivation under its own names (``z1_s2``), then the means.
+
+    The loss is the mean of the samples' losses, L = (1/m) Σ_k L^(k), so its gradients are the
+    means of theirs; the update uses the means, and the forward pass is recomputed per sample.
+    """
+    m = len(net.samples)
+    check_size(net)
+    if net.param_count * m > MAX_EXACT_PARAMS:
+        raise SpecError("network.input", f"{m} samples of {net.param_count} parameters is too much for the exact "
+                                         f"engine (at most {MAX_EXACT_PARAMS} parameter-samples)")
+    shared = _shared_names(net)
+    ones = [replace(net, input=x, target=t, samples=(), learning_rate=None) for x, t in net.samples]
+    single = [derive_network(one, recompute=False) for one in ones]
+    steps: list[Step] = [s for s in single[0].steps if isinstance(s, Given) and s.name in shared]
+    if net.learning_rate is not None:
+        steps.append(Given(Quantity(LR), (net.learning_rate,), (), role="hyper"))
+    aliases: list[tuple[str, str]] = []
+    for k, d in enumerate(single, start=1):
+        ren = _SampleRenamer(k, shared)
+        steps += [ren.step(s) for s in d.steps if s.name not in shared]
+        aliases += [(ren.name(a), ren.name(b)) for a, b in d.aliases]
+    means = ["loss"] + [n for l in range(1, len(net.layers) + 1)
+                        for n in (f"delta{l}", f"grad_W{l}", f"grad_b{l}") if n in single[0]]
+    steps += [_mean(n, single[0].quantity(n).shape, m) for n in means]
+    aliases += [(f"grad_z{l}", f"delta{l}") for l in range(1, len(net.layers) + 1)]
+    if net.learning_rate is not None:
+        steps += _updates(net, steps)
+        if recompute:
+            for k, one in enumerate(ones, start=1):
+                ren = _SampleRenamer(k, shared)
+                steps += [ren.step(s) for s in _forward(one, "_new")]
+                aliases.append((sample_name("y_new", k), sample_name(f"h{len(net.layers)}_new", k)))
+            steps.append(_mean("loss_new", (), m))
     return Derivation(tuple(steps), "network", tuple(aliases))
 
 

@@ -499,8 +499,8 @@ def check_claims(spec: Spec, derivation: Derivation | None) -> list[ClaimResult]
     if not spec.claims:
         return []
     derivations = [] if derivation is None else [derivation]
-    if derivation is not None and derivation.kind == "network":
-        derivations.append(derive_elementwise(spec.problem))
+    if derivation is not None and derivation.kind == "network" and not spec.problem.samples:
+        derivations.append(derive_elementwise(spec.problem))   # (a mini-batch has no element-wise form)
     names = _names(spec, derivation)
     funcs = claim_functions(derivation, _definitions(derivations, keep_affine=False))
     instances = Instances(derivations, symbols=[v for v in names.values() if isinstance(v, sp.Symbol)])

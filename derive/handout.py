@@ -85,7 +85,7 @@ def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
     prof = profile(notation or dict(spec.notation).get("profile", "xjtu"),
                    "--notation" if notation else "notation.profile")
     derivations = [] if derivation is None else [derivation]
-    if isinstance(spec.problem, Network):
+    if isinstance(spec.problem, Network) and not spec.problem.samples:   # a mini-batch has no element-wise form
         derivations.append(derive_elementwise(spec.problem))
     own = None if derivation is None else printing(derivation.kind)   # a kind printed its own way
     nm = names(derivations, prof, spec.notation)
@@ -162,7 +162,7 @@ def _network_steps() -> tuple:
     from . import steps as st
     return (st.Given, st.Affine, st.Activate, st.LossValue, st.OutputGradient, st.LocalDerivative, st.DeltaOutput,
             st.SoftmaxCrossEntropy, st.BackError, st.DeltaHidden, st.WeightGradient, st.BiasGradient,
-            st.Update, st.Recompute)
+            st.Update, st.Recompute, st.BatchMean)
 
 
 def _graph_steps() -> tuple:
@@ -180,8 +180,10 @@ def _network(spec, derivations, printer) -> list[Section]:
     from .latex import caption
     from .tikz import network_figure
     from .worked import Group
-    main, elementwise = derivations
     net = spec.problem
+    if net.samples:
+        return _batch(spec, derivations[0], printer)
+    main, elementwise = derivations
     layers = ", ".join(f"layer {l} {layer.activation.name}" for l, layer in enumerate(net.layers, start=1))
     intro = caption(f"A fully connected network with layer sizes {'-'.join(map(str, net.sizes))} (input "
                     f"first): {layers}; loss {net.loss}" +
@@ -199,6 +201,46 @@ def _network(spec, derivations, printer) -> list[Section]:
             Section("Backward pass, element by element", tuple(_elementwise(elementwise, printer))),
             Section("Gradient-descent update", tuple(update)),
             Section("Forward pass with the updated parameters", tuple(again))]
+
+
+def _batch(spec, main, printer) -> list[Section]:
+    """A mini-batch: each sample's forward and backward pass (its δ's), the means, the update."""
+    from . import steps as st
+    from .backprop import sample_name
+    from .latex import caption
+    from .worked import Group
+    net = spec.problem
+    m = len(net.samples)
+    layers = ", ".join(f"layer {l} {layer.activation.name}" for l, layer in enumerate(net.layers, start=1))
+    intro = caption(f"A fully connected network with layer sizes {'-'.join(map(str, net.sizes))} (input "
+                    f"first): {layers}; loss {net.loss}; a mini-batch of {m} samples, written with a "
+                    f"superscript (k) for sample k. The batch loss is the mean of the samples' losses, "
+                    f"L = (1/{m}) Σ_k L^(k), so each gradient is the mean of the samples' gradients" +
+                    ("; one step of gradient descent with the mean gradients." if net.learning_rate is not None
+                     else "."))
+    problem = [intro, printer.doprint(Group(tuple(s for s in _steps(main, st.Given) if s.role in ("param", "hyper"))))]
+    out = [Section("The problem", tuple(problem))]
+    forward = (st.Affine, st.Activate, st.LossValue)
+    backward = (st.OutputGradient, st.LocalDerivative, st.DeltaOutput, st.SoftmaxCrossEntropy, st.BackError,
+                st.DeltaHidden, st.WeightGradient, st.BiasGradient)
+    for k in range(1, m + 1):
+        mine = [s for s in main.steps if s.name.endswith(sample_name("", k)) and not s.name.endswith("_new" +
+                                                                                                  sample_name("", k))]
+        given = [printer.doprint(Group(tuple(s for s in mine if isinstance(s, st.Given))))]
+        out.append(Section(f"Sample {k}: forward pass",
+                           tuple(given + [printer.doprint(s) for s in mine if isinstance(s, forward)])))
+        out.append(Section(f"Sample {k}: backward pass, matrix form",
+                           tuple(printer.doprint(s) for s in mine if isinstance(s, backward))))
+    means = [s for s in main.steps if isinstance(s, st.BatchMean) and not s.name.endswith("_new")]
+    out.append(Section(f"The mean over the mini-batch of {m} samples",
+                       (caption("The batch loss and its gradients: the mean of the samples' values."),)
+                       + tuple(printer.doprint(s) for s in means)))
+    if _steps(main, st.Update):
+        out.append(Section("Gradient-descent update", (printer.doprint(Group(tuple(_steps(main, st.Update)))),)))
+    again = [s for s in main.steps if isinstance(s, st.Recompute) or (isinstance(s, st.BatchMean) and s not in means)]
+    if again:
+        out.append(Section("Forward pass with the updated parameters", (printer.doprint(Group(tuple(again))),)))
+    return out
 
 
 def _symbol_table(printer, main):

@@ -518,6 +518,17 @@ class HandoutPrinter(PrinterCore):
         cap = caption(f"Layer {step.layer}, gradient of the biases (rule: bias_gradient): the error term.")
         return Block(cap, (Chain(self.q(step.name), tuple(rhs)),))
 
+    # -- a mini-batch's mean
+    def _print_BatchMean(self, step) -> Block:
+        m = len(step.inputs)
+        cap = caption(f"The mean over the mini-batch of {m} samples (rule: batch_mean), reading ",
+                      *_listing([Math(self.q(n)) for n in step.inputs]), ".")
+        if not step.target.shape:
+            return Block(cap, (self.element(step.target.symbol(), step.exprs[0]),))
+        formula = rf"\frac{{1}}{{{m}}}\left({' + '.join(self.q(n) for n in step.inputs)}\right)"
+        subst = lambda: rf"\frac{{1}}{{{m}}}\left({' + '.join(self.values_of(n) for n in step.inputs)}\right)"
+        return Block(cap, (Chain(self.q(step.name), self.matrix_forms(step, formula, subst)),))
+
     # -- one step of gradient descent, and the forward pass again
     def _print_Update(self, step) -> Block:
         p, lr, g = step.inputs

@@ -22,6 +22,7 @@ from .texsafe import check_latex
 _LAYERED = re.compile(r"(W|b|z|h|gprime|delta|grad_h|grad_W|grad_b)(\d+)(_new)?")
 _ELEMENT = re.compile(r"([A-Za-z][A-Za-z0-9_]*)\[(\d+(?:,\d+)?)\]")
 _BASE = {"x", "t", "W", "b", "z", "h", "loss", "eta"}
+_SAMPLE = re.compile(r"(.+)_s(\d+)")   # a mini-batch sample's quantity: z1_s2 is z1 of sample 2
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class _Builder:
         self.e: dict[str, str] = {}
 
     def kind(self, name: str) -> tuple[str, int, bool] | None:
+        sample = _SAMPLE.fullmatch(name)
+        if sample:
+            return self.kind(sample.group(1))
         fixed = {"x": ("x", 0), "t": ("t", 0), LR: ("eta", 0), "loss": ("loss", 0), "grad_y": ("grad_y", self.L)}
         if name in fixed:
             return fixed[name] + (False,)
@@ -92,9 +96,11 @@ class _Builder:
             return
         kind, layer, new = k
         make = self.base if kind in _BASE else self.derived
-        self.q[q.name] = make(kind, layer, None, new)
+        sample = _SAMPLE.fullmatch(q.name)
+        mark = (lambda tex: rf"{{{tex}}}^{{({sample.group(2)})}}") if sample else (lambda tex: tex)
+        self.q[q.name] = mark(make(kind, layer, None, new))
         for idx in q.indices() if q.shape else []:
-            self.e[_key(q.name, idx)] = make(kind, layer, idx, new)
+            self.e[_key(q.name, idx)] = mark(make(kind, layer, idx, new))
 
     def derived(self, kind: str, layer: int, index, new: bool) -> str:
         tpl = self.p.template(kind + (".e" if index is not None else ""), layer, self.L)

@@ -29,6 +29,7 @@ MAX_LAYERS = 32
 MAX_WIDTH = 100_000
 MAX_NODES = 500
 MAX_STATEMENTS = 20_000
+MAX_SAMPLES = 64  # rows of a mini-batch ([network] input and target as lists of rows)
 MAX_MAGNITUDE = sp.Integer(10) ** 100
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 DOMAINS = ("real", "positive", "negative", "nonnegative", "nonpositive")
@@ -61,6 +62,9 @@ class Network:
     layers: tuple[Layer, ...]
     loss: str
     learning_rate: sp.Expr | None
+    # A mini-batch: one (input, target) pair per sample when the spec gives two or more rows
+    # (then ``input`` and ``target`` are None and the loss is the mean over the samples).
+    samples: tuple[tuple[tuple[sp.Expr, ...], tuple[sp.Expr, ...]], ...] = ()
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -247,7 +251,12 @@ def _learning_rate(table: dict, path: str) -> sp.Expr | None:
 
 def load_network(table: dict, path: str = "network") -> Network:
     _unknown_keys(table, {"input", "input_size", "target", "loss", "learning_rate", "layer"}, path)
-    if "input" in table:
+    batch = _rows(table.get("input"), f"{path}.input")
+    if batch is not None:
+        x, n_in = None, len(batch[0])
+        if "input_size" in table and _int(table["input_size"], f"{path}.input_size", 1, MAX_WIDTH) != n_in:
+            raise SpecError(f"{path}.input_size", f"each input row has {n_in} numbers")
+    elif "input" in table:
         x = _vector(table["input"], f"{path}.input")
         n_in = len(x)
         if "input_size" in table and _int(table["input_size"], f"{path}.input_size", 1, MAX_WIDTH) != n_in:
@@ -297,11 +306,18 @@ def load_network(table: dict, path: str = "network") -> Network:
     if primitives.LOSSES[loss].on_logits and layers[-1].activation.name != "identity":
         raise SpecError(f"{path}.loss", f"{loss} takes logits: make the last layer's activation 'identity' "
                                         "(or use activation 'softmax' with loss 'cross_entropy')")
+    lr = _learning_rate(table, path)
+    if batch is not None:
+        samples = _samples(batch, table, path, n_prev)
+        if len(samples) == 1:  # one row: the plain one-sample network
+            return Network(n_in, samples[0][0], samples[0][1], tuple(layers), loss, lr)
+        return Network(n_in, None, None, tuple(layers), loss, lr, samples)
+    if isinstance(table.get("target"), list) and table["target"] and isinstance(table["target"][0], list):
+        raise SpecError(f"{path}.target", "a list of target rows needs 'input' as a list of rows too")
     target = None
     if "target" in table and table["target"] != "symbol":
         target = _vector(table["target"], f"{path}.target", n_prev)
     _all_numbers_or_none(table, x, layers, target, path)
-    lr = _learning_rate(table, path)
     return Network(n_in, x, target, tuple(layers), loss, lr)
 
 
@@ -324,6 +340,27 @@ def _all_numbers_or_none(table: dict, x, layers: list, target, path: str) -> Non
     if target is None and table.get("target") != "symbol":
         raise SpecError(f"{path}.target", "missing: the input and weights are given, so the target must be too "
                                           '(write target = "symbol" for a symbolic target)')
+
+
+def _rows(value: Any, path: str) -> list[tuple[sp.Expr, ...]] | None:
+    """The rows of a mini-batch input (a list of lists of numbers), or None for any other value."""
+    if not (isinstance(value, list) and value and isinstance(value[0], list)):
+        return None
+    if len(value) > MAX_SAMPLES:
+        raise SpecError(path, f"at most {MAX_SAMPLES} samples (rows), got {len(value)}")
+    first = _vector(value[0], f"{path}[0]")
+    return [first] + [_vector(r, f"{path}[{i}]", len(first)) for i, r in enumerate(value[1:], start=1)]
+
+
+def _samples(rows, table: dict, path: str, n_out: int):
+    """(input, target) pairs of a mini-batch: one target row of ``n_out`` numbers per input row."""
+    t = table.get("target")
+    if t is None:
+        raise SpecError(f"{path}.target", f"missing; a mini-batch of {len(rows)} inputs needs {len(rows)} target rows")
+    if not (isinstance(t, list) and all(isinstance(r, list) for r in t)) or len(t) != len(rows):
+        raise SpecError(f"{path}.target", f"expected {len(rows)} rows (one per input row) of {n_out} numbers")
+    targets = [_vector(r, f"{path}.target[{i}]", n_out) for i, r in enumerate(t)]
+    return tuple(zip(rows, targets))
 
 
 _RESERVED_FUNCTIONS = set(primitives.FUNCTIONS) | set(primitives.ACTIVATIONS)

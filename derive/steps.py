@@ -232,6 +232,19 @@ class ChainRule(Step):
     rule: ClassVar[str] = "chain_rule"
 
 
+# ----------------------------------------------------------------------------- mini-batches
+
+@dataclass(frozen=True)
+class BatchMean(Step):
+    """q = (1/m) Σ_k q^(k): a mini-batch's mean of one per-sample quantity (its loss, a gradient).
+
+    ``inputs`` are the per-sample quantities ``q_s1 … q_sm`` (see ``backprop.sample_name``).
+    """
+
+    of: str = ""
+    rule: ClassVar[str] = "batch_mean"
+
+
 # ----------------------------------------------------------------------------- update
 
 @dataclass(frozen=True)

@@ -104,7 +104,8 @@ class NetworkKernel(_Kernel):
         return np.array(self._spec_values["theta"], dtype=self.dtype)
 
     def spec_sample(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """(x, t, learning rate) of the spec, when it gives them."""
+        """(x, t, learning rate) of the spec, when it gives them; for a mini-batch spec, x and t
+        have one row per sample (``loss_and_grad`` and ``sgd_step`` then take the mean over them)."""
         v = self._spec_values or {}
         if v.get("x") is None or v.get("t") is None:
             raise ValueError("the spec gives no input and target")
@@ -309,8 +310,11 @@ def _network_values(net) -> dict:
             break
         theta += [float(w) for row in layer.weights for w in row] + [float(b) for b in layer.bias]
     lr = net.learning_rate
-    return {"theta": theta, "x": _floats(net.input), "t": _floats(net.target),
-            "lr": float(lr) if lr is not None and lr.is_number else None}
+    if net.samples:   # a mini-batch: one row per sample
+        x, t = [_floats(x) for x, _ in net.samples], [_floats(t) for _, t in net.samples]
+    else:
+        x, t = _floats(net.input), _floats(net.target)
+    return {"theta": theta, "x": x, "t": t, "lr": float(lr) if lr is not None and lr.is_number else None}
 
 
 def _graph_values(graph) -> dict:
