@@ -49,6 +49,12 @@ def _rc(index: tuple[int, ...]) -> str:
     return ("," if any(len(s) > 1 for s in one) else "").join(one)
 
 
+
+def _loss_words(name: str) -> str:
+    """A loss in prose: the registry's words, or the cnn kind's own 'objective'."""
+    return primitives.LOSSES[name].words if name in primitives.LOSSES else "a given output gradient"
+
+
 class _Namer:
     def __init__(self, steps, prof):
         self.p = prof
@@ -152,7 +158,7 @@ class _Namer:
                 self.e[name + key[len(of):]] = mark(tex)
 
 
-def cnn_names(derivations, prof="xjtu", overrides=()) -> Names:
+def cnn_names(derivations, prof="standard", overrides=()) -> Names:
     """The LaTeX of every quantity and element of a ``[cnn]`` derivation, with ``[notation]`` overrides."""
     derivations = list(derivations)
     prof = find_profile(prof) if isinstance(prof, str) else prof
@@ -246,7 +252,7 @@ class CnnPrinter(HandoutPrinter):
         (src,) = step.inputs
         p = _pair(step.padding)
         rings = "ring" if step.padding == (1, 1) else "rings"
-        cap = caption(f"{self.layer_of(step)}, zero padding (rule: zero_padding): {p} {rings} of zeros around ",
+        cap = caption(f"{self.layer_of(step)}, zero padding: {p} {rings} of zeros around ",
                       Math(self.q(src)), f", which becomes {_dims(step.target.shape)}.")
         op = rf"\operatorname{{pad}}_{{{p}}}"
         chain = self.forms(step, rf"{op}\left({self.q(src)}\right)", lambda: rf"{op}\left({self.vals(src)}\right)",
@@ -262,11 +268,11 @@ class CnnPrinter(HandoutPrinter):
             else:
                 parts.append(f"{what} ⌊({L} + 2·{P} − {K})/{S}⌋ + 1 = {(L + 2 * P - K) // S + 1}")
         if all(K == 0 for _, _, K, _ in step.dims):
-            cap = caption("The size of the padded map, L_in + 2P (rule: output_size): ", "; ".join(parts), ".")
+            cap = caption("The size of the padded map, L_in + 2P: ", "; ".join(parts), ".")
         else:
             cap = caption("The size of the output by ",
                           Math(r"L_{\mathrm{out}} = \left\lfloor \frac{L_{\mathrm{in}} + 2P - K}{S} \right\rfloor + 1"),
-                          " (rule: output_size): ", "; ".join(parts), ", as many windows as the layer has. ")
+                          ": ", "; ".join(parts), ", as many windows as the layer has. ")
             if not getattr(self, "_proof_shown", False):
                 self._proof_shown = True
                 cap += (f"The formula is proved for all sizes: {step.proof}.",)
@@ -276,7 +282,7 @@ class CnnPrinter(HandoutPrinter):
     def _print_FlipKernel(self, step) -> Block:
         (K,) = step.inputs
         op = r"\operatorname{rot}_{180^{\circ}}"
-        cap = caption("The kernel rotated by 180° (rule: flip): its rows and its columns in reverse order, ",
+        cap = caption("The kernel rotated by 180°: its rows and its columns in reverse order, ",
                       Math(rf"\hat{{k}}_{{uv}} = k_{{m+1-u,\,n+1-v}}"), f" for the {_dims(step.target.shape)} kernel.")
         return Block(cap, (self.forms(step, rf"{op}\left({self.q(K)}\right)",
                                       lambda: rf"{op}\left({self.vals(K)}\right)", (K,)),))
@@ -297,13 +303,13 @@ class CnnPrinter(HandoutPrinter):
         if step.mode == "convolution":
             K = self.derivations[0].step(kernel).inputs[0]
             cap = caption(f"{self.layer_of(step)}, a true convolution with the kernel ", Math(self.q(K)),
-                          f", stride {s} (rule: conv2d): the kernel is rotated by 180° and then slid over the map "
+                          f", stride {s}: the kernel is rotated by 180° and then slid over the map "
                           f"(∗ is the convolution, ⋆ the cross-correlation). Each output multiplies a window by the "
                           f"{kh}×{kw} kernel and adds: ", Math(sum_), ".")
             head = [("=", rf"{self.q(src)} * {self.q(K)}{plus}")]
         else:
             cap = caption(f"{self.layer_of(step)}, cross-correlation with the kernel ", Math(self.q(kernel)),
-                          f", stride {s} (rule: conv2d): the kernel slides over the map without being flipped, "
+                          f", stride {s}: the kernel slides over the map without being flipped, "
                           f"which is what CNN layers compute (⋆ is the cross-correlation). Each output multiplies a "
                           f"window by the {kh}×{kw} kernel and adds: ", Math(sum_), ".")
             head = []
@@ -317,7 +323,7 @@ class CnnPrinter(HandoutPrinter):
         (z,) = step.inputs
         params = "".join(f", {k} = {v}" for k, v in step.params)
         from .latex import definition
-        cap = caption(f"{self.layer_of(step)}, activation {act.name}{params}, element by element (rule: activation): ",
+        cap = caption(f"{self.layer_of(step)}, activation {act.words}{params}, element by element: ",
                       Math(definition(act, step.params)), ".")
         chain = self.forms(step, rf"{act.latex}\left({self.q(z)}\right)")
         return Block(cap, (chain,) + self.elements(step, self._activation_heads(step, act)))
@@ -326,7 +332,7 @@ class CnnPrinter(HandoutPrinter):
         (src,) = step.inputs
         op = rf"\operatorname{{maxpool}}_{{{step.size[0]} \times {step.size[1]}}}"
         cap = caption(f"{self.layer_of(step)}, max pooling over {step.size[0]}×{step.size[1]} windows, stride "
-                      f"{_pair(step.stride)} (rule: max_pool): each output is the largest value of its window; "
+                      f"{_pair(step.stride)}: each output is the largest value of its window; "
                       f"among equal values the engine selects {TIE_RULE}.")
         chain = self.forms(step, rf"{op}\left({self.q(src)}\right)", lambda: rf"{op}\left({self.vals(src)}\right)",
                            (src,))
@@ -346,14 +352,14 @@ class CnnPrinter(HandoutPrinter):
         (src,) = step.inputs
         op = rf"\operatorname{{avgpool}}_{{{step.size[0]} \times {step.size[1]}}}"
         cap = caption(f"{self.layer_of(step)}, average pooling over {step.size[0]}×{step.size[1]} windows, stride "
-                      f"{_pair(step.stride)} (rule: avg_pool): each output is the mean of its window.")
+                      f"{_pair(step.stride)}: each output is the mean of its window.")
         chain = self.forms(step, rf"{op}\left({self.q(src)}\right)", lambda: rf"{op}\left({self.vals(src)}\right)",
                            (src,))
         return Block(self.note(step, cap), (chain,) + self.elements(step))
 
     def _print_Flat(self, step) -> Block:
         (src,) = step.inputs
-        cap = caption(f"{self.layer_of(step)}, flatten (rule: flatten): the map's elements row by row, as one vector.")
+        cap = caption(f"{self.layer_of(step)}, flatten: the map's elements row by row, as one vector.")
         op = r"\operatorname{vec}"
         return Block(cap, (self.forms(step, rf"{op}\left({self.q(src)}\right)",
                                       lambda: rf"{op}\left({self.vals(src)}\right)", (src,)),))
@@ -362,14 +368,14 @@ class CnnPrinter(HandoutPrinter):
         W, f, *b = step.inputs
         formula = f"{self.q(W)} {self.q(f)}" + (f" + {self.q(b[0])}" if b else "")
         subst = lambda: f"{self.vals(W)} {self.vals(f)}" + (f" + {self.vals(b[0])}" if b else "")
-        cap = caption(f"{self.layer_of(step)}, fully connected (rule: dense): the weights times the input, plus the bias.")
+        cap = caption(f"{self.layer_of(step)}, fully connected: the weights times the input, plus the bias.")
         return Block(cap, (self.forms(step, formula, subst, step.inputs),) + self.elements(step))
 
     def _print_Objective(self, step) -> Block:
         g, y = step.inputs
         cap = caption("No loss is given, so the backward pass starts from the given gradient of the output, ",
                       Math(rf"{self.q(g)} = \partial {self.q('loss')}/\partial {self.q(y)}"),
-                      " (rule: objective): ", Math(rf"{self.q('loss')} = \sum {self.q(g)} \odot {self.q(y)}"),
+                      ": ", Math(rf"{self.q('loss')} = \sum {self.q(g)} \odot {self.q(y)}"),
                       ", whose gradient is exactly that. With every entry 1 it is the sum of the outputs.")
         return Block(self.note(step, cap), self.elements(step))
 
@@ -378,7 +384,7 @@ class CnnPrinter(HandoutPrinter):
         return caption(f"{self.layer_of(step)}, {text}", *more)
 
     def _print_CnnGradient(self, step) -> Block:
-        cap = caption(f"The gradient of {step.of} by the chain rule (rule: {step.rule}): ",
+        cap = caption("The gradient of ", Math(self.q(step.of)), " by the chain rule: ",
                       Math(rf"\frac{{\partial {self.names.loss}}}{{\partial v}} = \sum_{{c}} \frac{{\partial "
                            rf"{self.names.loss}}}{{\partial c}}\,\frac{{\partial c}}{{\partial v}}"),
                       " over the elements c that read v.")
@@ -386,17 +392,17 @@ class CnnPrinter(HandoutPrinter):
 
     def _print_CnnOutputGradient(self, step) -> Block:
         if step.loss == "objective":
-            cap = caption("The gradient of the output (rule: output_gradient): the given ", Math(self.q("upstream")),
+            cap = caption("The gradient of the output: the given ", Math(self.q("upstream")),
                           ".")
             return Block(cap, (self.forms(step, self.q("upstream")),))
-        cap = caption(f"The gradient of the loss {step.loss} with respect to the output (rule: output_gradient), "
+        cap = caption(f"The gradient of the loss ({_loss_words(step.loss)}) with respect to the output, "
                       "element by element.")
         return self._value_head(step, cap)
 
     def _print_ActivationDerivative(self, step) -> Block:
         act = primitives.ACTIVATIONS[step.activation]
         how = "written with the layer's output" if step.form == "output" else "by differentiating its definition"
-        cap = caption(f"{self.layer_of(step)}, the local derivative of {act.name} (rule: local_derivative), {how}, "
+        cap = caption(f"{self.layer_of(step)}, the local derivative of {act.words}, {how}, "
                       "element by element.")
         return Block(cap, (self.expression_forms(step),))
 
@@ -408,12 +414,12 @@ class CnnPrinter(HandoutPrinter):
         else:
             formula = rf"{self.q(g)} \odot {self.q(d)}"
             subst = lambda: rf"{self.vals(g)} \odot {self.vals(d)}"
-        cap = self._chain_caption(step, "back through the activation (rule: activation_gradient): the gradient of its "
+        cap = self._chain_caption(step, "back through the activation: the gradient of its "
                                         "output times its local derivative.")
         return Block(cap, (self.forms(step, formula, subst, (g, d)),) + self.elements(step))
 
     def _print_MaxPoolGradient(self, step) -> Block:
-        cap = self._chain_caption(step, "back through max pooling (rule: max_pool_gradient): the chain rule's local "
+        cap = self._chain_caption(step, "back through max pooling: the chain rule's local "
                                         "derivative ∂s/∂a is 1 for the element the window selected and 0 for the "
                                         f"others, so each window's gradient goes to {TIE_RULE}; every other element "
                                         "gets 0.")
@@ -454,7 +460,7 @@ class CnnPrinter(HandoutPrinter):
 
     def _print_AvgPoolGradient(self, step) -> Block:
         n = step.size[0] * step.size[1]
-        cap = self._chain_caption(step, f"back through average pooling (rule: avg_pool_gradient): each element of a "
+        cap = self._chain_caption(step, f"back through average pooling: each element of a "
                                         f"window receives 1/{n} of the window's gradient (summed over the windows "
                                         "that contain it).")
         return self._value_head(step, cap)
@@ -465,13 +471,13 @@ class CnnPrinter(HandoutPrinter):
         return Block(self.note(step, cap), head + self.elements(step))
 
     def _print_UnflattenGradient(self, step) -> Block:
-        cap = self._chain_caption(step, "back through flatten (rule: unflatten_gradient): the vector's gradient put "
+        cap = self._chain_caption(step, "back through flatten: the vector's gradient put "
                                         "back in the map's shape, row by row.")
         return self._value_head(step, cap)
 
     def _print_DenseWeightGradient(self, step) -> Block:
         g, f = self._dense_reads(step)
-        cap = self._chain_caption(step, "gradient of the weights (rule: dense_weight_gradient): the outer product of "
+        cap = self._chain_caption(step, "gradient of the weights: the outer product of "
                                         "the output's gradient and the layer's input.")
         chain = self.forms(step, f"{self.q(g)} {self.names.transpose(f)}",
                            lambda: rf"{self.vals(g)} {self.vals(f)}^{{\top}}", (g, f))
@@ -484,14 +490,14 @@ class CnnPrinter(HandoutPrinter):
 
     def _print_DenseBiasGradient(self, step) -> Block:
         g, _ = self._dense_reads(step)
-        cap = self._chain_caption(step, "gradient of the bias (rule: dense_bias_gradient): the output's gradient.")
+        cap = self._chain_caption(step, "gradient of the bias: the output's gradient.")
         return Block(cap, (self.forms(step, self.q(g)),))
 
     def _print_DenseInputGradient(self, step) -> Block:
         g, _ = self._dense_reads(step)
         dense = next(s for d in self.derivations for s in d.steps if s.name == g[len("grad_"):])
         W = dense.inputs[0]
-        cap = self._chain_caption(step, "gradient sent back to the layer's input (rule: dense_input_gradient): the "
+        cap = self._chain_caption(step, "gradient sent back to the layer's input: the "
                                         "transposed weights times the output's gradient.")
         chain = self.forms(step, f"{self.names.transpose(W)} {self.q(g)}",
                            lambda: rf"{self.vals(W)}^{{\top}} {self.vals(g)}", (W, g))
@@ -502,13 +508,13 @@ class CnnPrinter(HandoutPrinter):
         if step.pad == (0, 0):
             s = _pair(step.dilation)
             op = rf"\operatorname{{dil}}_{{{s}}}"
-            cap = self._chain_caption(step, f"the output's gradient spread to stride spacing (rule: spread_gradient): "
+            cap = self._chain_caption(step, f"the output's gradient spread to stride spacing: "
                                             f"stride − 1 zeros between neighbours, for the stride {s}.")
         else:
             p = _pair(step.pad)
             op = rf"\operatorname{{pad}}_{{{p}}}"
             cap = self._chain_caption(step, f"the output's gradient with {p} rings of zeros around it (the kernel's "
-                                            "size less one), for the full correlation below (rule: spread gradient).")
+                                            "size less one), for the full correlation below.")
         return Block(cap, (self.forms(step, rf"{op}\left({self.q(src)}\right)",
                                       lambda: rf"{op}\left({self.vals(src)}\right)", (src,)),))
 
@@ -517,7 +523,7 @@ class CnnPrinter(HandoutPrinter):
         rotated = "the kernel rotated by 180°" if self.derivations[0].step(kernel).rule == "flip" else \
             "the forward pass's rotated kernel rotated back, i.e. the kernel itself"
         cap = self._chain_caption(
-            step, "gradient with respect to the layer's input (rule: conv_input_gradient). By the chain rule each "
+            step, "gradient with respect to the layer's input. By the chain rule each "
                   "input element collects, from every output whose window covers it, that output's gradient times the "
                   "kernel weight that multiplied it; the engine derived every element so and proved (by "
                   f"{step.proof}) that the result is the full correlation of the spread gradient ",
@@ -529,7 +535,7 @@ class CnnPrinter(HandoutPrinter):
     def _print_ConvKernelGradient(self, step) -> Block:
         src, g = step.source, step.grad
         cap = self._chain_caption(
-            step, "gradient of the kernel (rule: conv_kernel_gradient): each weight multiplied one input element per "
+            step, "gradient of the kernel: each weight multiplied one input element per "
                   "output, so its gradient is the sum of those elements times the outputs' gradients: the "
                   f"correlation of the layer's input with the output gradient (derived by the chain rule, proved by "
                   f"{step.proof}).")
@@ -540,18 +546,18 @@ class CnnPrinter(HandoutPrinter):
     def _print_FlipGradient(self, step) -> Block:
         (g,) = [n for n in step.inputs if n.startswith("grad_")]
         op = r"\operatorname{rot}_{180^{\circ}}"
-        cap = self._chain_caption(step, "gradient of the kernel of the true convolution (rule: flip_gradient): the "
+        cap = self._chain_caption(step, "gradient of the kernel of the true convolution: the "
                                         "gradient of the rotated kernel, rotated back.")
         return Block(cap, (self.forms(step, rf"{op}\left({self.q(g)}\right)",
                                       lambda: rf"{op}\left({self.vals(g)}\right)", (g,)),))
 
     def _print_ConvBiasGradient(self, step) -> Block:
-        cap = self._chain_caption(step, "gradient of the conv bias (rule: conv_bias_gradient): it is added at every "
+        cap = self._chain_caption(step, "gradient of the conv bias: it is added at every "
                                         "position, so it collects the whole output gradient.")
         return Block(self.note(step, cap), self.elements(step))
 
     def _print_CropGradient(self, step) -> Block:
-        cap = self._chain_caption(step, "gradient of the unpadded map (rule: crop_gradient): the padded map's gradient "
+        cap = self._chain_caption(step, "gradient of the unpadded map: the padded map's gradient "
                                         "without its rings of zeros, which are constants.")
         return self._value_head(step, cap)
 
@@ -608,7 +614,7 @@ def sections(spec, derivations, printer) -> list:
     net = spec.problem
     main = derivations[0]
     stack = ", ".join(_describe(l, s) for l, s in zip(net.stack, net.shapes))
-    tail = f"loss {net.loss}" if net.loss else "no loss: the backward pass propagates the given output gradient"
+    tail = f"loss: {_loss_words(net.loss)}" if net.loss else "no loss: the backward pass propagates the given output gradient"
     intro = caption(f"A convolutional network on a {_dims(net.input_shape)} map: {stack}; output "
                     f"{_dims(net.output_shape)}; {tail}" +
                     ("; one step of gradient descent." if net.learning_rate is not None else "."))
@@ -635,7 +641,7 @@ def _backward_helper(main, step) -> bool:
 def notation_line(prof) -> str:
     return (f"Notation: maps X (input), Z (convolution), A (activation), S (pooling) with elements x_ij, z_ij, ...; "
             f"K the kernel and K̂ the kernel rotated by 180°; ⋆ cross-correlation, ∗ convolution; vectors f "
-            f"(flattened) and u = W f + b; loss and learning rate as in profile '{prof.name}'.")
+            f"(flattened) and u = W f + b; loss and learning rate as in {prof.title}.")
 
 
 # ----------------------------------------------------------------------------- the printing-module interface

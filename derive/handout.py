@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import primitives
 from .files import write_atomic
 
 TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-pictures latexmk"
@@ -70,7 +71,7 @@ def _values(derivations, numeric: bool, bits: int):
 
 
 def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
-    """The handout of ``spec`` in the profile ``notation`` (default: the spec's, else ``xjtu``)."""
+    """The handout of ``spec`` in the profile ``notation`` (default: the spec's, else ``standard``)."""
     from .backprop import derive, derive_elementwise
     from .evaluate import PRECISIONS, Undecided, is_numeric
     from .latex import HandoutPrinter
@@ -82,7 +83,7 @@ def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
     from .kinds import printing
 
     derivation = derive(spec)
-    prof = profile(notation or dict(spec.notation).get("profile", "xjtu"),
+    prof = profile(notation or dict(spec.notation).get("profile", "standard"),
                    "--notation" if notation else "notation.profile")
     derivations = [] if derivation is None else [derivation]
     if isinstance(spec.problem, Network) and not spec.problem.samples:   # a mini-batch has no element-wise form
@@ -104,21 +105,22 @@ def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
 
 
 def _meta(spec, prof, decimals: int, numeric: bool, own=None) -> tuple:
+    from .notation import source_words
     from .latex import caption
     from .spec import Graph, Network
     lines = []
     if spec.source:
-        lines.append(caption(f"Source: {spec.source}."))
+        lines.append(caption(f"Source: {source_words(spec.source)}."))
     if own is not None:
         lines.append(caption(own.meta(spec, prof)))
     elif isinstance(spec.problem, Graph):
         extra = "; the gradient of a parameter w_k is written δ_k" if prof.param_gradient else ""
-        lines.append(caption(f"Notation: the graph's own names{extra} (profile '{prof.name}')."))
+        lines.append(caption(f"Notation: the graph's own names{extra}."))
     elif spec.problem is not None and not isinstance(spec.problem, Network):
         lines.append(caption("Notation: the source's symbols where this kind of problem knows them, "
                              "otherwise each quantity under its name in the spec."))
     elif spec.problem is not None:
-        lines.append(caption(f"Notation: {prof.title} ({prof.summary}); profile '{prof.name}'."))
+        lines.append(caption(f"Notation: {prof.title} ({prof.summary})."))
     if numeric:
         lines.append(caption(f"Numbers are exact where the arithmetic is rational and otherwise rounded to "
                              f"{decimals} decimals for display ('≈'); every value is computed exactly or "
@@ -184,9 +186,9 @@ def _network(spec, derivations, printer) -> list[Section]:
     if net.samples:
         return _batch(spec, derivations[0], printer)
     main, elementwise = derivations
-    layers = ", ".join(f"layer {l} {layer.activation.name}" for l, layer in enumerate(net.layers, start=1))
+    layers = ", ".join(f"layer {l} {primitives.ACTIVATIONS[layer.activation.name].words}" for l, layer in enumerate(net.layers, start=1))
     intro = caption(f"A fully connected network with layer sizes {'-'.join(map(str, net.sizes))} (input "
-                    f"first): {layers}; loss {net.loss}" +
+                    f"first): {layers}; loss: {primitives.LOSSES[net.loss].words}" +
                     ("; one step of gradient descent." if net.learning_rate is not None else "."))
     problem = [intro, _symbol_table(printer, main), printer.doprint(Group(tuple(_steps(main, st.Given)))),
                network_figure(printer, main)]
@@ -211,9 +213,9 @@ def _batch(spec, main, printer) -> list[Section]:
     from .worked import Group
     net = spec.problem
     m = len(net.samples)
-    layers = ", ".join(f"layer {l} {layer.activation.name}" for l, layer in enumerate(net.layers, start=1))
+    layers = ", ".join(f"layer {l} {primitives.ACTIVATIONS[layer.activation.name].words}" for l, layer in enumerate(net.layers, start=1))
     intro = caption(f"A fully connected network with layer sizes {'-'.join(map(str, net.sizes))} (input "
-                    f"first): {layers}; loss {net.loss}; a mini-batch of {m} samples, written with a "
+                    f"first): {layers}; loss: {primitives.LOSSES[net.loss].words}; a mini-batch of {m} samples, written with a "
                     f"superscript (k) for sample k. The batch loss is the mean of the samples' losses, "
                     f"L = (1/{m}) Σ_k L^(k), so each gradient is the mean of the samples' gradients" +
                     ("; one step of gradient descent with the mean gradients." if net.learning_rate is not None
@@ -313,7 +315,7 @@ def _formulas_only(spec, printer) -> Section:
 
 
 def _checks(spec, derivations, printer, report) -> list[Section]:
-    from .latex import Code, Math, Table, caption
+    from .latex import Math, Table, caption
     from .rounding import show
     items = []
     if report.records:
@@ -324,9 +326,8 @@ def _checks(spec, derivations, printer, report) -> list[Section]:
             idx = r.index or ((0,) if q.shape == (1,) else ())
             sym = q.symbol(idx)
             places = max(printer.decimals, r.stated.decimals + 1)
-            key = r.quantity + ("" if r.index is None else "[" + ",".join(map(str, r.index)) + "]")
             label = printer.e(sym) if printer.names.sign(sym.name) > 0 else "-" + printer.e(sym)
-            rows.append((Code(key), Math(label), r.stated.text, show(r.value, places).text,
+            rows.append((Math(label), r.stated.text, show(r.value, places).text,
                          "" if r.carried is None else show(r.carried, places).text,
                          r.verdict + (f" ({r.frame})" if r.frame else "")))
         flipped = " (A minus sign in the symbol column: the source's number is minus this notation's quantity.)"
@@ -334,8 +335,8 @@ def _checks(spec, derivations, printer, report) -> list[Section]:
                                    "the true value rounded as printed, 'carried' when it follows from the "
                                    "source's own rounded inputs, 'wrong' otherwise." +
                                    (flipped if printer.names.negated else "")),
-                           ("key", "symbol", "stated", "engine", "carried", "verdict"), tuple(rows),
-                           ("l", "l", "r", "r", "r", "l")))
+                           ("quantity", "stated", "engine", "carried", "verdict"), tuple(rows),
+                           ("l", "r", "r", "r", "l")))
     if report.claims:
         rows = []
         for c in report.claims:
@@ -369,7 +370,7 @@ def _ragged(share: float) -> str:
 
 # ----------------------------------------------------------------------------- Jupyter
 
-def derivation_latex(derivation, notation: str = "xjtu", decimals: int = 4) -> str:
+def derivation_latex(derivation, notation: str = "standard", decimals: int = 4) -> str:
     """Every step of a derivation as one ``aligned`` display, with numbers when it has them."""
     from .render import math_rows
     printer = _printer_for(derivation, notation, decimals)
@@ -377,7 +378,7 @@ def derivation_latex(derivation, notation: str = "xjtu", decimals: int = 4) -> s
     return "$$\\begin{aligned}\n" + math_rows(chains, 90) + "\n\\end{aligned}$$"
 
 
-def derivation_markdown(derivation, notation: str = "xjtu", decimals: int = 4) -> str:
+def derivation_markdown(derivation, notation: str = "standard", decimals: int = 4) -> str:
     """Every step of a derivation as Markdown: its caption, then its maths."""
     from itertools import groupby
     from .render import block_md
@@ -507,12 +508,13 @@ def register(subparsers) -> None:
         description="Write the derivation of a spec as a handout: the problem, the forward pass, the backward "
                     "pass in matrix form and element by element, the update, and the check of every number "
                     "the source printed, in a course's notation.",
-        epilog="Profiles: xjtu (000, default), nankai (001), deck002 (002), uibe (003), deck004 (004). "
+        epilog="Profiles: standard (default for a spec of your own), xjtu (000), nankai (001), deck002 (002), "
+               "uibe (003), deck004 (004). "
                "Regenerate docs/handouts with: nnderive handout --all -o docs/handouts")
     p.add_argument("spec", nargs="?", metavar="SPEC_OR_NAME", help="a .toml/.json spec or a bundled example name")
     p.add_argument("-o", "--output", metavar="FILE", help="output file (with --all: a directory); default stdout")
     p.add_argument("--format", choices=("tex", "md"), help="tex (default) or md (Markdown with $$ maths)")
-    p.add_argument("--notation", metavar="NAME", help="notation profile (default: the spec's, else xjtu)")
+    p.add_argument("--notation", metavar="NAME", help="notation profile (default: the spec's, else standard)")
     p.add_argument("--decimals", type=int, default=4, metavar="N", help="decimals shown for rounded numbers (default 4)")
     p.add_argument("--pdf", action="store_true", help="compile to PDF with latexmk or pdflatex")
     p.add_argument("--all", action="store_true", help="every bundled example, .tex and .md, into -o DIRECTORY")

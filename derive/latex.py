@@ -388,7 +388,7 @@ class HandoutPrinter(PrinterCore):
         subst = lambda: f"{self.values_of(W)} {self.values_of(h)}" + (f" + {self.values_of(b[0])}" if b else "")
         head = Chain(self.q(step.name), self.matrix_forms(step, self._affine_formula(step.inputs), subst))
         reads = [Math(self.q(n)) for n in step.inputs]
-        cap = caption(f"Layer {step.layer}, pre-activation: the affine map (rule: affine), reading ",
+        cap = caption(f"Layer {step.layer}, pre-activation: the affine map, reading ",
                       *_listing(reads), ".")
         return Block(cap, (head,) + self.elements(step))
 
@@ -407,18 +407,18 @@ class HandoutPrinter(PrinterCore):
         formula = rf"{act.latex}\left({self.q(z)}\right)"
         head = Chain(self.q(step.name), self.matrix_forms(step, formula, None))
         params = "".join(f", {k} = {v}" for k, v in step.params)
-        cap = caption(f"Layer {step.layer}, activation {act.name}{params} (rule: activation), element by element: ",
+        cap = caption(f"Layer {step.layer}, activation {act.words}{params}, element by element: ",
                       Math(definition(act, step.params)), ".")
         return Block(cap, (head,) + self.elements(step, self._activation_heads(step, act)))
 
     def _print_LossValue(self, step) -> Block:
-        return Block(caption(f"The loss, {step.loss} (rule: loss)."), self.elements(step))
+        return Block(caption(f"The loss: {primitives.LOSSES[step.loss].words}."), self.elements(step))
 
     # -- backward pass of a layered network
     def _print_OutputGradient(self, step) -> Block:
         loss = primitives.LOSSES[step.loss]
-        cap = caption(f"Gradient of the loss with respect to the output (rule: output_gradient): "
-                      f"the derivative of {loss.name}, element by element.")
+        cap = caption(f"Gradient of the loss with respect to the output: "
+                      f"the derivative of {loss.words}, element by element.")
         if step.raw is None:
             return Block(cap, (self.expression_forms(step),))
         raw = self.expression_forms(step, step.raw)
@@ -428,7 +428,7 @@ class HandoutPrinter(PrinterCore):
     def _print_LocalDerivative(self, step) -> Block:
         act = primitives.ACTIVATIONS[step.activation]
         how = "written with the layer's output" if step.form == "output" else "by differentiating its definition"
-        cap = caption(f"Layer {step.layer}, local derivative of {act.name} (rule: local_derivative), {how}.")
+        cap = caption(f"Layer {step.layer}, local derivative of {act.words}, {how}.")
         transpose = len(step.target.shape) == 2 and self.names.profile.layout == "denominator"
         if transpose:
             cap += (" In denominator layout this matrix is the transpose of the numerator-layout Jacobian.",)
@@ -459,7 +459,7 @@ class HandoutPrinter(PrinterCore):
                                                           lambda: _signed(sign, subst())))
 
     def _print_DeltaOutput(self, step) -> Block:
-        cap = caption("Error term of the output layer (rule: delta_output): the output gradient times the "
+        cap = caption("Error term of the output layer: the output gradient times the "
                       "local derivative.")
         if step.jacobian:
             jac, grad = step.inputs
@@ -468,7 +468,7 @@ class HandoutPrinter(PrinterCore):
 
     def _print_DeltaHidden(self, step) -> Block:
         l = step.layer
-        cap = caption(f"Layer {l}, error term: the δ recursion (rule: delta_hidden), the error sent back "
+        cap = caption(f"Layer {l}, error term: the δ recursion, the error sent back "
                       "times the local derivative.")
         if step.jacobian:
             jac, grad = step.inputs
@@ -491,7 +491,7 @@ class HandoutPrinter(PrinterCore):
         sign = self._sign(step.name, delta)
         formula = _signed(sign, f"{self.names.transpose(W)} {self.q(delta)}")
         subst = lambda: _signed(sign, rf"{self.values_of(W)}^{{\top}} {self.values_of(delta)}")
-        cap = caption(f"Error sent back to layer {step.layer} (rule: back_error): the transposed weights times "
+        cap = caption(f"Error sent back to layer {step.layer}: the transposed weights times "
                       "the next layer's error term.")
         head = Chain(self.q(step.name), self.matrix_forms(step, formula, subst))
         return Block(cap, (head,) + self.elements(step))
@@ -501,7 +501,7 @@ class HandoutPrinter(PrinterCore):
         sign = self._sign(step.name, delta)
         formula = _signed(sign, f"{self.q(delta)} {self.names.transpose(h)}")
         subst = lambda: _signed(sign, rf"{self.values_of(delta)} {self.values_of(h)}^{{\top}}")
-        cap = caption(f"Layer {step.layer}, gradient of the weights (rule: weight_gradient): the outer product "
+        cap = caption(f"Layer {step.layer}, gradient of the weights: the outer product "
                       "of the error term and the layer's input.")
         chain = Chain(self.q(step.name), self.matrix_forms(step, formula, subst))
         if not self.numeric_step(step.target) and self.fits(step.target):
@@ -515,13 +515,13 @@ class HandoutPrinter(PrinterCore):
         rhs = [("=", _signed(self._sign(step.name, delta), self.q(delta)))]
         if self.numeric_step(step.target) and self.fits(step.target):
             rhs.append(self.value_form(step.target))
-        cap = caption(f"Layer {step.layer}, gradient of the biases (rule: bias_gradient): the error term.")
+        cap = caption(f"Layer {step.layer}, gradient of the biases: the error term.")
         return Block(cap, (Chain(self.q(step.name), tuple(rhs)),))
 
     # -- a mini-batch's mean
     def _print_BatchMean(self, step) -> Block:
         m = len(step.inputs)
-        cap = caption(f"The mean over the mini-batch of {m} samples (rule: batch_mean), reading ",
+        cap = caption(f"The mean over the mini-batch of {m} samples, reading ",
                       *_listing([Math(self.q(n)) for n in step.inputs]), ".")
         if not step.target.shape:
             return Block(cap, (self.element(step.target.symbol(), step.exprs[0]),))
@@ -532,7 +532,7 @@ class HandoutPrinter(PrinterCore):
     # -- one step of gradient descent, and the forward pass again
     def _print_Update(self, step) -> Block:
         p, lr, g = step.inputs
-        cap = caption("One step of gradient descent (rule: update): ",
+        cap = caption("One step of gradient descent: ",
                       Math(rf"\theta \leftarrow \theta - {self.q(lr)}\,\partial {self.names.loss}/\partial\theta"), ".")
         if not step.target.shape:
             return Block(cap, (self.element(step.target.symbol(), step.exprs[0]),))
@@ -542,7 +542,7 @@ class HandoutPrinter(PrinterCore):
         return Block(cap, (Chain(self.q(step.name), self.matrix_forms(step, formula, subst)),))
 
     def _print_Recompute(self, step) -> Block:
-        cap = caption("The forward pass again, with the updated parameters (rule: recompute).")
+        cap = caption("The forward pass again, with the updated parameters.")
         if not step.target.shape:
             return Block(cap, (self.element(step.target.symbol(), step.exprs[0]),))
         if step.of.startswith("z"):
@@ -561,10 +561,10 @@ class HandoutPrinter(PrinterCore):
             arg = sp.Symbol(step.args[0], real=True)
             num = self.shown(arg).text if self.has_values([arg]) else None
             head = (rf"{act.latex}\left({self.e(arg)}\right)", rf"{act.latex}\left({num}\right)")
-        return Block(caption("The forward pass, node by node (rule: node)."), (self.element(sym, expr, head),))
+        return Block(caption("The forward pass, node by node."), (self.element(sym, expr, head),))
 
     def _print_Seed(self, step) -> Block:
-        return Block(caption("The backward pass starts at the loss (rule: seed)."),
+        return Block(caption("The backward pass starts at the loss."),
                      (Chain(self.q(step.name), (("=", "1"),)),))
 
     def _print_ChainRule(self, step) -> Block:
@@ -579,7 +579,7 @@ class HandoutPrinter(PrinterCore):
             if str(partials) != chain.lhs:
                 chain = Chain(chain.lhs, (("=", partials),) + chain.rhs)
         L = self.names.loss
-        cap = caption("The backward pass, node by node (rule: chain_rule): ",
+        cap = caption("The backward pass, node by node: ",
                       Math(rf"\frac{{\partial {L}}}{{\partial v}} = \sum_{{c}} \frac{{\partial {L}}}{{\partial c}}\,"
                            r"\frac{\partial c}{\partial v}"), " over the nodes c that read v.")
         return Block(cap, (chain,))
@@ -593,13 +593,13 @@ class HandoutPrinter(PrinterCore):
         formula = product + (f" - {self.q(T[0])}" if T else "")
         subst = lambda: (rf"{self.values_of(W)}^{{\top}} {self.values_of(x)}" if vector else
                          f"{self.values_of(W)} {self.values_of(x)}") + (f" - {self._value_text(T[0])}" if T else "")
-        cap = caption("The weighted sum of the unit's inputs (rule: perceptron_net)" +
+        cap = caption("The weighted sum of the unit's inputs" +
                       (", the threshold subtracted." if T else "."))
         return Block(cap, (Chain(self.q(step.name), self.matrix_forms(step, formula, subst)),))
 
     def _print_PerceptronOutput(self, step) -> Block:
         act = primitives.ACTIVATIONS[step.activation]
-        cap = caption(f"The unit's output, {act.name} of the weighted sum (rule: perceptron_output): ",
+        cap = caption(f"The unit's output, {act.words} of the weighted sum: ",
                       Math(definition(act)), ".")
         return Block(cap, self.elements(step, self._activation_heads(step, act)))
 
@@ -608,7 +608,7 @@ class HandoutPrinter(PrinterCore):
         formula = rf"{self.q(W)} + {self.q(lr)} \left({self.q(d)} - {self.q(o)}\right) {self.q(X)}"
         num = self._value_text
         subst = lambda: rf"{self.values_of(W)} + {num(lr)} \left({num(d)} - {num(o)}\right) {self.values_of(X)}"
-        cap = caption("The perceptron learning rule (rule: perceptron_rule): ",
+        cap = caption("The perceptron learning rule: ",
                       Math(r"W \leftarrow W + \eta\,(d - o)\,X"), ", no change when the output is the desired one.")
         return Block(cap, (Chain(self.q(step.name), self.matrix_forms(step, formula, subst)),))
 
@@ -619,35 +619,35 @@ class HandoutPrinter(PrinterCore):
 
     def _print_PassErrors(self, step) -> Block:
         cap = caption(f"Pass {step.epoch} over the samples: the number of presentations whose output differs from "
-                      "the desired one (rule: pass_errors).")
+                      "the desired one.")
         return Block(cap, self.elements(step))
 
     def _print_Converged(self, step) -> Block:
-        cap = caption("Training stops after the first pass without an error (rule: converged): the number of "
+        cap = caption("Training stops after the first pass without an error: the number of "
                       "passes made.")
         return Block(cap, self.elements(step))
 
     # -- symbolic matrix graphs (derive/matrices.py)
     def _print_MatrixNode(self, step) -> Block:
-        return Block(caption(f"The node {step.name} = {step.text}, element by element (rule: matrix_node)."),
+        return Block(caption(f"The node {step.name} = {step.text}, element by element."),
                      self.elements(step))
 
     def _print_MatrixGradient(self, step) -> Block:
         L = self.names.loss
-        cap = caption(f"The gradient with respect to {step.of}, element by element (rule: matrix_gradient): ",
+        cap = caption(f"The gradient with respect to {step.of}, element by element: ",
                       Math(rf"\frac{{\partial {L}}}{{\partial v}} = \sum_{{c}} \frac{{\partial {L}}}{{\partial c}}\,"
                            r"\frac{\partial c}{\partial v}"), " over the elements c that read v.")
         return Block(cap, self.elements(step))
 
     # -- records of derive.worked
     def _print_Substitution(self, sub) -> Block:
-        return Block(caption("The values substituted (rule: substitution)."),
+        return Block(caption("The values substituted."),
                      (Chain(self.e(sub.target), (("=", self.sym(sub.expr, sub.target.name)),
                                                  ("=", self.substituted(sub)))),))
 
     def _print_Evaluation(self, ev) -> Block:
         value = self.evaluated(ev)
-        return Block(caption("The value (rule: evaluation)."),
+        return Block(caption("The value."),
                      (Chain(self.e(ev.target), (("=" if value.exact else r"\approx", value.text),)),))
 
     def _print_Group(self, group) -> Block:
@@ -675,7 +675,7 @@ class HandoutPrinter(PrinterCore):
             if self.numeric_step(step.target):
                 forms += [("=", self.num(step.exprs[i], s.name)), (self.rel([s]), self.shown(s).text)]
             rows.append(Chain(self.e(s), tuple(forms)))
-        cap = caption("Softmax with cross-entropy (rule: softmax_cross_entropy): the Jacobian product, with the "
+        cap = caption("Softmax with cross-entropy: the Jacobian product, with the "
                       "softmax Jacobian and the loss gradient substituted, expanded, collected, and simplified "
                       "using ", Math(step.assumption), ".")
         return Block(cap, (head, *rows))
@@ -695,7 +695,7 @@ class HandoutPrinter(PrinterCore):
             value = self.shown(target)
             rhs.append(("=" if value.exact else r"\approx", value.text))
         cap = caption("The gradient along every path from the parameter to the loss, a product of local "
-                      "derivatives per path, factored where paths share a stretch (rule: sum over paths).")
+                      "derivatives per path, factored where paths share a stretch.")
         return Block(cap, (Chain(lhs, tuple(rhs)),))
 
     def _factor(self, expr: sp.Expr, numeric: bool = False) -> str:

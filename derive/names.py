@@ -159,7 +159,7 @@ def _all_steps(derivations: Iterable[Derivation]) -> list[Step]:
     return [s for d in derivations for s in d.steps]
 
 
-def names(derivations: Iterable[Derivation], prof: Profile | str = "xjtu",
+def names(derivations: Iterable[Derivation], prof: Profile | str = "standard",
           overrides: Iterable[tuple[str, str]] = ()) -> Names:
     """Names for the quantities of ``derivations`` (a network's matrix and element-wise forms, or a graph)."""
     derivations = list(derivations)

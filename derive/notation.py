@@ -60,7 +60,12 @@ XJTU = Profile(
         "loss": r"\mathcal{L}^{<new>}", "eta": r"\eta",
         "delta": r"\boldsymbol{\delta}^{<l>}", "delta.e": r"\delta^{<l>}_{<r>}",
         "gprime": r"g^{<l>\prime}(<z>)", "grad_y": r"\nabla_{\mathbf{y}} \mathcal{L}",
-    }, aliases=("000", "default"))
+    }, aliases=("000",))
+
+# A spec of one's own (no deck named in its source, no [notation]) gets this neutral profile: the
+# common column-vector conventions, with no deck's name attached.
+STANDARD = Profile(
+    "standard", "standard notation", "", XJTU.summary, XJTU.templates, aliases=("default",))
 
 NANKAI = Profile(
     "nankai", "Nankai deep learning (deck 001)", "001_0a5ce40d7d59efe7.txt",
@@ -129,7 +134,16 @@ DECK004 = Profile(
         "gprime": r"<g>'(<z>)",
     }, times=r"\times", aliases=("004",))
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (XJTU, NANKAI, DECK002, UIBE, DECK004)}
+PROFILES: dict[str, Profile] = {p.name: p for p in (STANDARD, XJTU, NANKAI, DECK002, UIBE, DECK004)}
+
+
+def source_words(source: str) -> str:
+    """A spec's source for print: a deck's seed file named by the deck's title ("XJTU advanced
+    machine learning (deck 000)") rather than by its file name."""
+    for p in PROFILES.values():
+        if p.seed and p.seed in source:
+            source = source.replace(p.seed, p.title)
+    return source
 
 
 def profile(name: str, path: str = "notation.profile") -> Profile:

@@ -45,6 +45,7 @@ class Activation:
     vector: bool = False
     summary: str = ""
     stable: Callable[..., Expr] | None = None  # like ``define``, written for floating point (None: define is)
+    words: str = ""                        # its name in a handout's prose ("sigmoid", "leaky ReLU")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Loss:
     grad_sum_one: Callable[[Sequence[Expr], Sequence[Expr]], list[Expr]] | None = None
     on_logits: bool = False
     summary: str = ""
+    words: str = ""                        # its name in a handout's prose ("half the squared error")
 
 
 def _sigmoid(x: Expr) -> Expr:
@@ -112,43 +114,43 @@ def _stable_softmax(xs: Sequence[Expr]) -> list[Expr]:
 
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in [
     Activation("identity", r"\operatorname{id}", lambda x: x, from_output=lambda y: sp.Integer(1),
-               summary="g(x) = x"),
+               summary="g(x) = x", words="identity"),
     Activation("sigmoid", r"\sigma", _sigmoid, from_output=lambda y: y * (1 - y),
-               summary="σ(x) = 1/(1 + e^−x); σ' = σ(1 − σ)", stable=_stable_sigmoid),
+               summary="σ(x) = 1/(1 + e^−x); σ' = σ(1 − σ)", stable=_stable_sigmoid, words="sigmoid"),
     Activation("tanh", r"\tanh", sp.tanh, from_output=lambda y: 1 - y**2,
-               summary="tanh x; tanh' = 1 − tanh²"),
+               summary="tanh x; tanh' = 1 − tanh²", words="tanh"),
     Activation("relu", r"\operatorname{ReLU}", positive_part,
                from_output=lambda y: sp.Piecewise((1, y > 0), (0, True)),
-               summary="max(0, x); derivative 1 for x > 0, 0 for x ≤ 0"),
+               summary="max(0, x); derivative 1 for x > 0, 0 for x ≤ 0", words="ReLU"),
     Activation("leaky_relu", r"\operatorname{LReLU}",
                lambda x, alpha: sp.Piecewise((x, x > 0), (alpha * x, True)),
                params=(("alpha", "0.01"),),
                from_output=lambda y, alpha: sp.Piecewise((1, y > 0), (alpha, True)),
-               summary="x for x > 0, αx otherwise (α > 0)"),
+               summary="x for x > 0, αx otherwise (α > 0)", words="leaky ReLU"),
     Activation("elu", r"\operatorname{ELU}",
                lambda x, alpha: sp.Piecewise((x, x > 0), (alpha * (sp.exp(x) - 1), True)),
                params=(("alpha", "1"),),
                from_output=lambda y, alpha: sp.Piecewise((1, y > 0), (y + alpha, True)),
                summary="x for x > 0, α(eˣ − 1) otherwise (α > 0); ELU' = ELU + α for x ≤ 0",
-               stable=lambda x, alpha: sp.Piecewise((x, x > 0), (alpha * expm1(x), True))),
+               stable=lambda x, alpha: sp.Piecewise((x, x > 0), (alpha * expm1(x), True)), words="ELU"),
     Activation("softplus", r"\operatorname{softplus}", lambda x: sp.log(1 + sp.exp(x)),
-               summary="log(1 + eˣ); derivative σ(x)", stable=log1pexp),
+               summary="log(1 + eˣ); derivative σ(x)", stable=log1pexp, words="softplus"),
     Activation("swish", r"\operatorname{swish}", lambda x, beta: x * _sigmoid(beta * x),
                params=(("beta", "1"),), summary="x σ(βx)",
-               stable=lambda x, beta: x * _stable_sigmoid(beta * x)),
+               stable=lambda x, beta: x * _stable_sigmoid(beta * x), words="swish"),
     Activation("bipolar_sigmoid", r"\sigma_{\pm}", lambda x: (1 - sp.exp(-x)) / (1 + sp.exp(-x)),
                from_output=lambda y: (1 - y**2) / 2,
-               summary="(1 − e^−x)/(1 + e^−x); derivative (1 − y²)/2", stable=lambda x: sp.tanh(x / 2)),
+               summary="(1 − e^−x)/(1 + e^−x); derivative (1 − y²)/2", stable=lambda x: sp.tanh(x / 2), words="bipolar sigmoid"),
     Activation("sign", r"\operatorname{sgn}", lambda x: sp.Piecewise((1, x >= 0), (-1, True)),
                from_output=lambda y: sp.Integer(0),
-               summary="+1 for x ≥ 0, −1 otherwise (perceptron); derivative 0"),
+               summary="+1 for x ≥ 0, −1 otherwise (perceptron); derivative 0", words="sign function"),
     Activation("step", r"\operatorname{step}", lambda x: sp.Piecewise((1, x >= 0), (0, True)),
                from_output=lambda y: sp.Integer(0),
-               summary="1 for x ≥ 0, 0 otherwise; derivative 0"),
+               summary="1 for x ≥ 0, 0 otherwise; derivative 0", words="unit step"),
     Activation("softmax", r"\operatorname{softmax}", _softmax, vector=True,
                jacobian_from_output=lambda ys: [[ys[i] * ((1 if i == j else 0) - ys[j])
                                                  for j in range(len(ys))] for i in range(len(ys))],
-               summary="e^{x_i}/Σ_j e^{x_j}; ∂y_i/∂x_j = y_i(δ_ij − y_j)", stable=_stable_softmax),
+               summary="e^{x_i}/Σ_j e^{x_j}; ∂y_i/∂x_j = y_i(δ_ij − y_j)", stable=_stable_softmax, words="softmax"),
 ]}
 
 
@@ -164,23 +166,23 @@ def _hinge(y: Sequence[Expr], t: Sequence[Expr]) -> Expr:
 
 LOSSES: dict[str, Loss] = {l.name: l for l in [
     Loss("half_sse", r"\tfrac12\lVert y - t\rVert^2",
-         lambda y, t: sp.Add(*[(a - b) ** 2 for a, b in zip(y, t)]) / 2, summary="½ Σ (y_i − t_i)²"),
+         lambda y, t: sp.Add(*[(a - b) ** 2 for a, b in zip(y, t)]) / 2, summary="½ Σ (y_i − t_i)²", words="half the sum of squared errors"),
     Loss("mse", r"\operatorname{MSE}", lambda y, t: _mean([(a - b) ** 2 for a, b in zip(y, t)]),
-         summary="(1/n) Σ (y_i − t_i)²"),
+         summary="(1/n) Σ (y_i − t_i)²", words="mean squared error"),
     Loss("mae", r"\operatorname{MAE}", lambda y, t: _mean([sp.Abs(a - b) for a, b in zip(y, t)]),
-         summary="(1/n) Σ |y_i − t_i|"),
+         summary="(1/n) Σ |y_i − t_i|", words="mean absolute error"),
     Loss("bce", r"\operatorname{BCE}",
          lambda y, t: _mean([-(b * sp.log(a) + (1 - b) * sp.log(1 - a)) for a, b in zip(y, t)]),
-         summary="−(1/n) Σ [t_i log y_i + (1 − t_i) log(1 − y_i)], natural log"),
+         summary="−(1/n) Σ [t_i log y_i + (1 − t_i) log(1 − y_i)], natural log", words="binary cross-entropy"),
     Loss("cross_entropy", r"\operatorname{CE}",
          lambda y, t: -sp.Add(*[b * sp.log(a) for a, b in zip(y, t)]),
-         summary="−Σ t_i log y_i on probabilities y, natural log"),
+         summary="−Σ t_i log y_i on probabilities y, natural log", words="cross-entropy"),
     Loss("softmax_cross_entropy", r"\operatorname{CE}_{\mathrm{softmax}}",
          lambda y, t: -sp.Add(*[b * (a - sp.log(sp.Add(*[sp.exp(v) for v in y]))) for a, b in zip(y, t)]),
          grad_sum_one=lambda y, t: [s - b for s, b in zip(_softmax(y), t)], on_logits=True,
-         summary="−Σ t_i log softmax(y)_i on logits y; ∂L/∂y = softmax(y) − t when Σ t = 1"),
+         summary="−Σ t_i log softmax(y)_i on logits y; ∂L/∂y = softmax(y) − t when Σ t = 1", words="softmax cross-entropy"),
     Loss("hinge", r"\operatorname{hinge}", _hinge,
-         summary="Σ_{j≠c} max(0, y_j − y_c + 1) for the true class c (one-hot t)"),
+         summary="Σ_{j≠c} max(0, y_j − y_c + 1) for the true class c (one-hot t)", words="multiclass hinge loss"),
 ]}
 
 

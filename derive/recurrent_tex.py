@@ -118,7 +118,7 @@ class _Builder:
         return _fill(self.tpl[base][1], t, index, self.prof.new if new else "")
 
 
-def names(derivations, prof: Profile | str = "xjtu", overrides=()) -> Names:
+def names(derivations, prof: Profile | str = "standard", overrides=()) -> Names:
     """Names for a recurrent derivation in the profile ``prof`` (deck 004's own for an Elman network)."""
     from .notation import profile as find_profile
     derivations = list(derivations)
@@ -197,7 +197,7 @@ class Printer(HandoutPrinter):
         subst = lambda: _sum([f"{self.values_of(M)} {self.values_of(v)}" for M, v in terms] +
                              [self.values_of(step.bias)])
         head = Chain(self.q(step.name), self.matrix_forms(step, _sum(parts), subst))
-        cap = caption(f"Time step {step.time}, an affine map (rule: {step.rule}), reading ",
+        cap = caption(f"Time step {step.time}, an affine map, reading ",
                       *_listing([Math(self.q(n)) for n in step.inputs]), ".")
         return Block(cap, (head,) + self.elements(step))
 
@@ -206,7 +206,7 @@ class Printer(HandoutPrinter):
         formula = rf"{act.latex}\left({self.q(step.inputs[0])}\right)"
         head = Chain(self.q(step.name), self.matrix_forms(step, formula, None))
         params = "".join(f", {k} = {v}" for k, v in step.params)
-        cap = caption(f"Time step {step.time}, activation {act.name}{params} (rule: {step.rule}), element by "
+        cap = caption(f"Time step {step.time}, activation {act.words}{params}, element by "
                       "element: ", Math(definition(act, step.params)), ".")
         return Block(cap, (head,) + self.elements(step, self._activation_heads(step, act)))
 
@@ -215,23 +215,23 @@ class Printer(HandoutPrinter):
             rhs = (self.value_form(step.target),)
         else:
             rhs = (("=", bmatrix([[self.q(p)] for p in step.parts])),)
-        cap = caption(f"Time step {step.time}: the previous hidden state and the input stacked into one vector "
-                      f"(rule: {step.rule}), which every gate reads.")
+        cap = caption(f"Time step {step.time}: the previous hidden state and the input stacked into one vector, "
+                      "which every gate reads.")
         return Block(cap, (Chain(self.q(step.name), rhs),))
 
     def _print_Hadamard(self, step) -> Block:
         formula = _sum([rf"{self.q(u)} \odot {self.q(v)}" for u, v in step.products])
         subst = lambda: _sum([rf"{self.values_of(u)} \odot {self.values_of(v)}" for u, v in step.products])
         head = Chain(self.q(step.name), self.matrix_forms(step, formula, subst))
-        cap = caption(f"Time step {step.time}, element-wise products (rule: {step.rule}).")
+        cap = caption(f"Time step {step.time}, element-wise products.")
         return Block(cap, (head,) + self.elements(step))
 
     def _print_StepLoss(self, step) -> Block:
-        return Block(caption(f"The loss at time step {step.time}, {step.loss} (rule: {step.rule})."),
+        return Block(caption(f"The loss at time step {step.time}: {primitives.LOSSES[step.loss].words}."),
                      self.elements(step))
 
     def _print_TotalLoss(self, step) -> Block:
-        return Block(caption(f"The loss of the sequence, the sum over the time steps (rule: {step.rule})."),
+        return Block(caption(f"The loss of the sequence, the sum over the time steps."),
                      self.elements(step))
 
     # -- backpropagation through time
@@ -281,16 +281,16 @@ class Printer(HandoutPrinter):
         readers = _listing([Math(self.q(t.consumer)) for t in step.terms])
         if step.time is None:
             cap = caption(f"The parameter {step.of} is shared by every time step, so its gradient sums the "
-                          f"contributions of ", *readers, f" (rule: {step.rule}).")
+                          f"contributions of ", *readers, f".")
         else:
             when = f"Time step {step.time}" if step.time else "The initial state"
             cap = caption(f"{when}: the chain rule sums over what reads ", Math(self.q(step.of)),
-                          ": ", *readers, f" (rule: {step.rule}).")
+                          ": ", *readers, f".")
         derivative = next((t for t in step.terms if t.kind == "derivative"), None)
         if derivative is not None:
             act = primitives.ACTIVATIONS[derivative.operand]
             how = "written with the activation's output" if act.from_output is not None else "by differentiation"
-            cap += (f" The local derivative of {act.name} is {how}.",)
+            cap += (f" The local derivative of {act.words} is {how}.",)
         lines = self.elements(step)
         if not vector:                 # a scalar: its element line says it all
             return Block(cap, lines)
@@ -308,16 +308,16 @@ def meta(spec, prof: Profile) -> str:
     if prof.name == "deck004" and problem.cell == "elman":
         return (f"Notation: deck 004's recurrent names, h_t = g1(U x_t + W h_(t−1) + b_a) with pre-activation "
                 f"z_t, output o_t = g2(V h_t + b_y), target y_t; error terms δ_t = ∂L/∂z_t and δ^o_t = ∂L/∂(V h_t "
-                f"+ b_y); element i of a vector at time t is written h_(t,i); profile '{prof.name}'.")
-    own = "" if prof.name in ("xjtu", "deck004") else f" (profile '{prof.name}' has no recurrent names of its own)"
+                f"+ b_y); element i of a vector at time t is written h_(t,i).")
+    own = "" if prof.name in ("standard", "xjtu", "deck004") else f" ({prof.title} has no recurrent names of its own)"
     if problem.cell == "elman":
         names = ("a_t = W_hh h_(t−1) + W_xh x_t + b_h, h_t = g1(a_t), output s_t = W_hy h_t + b_y, y_t = g2(s_t), "
                  "target t_t; error terms δ_t = ∂L/∂a_t and δ^y_t = ∂L/∂s_t")
     else:
         names = ("the gates' pre-activations z^f_t = W_f [h_(t−1), x_t] + b_f, z^i_t, z^C_t, z^o_t and their error "
                  "terms δ^f_t = ∂L/∂z^f_t, δ^i_t, δ^C_t, δ^o_t; target t_t")
-    return f"Notation: deck 000's recurrent names{own}: {names}; element i of a vector at time t is written " \
-           f"h_(t,i); profile '{prof.name}'."
+    return f"Notation: the recurrent names of XJTU advanced machine learning (deck 000){own}: {names}; element i of a vector at time t is written " \
+           "h_(t,i)."
 
 
 def _intro(problem) -> str:
@@ -327,10 +327,10 @@ def _intro(problem) -> str:
                 f"{problem.input_size} and hidden width {n}")
     else:
         what = f"An LSTM cell with input width {problem.input_size} and hidden width {n}"
-    out = (f", an output layer of width {problem.output_size} (activation {problem.g2.name})" if problem.output
+    out = (f", an output layer of width {problem.output_size} (activation {primitives.ACTIVATIONS[problem.g2.name].words})" if problem.output
            else "; the loss reads the hidden state directly")
-    loss = (f"the loss {problem.loss} summed over the time steps" if problem.loss_at == "every"
-            else f"the loss {problem.loss} at the last time step only")
+    loss = (f"the loss ({primitives.LOSSES[problem.loss].words}) summed over the time steps" if problem.loss_at == "every"
+            else f"the loss ({primitives.LOSSES[problem.loss].words}) at the last time step only")
     upd = "; one step of gradient descent" if problem.learning_rate is not None else ""
     return f"{what}{out}, unrolled over {T} time step{'s' if T != 1 else ''}; {loss}{upd}."
 

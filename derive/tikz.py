@@ -18,7 +18,7 @@ LAYER_GAP = 4.2   # cm between layers
 NODE_GAP = 2.0    # cm between neurons of a layer
 COLUMN_GAP = 2.3  # cm between the columns of a computational graph
 ROW_GAP = 1.9     # cm between its rows
-MAX_VALUE_LABELS = 40   # more edges than this: no weights on them (they would be unreadable)
+MAX_VALUE_LABELS = 12   # more edges than this: no weights on them (the matrices show them)
 MAX_NAME_LABELS = 12    # a symbolic network's edges carry the weights' names up to this many
 PAGE = (16.0, 21.0)     # cm a drawing may take on the page, width and height
 
@@ -50,7 +50,8 @@ def network_figure(printer, derivation: Derivation) -> Figure:
     top = (max(sizes) - 1) * NODE_GAP / 2
     scale = _scale((len(sizes) - 1) * LAYER_GAP, (max(sizes) - 1) * NODE_GAP)
     lines = [r"\begin{tikzpicture}[" + scale + r"neuron/.style={circle, draw, minimum size=9mm, inner sep=0pt}, "
-             r"w/.style={font=\tiny, fill=white, inner sep=1pt}, v/.style={font=\scriptsize}]"]
+             r"w/.style={font=\tiny, fill=white, inner sep=1pt}, v/.style={font=\scriptsize}, "
+             r"bias/.style={rectangle, draw, rounded corners, minimum size=6mm, inner sep=1pt, font=\scriptsize}]"]
     for l, (name, n) in enumerate(zip(names, sizes)):
         for i in range(n):
             y = top - i * NODE_GAP - (max(sizes) - n) * NODE_GAP / 2
@@ -60,23 +61,56 @@ def network_figure(printer, derivation: Derivation) -> Figure:
                 lines.append(rf"\node[v, anchor=north] (v-{name}-{i}) at ({name}-{i}.south) "
                              rf"{{${printer.shown(sym).text}$}};")
     edges = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    numeric = printer.values is not None
+    labelled = edges <= (MAX_VALUE_LABELS if numeric else MAX_NAME_LABELS)
     for l in range(1, len(sizes)):
         W = derivation.quantity(f"W{l}")
         for i in range(sizes[l]):
             for j in range(sizes[l - 1]):
                 w = W.symbol((i, j))
                 label = ""
-                if printer.has_values([w]) and edges <= MAX_VALUE_LABELS:
-                    label = printer.shown(w).text
-                elif not printer.has_values([w]) and edges <= MAX_NAME_LABELS:
-                    label = printer.e(w)
-                # each source's labels sit at their own distance along the edges, so they do not collide
-                pos = 0.15 + 0.6 * j / max(1, sizes[l - 1] - 1)
-                node = rf" node[w, pos={pos:.2f}] {{${label}$}}" if label else ""
+                if labelled:
+                    label = printer.shown(w).text if printer.has_values([w]) else printer.e(w)
+                # on white, along the edge, in the source's half: one source's edges carry their labels at
+                # staggered distances (by target), so labels of a fan-out do not pile up
+                pos = 0.16 + 0.3 * i / max(1, sizes[l] - 1)
+                node = rf" node[w, pos={pos:.2f}, sloped] {{${label}$}}" if label else ""
                 lines.append(rf"\draw[->] ({names[l - 1]}-{j}) --{node} ({names[l]}-{i});")
+        lines += _bias_unit(printer, derivation, l, sizes, names, top, labelled)
     lines.append(r"\end{tikzpicture}")
-    what = "weights on the edges, values under the neurons" if printer.values is not None else "weights on the edges"
+    biases = any(_has_bias(derivation, l) for l in range(1, len(sizes)))
+    if labelled:
+        what = "weights on the edges"
+    else:
+        what = "too many edges to label: the weight matrices are given above"
+    if biases:
+        what += "; each bias is a dashed edge from a unit +1"
+    if numeric:
+        what += "; values under the neurons"
     return Figure(_center("\n".join(lines)), f"The network ({what}).")
+
+
+def _has_bias(derivation: Derivation, l: int) -> bool:
+    return f"b{l}" in derivation and derivation.quantity(f"b{l}").shape not in ((), (0,))
+
+
+def _bias_unit(printer, derivation: Derivation, l: int, sizes: list, names: list, top: float,
+               labelled: bool) -> list[str]:
+    """Layer l's biases as a unit +1 above the layer before it, with dashed edges into layer l."""
+    if not _has_bias(derivation, l):
+        return []
+    x = (l - 1) * LAYER_GAP
+    out = [rf"\node[bias] (one-{l}) at ({x:.2f},{top + NODE_GAP * 0.8:.2f}) {{$+1$}};"]
+    b = derivation.quantity(f"b{l}")
+    for i in range(sizes[l]):
+        sym = b.symbol((i,))
+        label = ""
+        if labelled:
+            label = printer.shown(sym).text if printer.has_values([sym]) else printer.e(sym)
+        pos = 0.55 + 0.3 * i / max(1, sizes[l] - 1)
+        node = rf" node[w, pos={pos:.2f}, sloped] {{${label}$}}" if label else ""
+        out.append(rf"\draw[->, dashed] (one-{l}) --{node} ({names[l]}-{i});")
+    return out
 
 
 def _depths(derivation: Derivation) -> dict[str, int]:

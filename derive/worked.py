@@ -23,7 +23,7 @@ from .steps import ChainRule, Derivation, Seed, SoftmaxCrossEntropy, Step
 
 @dataclass(frozen=True)
 class Substitution:
-    """An element's expression with the values of the symbols it reads (rule: substitution)."""
+    """An element's expression with the values of the symbols it reads."""
 
     target: sp.Symbol
     expr: sp.Expr
@@ -37,7 +37,7 @@ class Substitution:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """An element's value, exact or certified (rule: evaluation)."""
+    """An element's value, exact or certified."""
 
     target: sp.Symbol
     value: Num

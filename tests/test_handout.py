@@ -303,7 +303,8 @@ def test_derivation_and_handout_render_in_jupyter():
     d = derive(spec)
     latex, markdown = d._repr_latex_(), d._repr_markdown_()
     assert latex.startswith("$$\\begin{aligned}") and latex.endswith("\\end{aligned}$$")
-    assert r"{w}^{\mathrm{new}}" in latex and "$$" in markdown and "rule: update" in markdown
+    assert r"{w}^{\mathrm{new}}" in latex and "$$" in markdown and "One step of gradient descent" in markdown
+    assert "rule:" not in markdown
     h = build(spec)
     assert h._repr_markdown_() == h.markdown()
     elementwise = derive_elementwise(load(worked_examples.path("000_3_mlp_3333")).problem)
