@@ -42,9 +42,14 @@ class Handout:
         from .render import document_tex
         return document_tex(self)
 
-    def markdown(self) -> str:
+    def markdown(self, figures: str | None = None) -> str:
+        """Markdown; drawings as ``<figures>-figure<k>.svg`` (default: the handout's name), none with ""."""
         from .render import document_md
-        return document_md(self)
+        return document_md(self, figures)
+
+    def figures(self) -> list:
+        from .tikz import Figure
+        return [item for s in self.sections for item in s.items if isinstance(item, Figure)]
 
     def _repr_markdown_(self) -> str:
         return self.markdown()
@@ -400,11 +405,52 @@ def _printer_for(derivation, notation: str, decimals: int):
 
 # ----------------------------------------------------------------------------- files and PDF
 
-def handout_text(path: str, fmt: str, notation: str | None, decimals: int) -> str:
-    """The handout of one spec file as text (run inside the sandbox)."""
+def handout_text(path: str, fmt: str, notation: str | None, decimals: int, figures: str | None = None):
+    """The handout of one spec file as text, and its drawings' TikZ (run inside the sandbox)."""
     from .spec import load
     h = build(load(path), notation, decimals)
-    return h.tex() if fmt == "tex" else h.markdown()
+    return (h.tex() if fmt == "tex" else h.markdown(figures)), [f.tikz for f in h.figures()]
+
+
+FIGURE_DOC = r"""\documentclass{article}
+\usepackage{amsmath,amssymb}
+\usepackage{tikz}
+\pagestyle{empty}
+\begin{document}
+%s
+\end{document}
+"""
+
+
+def can_draw_svg() -> bool:
+    return bool(shutil.which("latex") and shutil.which("dvisvgm"))
+
+
+def figure_svgs(tikz: list[str], timeout: float = 120.0) -> list[bytes]:
+    """Each drawing as SVG, from the same TikZ as the PDF: latex to DVI, then dvisvgm (TeX Live),
+    with shell escape off and the glyphs drawn as paths (no fonts needed to view it)."""
+    env = dict(os.environ, openout_any="p", openin_any="p", shell_escape="f")
+    out = []
+    with tempfile.TemporaryDirectory(prefix="nnderive-fig-") as tmp:
+        for k, body in enumerate(tikz, start=1):
+            body = body.replace("\\begin{center}", "").replace("\\end{center}", "").strip()
+            src = Path(tmp) / f"f{k}.tex"
+            src.write_text(FIGURE_DOC % body, encoding="utf-8")
+            for cmd in (["latex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", src.name],
+                        ["dvisvgm", "--no-fonts", "--exact-bbox", "--bbox=4pt", "-o", f"f{k}.svg", f"f{k}.dvi"]):
+                done = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+                if done.returncode != 0:
+                    raise RuntimeError(f"{cmd[0]} failed on drawing {k}: {(done.stdout + done.stderr)[-800:]}")
+            out.append((Path(tmp) / f"f{k}.svg").read_bytes())
+    return out
+
+
+def write_markdown(out: Path, text: str, tikz: list[str]) -> list[Path]:
+    """The .md file and its drawings beside it (``<stem>-figure<k>.svg``)."""
+    from .render import figure_file
+    written = [write_atomic(out.parent / figure_file(out.stem, k), svg)
+               for k, svg in enumerate(figure_svgs(tikz), start=1)]
+    return [write_atomic(out, text)] + written
 
 
 def compile_pdf(tex_path: Path, timeout: float = 120.0) -> Path:
@@ -440,9 +486,14 @@ def write_all(directory: Path, notation: str | None, decimals: int, timeout: flo
     written = []
     for name in worked_examples.names():
         for fmt in ("tex", "md"):
-            text = run(handout_text, str(worked_examples.path(name)), fmt, notation, decimals, timeout=timeout)
-            out = write_atomic(directory / f"{name}.{fmt}", text)
-            written.append(out)
+            figures = None if can_draw_svg() else ""
+            text, tikz = run(handout_text, str(worked_examples.path(name)), fmt, notation, decimals, figures,
+                             timeout=timeout)
+            out = directory / f"{name}.{fmt}"
+            if fmt == "md" and tikz and figures is None:
+                written += write_markdown(out, text, tikz)
+                continue
+            written.append(write_atomic(out, text))
             if pdf and fmt == "tex":
                 written.append(compile_pdf(out))
                 _cleanup(out)
@@ -470,12 +521,22 @@ def cmd_handout(args) -> int:
         fmt = args.format or ("md" if args.output and args.output.endswith(".md") else "tex")
         if args.pdf and fmt != "tex":
             raise InputError("--pdf needs --format tex")
-        text = run(handout_text, str(path), fmt, args.notation, args.decimals, timeout=args.timeout)
+        svg = fmt == "md" and bool(args.output) and can_draw_svg()
+        figures = Path(args.output).stem if svg else ""
+        text, tikz = run(handout_text, str(path), fmt, args.notation, args.decimals, figures, timeout=args.timeout)
     except Limit as err:
         raise InputError(f"{args.spec or 'handout'}: {err}") from None
     if args.pdf:
         return _pdf(args, path, text)
-    if args.output:
+    if args.output and svg and tikz:
+        try:
+            write_markdown(Path(args.output), text, tikz)
+        except (RuntimeError, subprocess.TimeoutExpired) as err:
+            raise InputError(f"the drawings could not be made: {err}") from None
+    elif args.output:
+        if fmt == "md" and tikz:
+            print("nnderive: note: no latex/dvisvgm here, so the drawings are left out of the Markdown "
+                  "(apt-get install dvisvgm)", file=sys.stderr)
         write_atomic(args.output, text)
     else:
         sys.stdout.write(text)

@@ -187,14 +187,28 @@ def table_md(table) -> str:
     return "\n".join(intro + [head, rule] + rows)
 
 
-def document_md(handout) -> str:
+def figure_file(stem: str, k: int) -> str:
+    """The file name of a Markdown handout's k-th drawing (1-based), beside the .md file."""
+    return f"{stem}-figure{k}.svg"
+
+
+def document_md(handout, figures: str | None = None) -> str:
+    """The Markdown handout; its drawings as images ``<figures>-figure<k>.svg`` (the SVGs that
+    :func:`derive.handout.figure_svgs` makes), or, with ``figures=""``, a line pointing to the PDF."""
     from .tikz import Figure
+    stem = handout.name if figures is None else figures
     parts = [f"# {md_text(handout.title)}", ""] + [caption_md(line) + "  " for line in handout.meta]
+    k = 0
     for section in handout.sections:
         parts += ["", f"## {md_text(section.title)}", ""]
         for item in section.items:
             if isinstance(item, Figure):
-                continue  # TikZ has no Markdown form; the .tex/PDF handout has the drawing
+                k += 1
+                if stem:
+                    parts += [f"![{md_text(item.caption)}]({figure_file(stem, k)})", "", md_text(item.caption), ""]
+                else:
+                    parts += [md_text(item.caption) + " (The drawing is in the PDF handout.)", ""]
+                continue
             text = block_md(item) if isinstance(item, Block) else (
                 caption_md(item) if isinstance(item, tuple) else table_md(item))
             parts += [text, ""]
