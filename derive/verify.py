@@ -74,10 +74,19 @@ def resolve(derivation: Derivation, st: Statement) -> sp.Symbol:
     if len(index) != len(q.shape):
         what = "a scalar" if not q.shape else f"of shape {'x'.join(map(str, q.shape))}"
         raise SpecError(st.path, f"{st.quantity} is {what}; the stated value has {len(index)} indices")
+    if st.written is not None and st.written != q.shape:     # a list shorter or longer than the quantity
+        row = len(st.written) == len(q.shape) == 2 and st.written[0] == q.shape[0]
+        where = st.path.rsplit("[", 1 if row or len(st.written) == 1 else 2)[0]   # the list, or its bad row
+        raise SpecError(where, f"{st.quantity} {_shape(q.shape)}; the stated list {_shape(st.written)} "
+                               f"(write \"\" for an entry that was not printed)")
     for i, n in zip(index, q.shape):
         if not 0 <= i < n:
             raise SpecError(st.path, f"index {i} out of range for {st.quantity} of shape {q.shape}")
     return q.symbol(index)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return f"is {shape[0]} x {shape[1]}" if len(shape) == 2 else f"has {shape[0]} numbers" if shape else "is a scalar"
 
 
 def check_statements(derivation: Derivation, values, statements, frame: str = "",

@@ -65,7 +65,18 @@ BAD = {
     "unknown_activation": ('[network]\ninput=["1"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
                            'weights=[["1"]]\nactivation="sigmod"\n', "network.layer[0].activation"),
     "shape_mismatch": ('[network]\ninput=["1","2"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
-                       'weights=[["1","2","3"]]\nactivation="sigmoid"\n', "network.layer[0].weights[0]"),
+                       'weights=[["1","2","3"]]\nactivation="sigmoid"\n', "network.input: expected 3 numbers"),
+    # issue 10: a 3-element input to a 2-input layer names the input, not the weights
+    "input_too_long": ('[network]\ninput=["1","2","3"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
+                       'weights=[["1","2"]]\nactivation="sigmoid"\n', "network.input: expected 2 numbers"),
+    "ragged_weights": ('[network]\ninput=["1","2"]\ntarget=["1","2"]\nloss="half_sse"\n[[network.layer]]\n'
+                       'weights=[["1","2"],["1"]]\nactivation="sigmoid"\n', "network.layer[0].weights[1]"),
+    "short_stated_vector": ('[network]\ninput=["1","2"]\ntarget=["1","2"]\nloss="half_sse"\n[[network.layer]]\n'
+                            'weights=[["1","2"],["3","4"]]\nactivation="identity"\n[stated]\nz1=["5"]\n',
+                            "stated.z1: z1 has 2 numbers; the stated list has 1"),
+    "short_stated_row": ('[network]\ninput=["1","2"]\ntarget=["1","2"]\nloss="half_sse"\n[[network.layer]]\n'
+                         'weights=[["1","2"],["3","4"]]\nactivation="identity"\n[stated]\nW1=[["1","2"],["3"]]\n',
+                         "stated.W1[1]: W1 is 2 x 2"),
     "non_numeric": ('[network]\ninput=["one","2"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
                     'weights=[["1","2"]]\nactivation="sigmoid"\n', "network.input[0]"),
     "nan": ('[network]\ninput=["nan","2"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
