@@ -160,7 +160,7 @@ def _in_order(spec, main, printer) -> list[Section]:
 def _network_steps() -> tuple:
     """The step classes the network sections show."""
     from . import steps as st
-    return (st.Given, st.Affine, st.Activate, st.LossValue, st.OutputGradient, st.LocalDerivative, st.DeltaOutput,
+    return (st.Given, st.Affine, st.Activate, st.Probabilities, st.LossValue, st.OutputGradient, st.LocalDerivative, st.DeltaOutput,
             st.SoftmaxCrossEntropy, st.BackError, st.DeltaHidden, st.WeightGradient, st.BiasGradient,
             st.Update, st.Recompute)
 
@@ -188,7 +188,7 @@ def _network(spec, derivations, printer) -> list[Section]:
                     ("; one step of gradient descent." if net.learning_rate is not None else "."))
     problem = [intro, _symbol_table(printer, main), printer.doprint(Group(tuple(_steps(main, st.Given)))),
                network_figure(printer, main)]
-    forward = [printer.doprint(s) for s in _steps(main, st.Affine, st.Activate, st.LossValue)]
+    forward = [printer.doprint(s) for s in _steps(main, st.Affine, st.Activate, st.Probabilities, st.LossValue)]
     backward = [printer.doprint(s) for s in _steps(main, st.OutputGradient, st.LocalDerivative, st.DeltaOutput,
                                                     st.SoftmaxCrossEntropy, st.BackError, st.DeltaHidden,
                                                     st.WeightGradient, st.BiasGradient)]

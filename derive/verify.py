@@ -60,13 +60,23 @@ def verdict(stated: Stated, value: Num, carried: Num | None) -> str:
     return WRONG
 
 
+MAX_LISTED = 40
+
+
+def unknown_quantity(name: str, derivation: Derivation) -> str:
+    """The message for a name that is no quantity: the closest names, else the names there are."""
+    names = list(dict.fromkeys(derivation.names + [a for a, _ in derivation.aliases]))
+    hint = difflib.get_close_matches(name, names, n=3)
+    if hint:
+        return f"unknown quantity {name!r}; did you mean {', '.join(hint)}?"
+    listed = ", ".join(names[:MAX_LISTED]) + (f", … ({len(names)} in all)" if len(names) > MAX_LISTED else "")
+    return f"unknown quantity {name!r} (the quantities: {listed})"
+
+
 def resolve(derivation: Derivation, st: Statement) -> sp.Symbol:
     """The element symbol a statement refers to, or a SpecError naming its key path."""
     if st.quantity not in derivation:
-        names = derivation.names + [a for a, _ in derivation.aliases]
-        hint = difflib.get_close_matches(st.quantity, names, n=3)
-        extra = f"; did you mean {', '.join(hint)}?" if hint else ""
-        raise SpecError(st.path, f"unknown quantity {st.quantity!r}{extra}")
+        raise SpecError(st.path, unknown_quantity(st.quantity, derivation))
     q = derivation.quantity(st.quantity)
     index = st.index or ()
     if index == () and q.shape == (1,):
