@@ -409,8 +409,6 @@ def write_all(directory: Path, notation: str | None, decimals: int, timeout: flo
 def cmd_handout(args) -> int:
     from .cli import EXIT_OK, InputError, _spec_paths
     from .sandbox import Limit, run
-    if args.decimals < 0 or args.decimals > 12:
-        raise InputError("--decimals must be from 0 to 12")
     if args.notation:
         from .notation import profile
         profile(args.notation, "--notation")
@@ -424,9 +422,7 @@ def cmd_handout(args) -> int:
         if not args.spec:
             raise InputError("give a spec file or example name (see 'nnderive list'), or --all -o DIR")
         path = _spec_paths([args.spec])[0]
-        fmt = args.format or ("md" if args.output and args.output.endswith(".md") else "tex")
-        if args.pdf and fmt != "tex":
-            raise InputError("--pdf needs --format tex")
+        fmt = _format(args)
         text = run(handout_text, str(path), fmt, args.notation, args.decimals, timeout=args.timeout)
     except Limit as err:
         raise InputError(f"{args.spec or 'handout'}: {err}") from None
@@ -437,6 +433,19 @@ def cmd_handout(args) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def _format(args) -> str:
+    """tex or md: --format, else the -o file's suffix; a PDF is made from the tex."""
+    from .cli import InputError
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    if args.pdf:
+        if args.format == "md":
+            raise InputError("--pdf makes the PDF from the LaTeX handout: leave out --format md")
+        if suffix not in ("", ".pdf"):
+            raise InputError(f"--pdf writes a PDF, but -o names a {suffix} file: give -o {Path(args.output).stem}.pdf")
+        return "tex"
+    return args.format or ("md" if suffix == ".md" else "tex")
 
 
 def _pdf(args, path: Path, text: str) -> int:
@@ -460,6 +469,7 @@ def _pdf(args, path: Path, text: str) -> int:
 
 
 def register(subparsers) -> None:
+    from .cli import int_from, positive_float
     p = subparsers.add_parser(
         "handout", help="a step-by-step derivation handout (.tex, Markdown or PDF)",
         description="Write the derivation of a spec as a handout: the problem, the forward pass, the backward "
@@ -471,8 +481,9 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="output file (with --all: a directory); default stdout")
     p.add_argument("--format", choices=("tex", "md"), help="tex (default) or md (Markdown with $$ maths)")
     p.add_argument("--notation", metavar="NAME", help="notation profile (default: the spec's, else xjtu)")
-    p.add_argument("--decimals", type=int, default=4, metavar="N", help="decimals shown for rounded numbers (default 4)")
+    p.add_argument("--decimals", type=int_from(0, 12), default=4, metavar="N",
+                   help="decimals shown for rounded numbers, 0 to 12 (default 4)")
     p.add_argument("--pdf", action="store_true", help="compile to PDF with latexmk or pdflatex")
     p.add_argument("--all", action="store_true", help="every bundled example, .tex and .md, into -o DIRECTORY")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per handout (default 120)")
+    p.add_argument("--timeout", type=positive_float, default=120.0, help="seconds allowed per handout (default 120)")
     p.set_defaults(func=cmd_handout)

@@ -162,3 +162,38 @@ def test_importing_derive_does_not_import_numba():
            "print('numba' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.stdout.strip() == "False", done.stderr
+
+
+BAD_ARGUMENTS = {  # issue 10: each gave a traceback, a late failure, or a misleading message
+    "timeout_zero": (["verify", "--timeout", "0", "003_3_graph_xyz"], "argument --timeout"),
+    "timeout_negative": (["solve", "003_3_graph_xyz", "--timeout", "-5"], "argument --timeout"),
+    "timeout_nan": (["verify", "--timeout", "nan", "003_3_graph_xyz"], "argument --timeout"),
+    "jobs_zero": (["verify", "--jobs", "0", "003_3_graph_xyz"], "argument --jobs"),
+    "decimals": (["handout", "003_3_graph_xyz", "--decimals", "13"], "argument --decimals"),
+    "handout_timeout": (["handout", "003_3_graph_xyz", "--timeout", "0"], "argument --timeout"),
+    "seed": (["demo", "xor", "--seed", "-1"], "argument --seed"),
+    "pdf_md_output": (["handout", "003_3_graph_xyz", "--pdf", "-o", "x.md"], "-o names a .md file"),
+    "pdf_md_format": (["handout", "003_3_graph_xyz", "--pdf", "--format", "md"], "leave out --format md"),
+    "example_typo": (["verify", "003_3_graph_xz"], "did you mean 003_3_graph_xyz?"),
+    "notation_typo": (["handout", "003_3_graph_xyz", "--notation", "nankia"], "did you mean 'nankai'?"),
+    "unknown_option": (["solve", "003_3_graph_xyz", "--frobnicate"], "unrecognized arguments"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ARGUMENTS))
+def test_bad_arguments_exit_2_with_one_line(name, tmp_path):
+    argv, fragment = BAD_ARGUMENTS[name]
+    done = run(*argv, cwd=tmp_path, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert fragment in lines[0], lines[0]
+    assert done.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_pdf_output_name_gives_the_format():
+    """``--pdf -o x.pdf`` needs no --format: the PDF is made from the tex (no 'needs --format tex')."""
+    from argparse import Namespace
+    from derive.handout import _format
+    assert _format(Namespace(pdf=True, format=None, output="x.pdf")) == "tex"
+    assert _format(Namespace(pdf=False, format=None, output="x.md")) == "md"
+    assert _format(Namespace(pdf=False, format=None, output=None)) == "tex"
