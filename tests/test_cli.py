@@ -197,3 +197,36 @@ def test_pdf_output_name_gives_the_format():
     assert _format(Namespace(pdf=True, format=None, output="x.pdf")) == "tex"
     assert _format(Namespace(pdf=False, format=None, output="x.md")) == "md"
     assert _format(Namespace(pdf=False, format=None, output=None)) == "tex"
+
+
+def test_verify_shows_two_digits_more_than_stated():
+    """Regression (issue 10): '138.834' was shown next to a stated '138.8338'.  Oracle: PyTorch."""
+    torch = pytest.importorskip("torch")
+    a = torch.tensor(-4.0, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    from test_rebinding import _micrograd
+    g = _micrograd(a, b, torch.relu)
+    g.backward()
+    done = run("verify", "docs/examples/micrograd.toml")
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.startswith("  g")}
+    assert rows["grad_a"][1:3] == ["138.8338", f"{a.grad.item():.6f}"], rows
+    assert rows["grad_b"][1:3] == ["645.5773", f"{b.grad.item():.6f}"], rows
+    assert rows["g"][1:3] == ["24.7041", f"{g.item():.6f}"], rows
+
+
+def test_solve_json_carries_exact_values():
+    """A rational value as 'p/q'; an irrational one as a 30-digit interval containing it (mpmath)."""
+    import mpmath
+    from fractions import Fraction
+    from test_rebinding import _micrograd
+    data = json.loads(run("solve", "--json", "docs/examples/micrograd.toml").stdout)
+    assert Fraction(data["exact"]["g"]) == _micrograd(Fraction(-4), Fraction(2), lambda x: max(x, Fraction(0)))
+    assert data["quantities"]["g"] == float(Fraction(data["exact"]["g"]))
+    data = json.loads(run("solve", "--json", "000_3_mlp_3333").stdout)
+    with mpmath.workdps(60):
+        for i, z in enumerate(data["exact"]["z2"]):
+            lo, hi = data["exact"]["h2"][i].strip("[]").split(", ")
+            assert len(lo.replace(".", "").lstrip("0")) == 30 == len(hi.replace(".", "").lstrip("0"))
+            true = 1 / (1 + mpmath.exp(-mpmath.mpf(Fraction(z).numerator) / Fraction(z).denominator))
+            assert mpmath.mpf(lo) <= true <= mpmath.mpf(hi)
+            assert mpmath.mpf(hi) - mpmath.mpf(lo) <= mpmath.mpf(10) ** -29
