@@ -24,9 +24,10 @@ from .graph import Leaf, ScalarNode, graph_nodes, network_nodes
 from .spec import Graph, Network, Spec
 from .steps import (Activate, Affine, BackError, BatchMean, BiasGradient, ChainRule, DeltaHidden, DeltaOutput,
                     Derivation, Given, LocalDerivative, LossValue, Node, OutputGradient, Quantity,
-                    Recompute, Seed, SoftmaxCrossEntropy, Step, Update, WeightGradient, symbol)
+                    Probabilities, Recompute, Seed, SoftmaxCrossEntropy, Step, Update, WeightGradient, symbol)
 
 LR = "learning_rate"
+PROBABILITIES = "p"     # softmax of the logits under softmax_cross_entropy
 ELEMENTWISE = "dL_d"   # prefix of the element-wise form's gradients: dL_dz1[0], dL_dW2[1,0]
 SUM_ONE = r"\sum_i t_i = 1"
 
@@ -399,6 +400,9 @@ def _forward(net: Network, suffix: str) -> list[Step]:
             steps.append(Recompute(h, tuple(hs), (z.name,), of=f"h{l}"))
         prev_name = h.name
     y = _vec(prev_name, sizes[-1])
+    if not suffix and net.loss == "softmax_cross_entropy":
+        steps.append(Probabilities(Quantity(PROBABILITIES, (sizes[-1],)), tuple(primitives.ACTIVATIONS["softmax"].define(y)),
+                                   (prev_name,)))
     expr = primitives.LOSSES[net.loss].define(y, _vec("t", sizes[-1]))
     loss = Quantity("loss" + suffix)
     steps.append(LossValue(loss, (expr,), (prev_name, "t"), loss=net.loss) if not suffix

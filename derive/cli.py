@@ -6,23 +6,57 @@ stated number is wrong or a formula differs, 2 unusable input (one line on stder
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import importlib.util
 import json
+import math
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 from . import __version__
-from .errors import SpecError
+from .errors import InputError, SpecError
 from .files import OutputError
 
 EXIT_OK, EXIT_WRONG, EXIT_INPUT = 0, 1, 2
 
 
-class InputError(Exception):
-    """Unusable command-line input; printed as one line, exit code 2."""
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit 2), like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+MAX_SECONDS = 1e6
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number of seconds, > 0 and at most MAX_SECONDS."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 and <= {MAX_SECONDS:g}, got {text!r}")
+    return value
+
+
+def int_from(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` (to ``high``)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"expected an integer {span}, got {text!r}")
+        return value
+    parse.__name__ = "integer"
+    return parse
 
 
 def _spec_paths(args: list[str]) -> list:
@@ -34,8 +68,9 @@ def _spec_paths(args: list[str]) -> list:
         try:
             paths.append(worked_examples.resolve(a))
         except KeyError:
-            raise InputError(f"{a}: no such file and no bundled example of that name "
-                             f"(see 'nnderive list')") from None
+            hint = difflib.get_close_matches(a, worked_examples.names(), n=3)
+            extra = f"; did you mean {', '.join(hint)}?" if hint else " (see 'nnderive list')"
+            raise InputError(f"{a}: no such file and no bundled example of that name{extra}") from None
     return paths
 
 
@@ -157,7 +192,7 @@ def cmd_solve(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nnderive",
         description="Derive backpropagation symbolically and check every number and formula against it.",
         epilog="Docs: docs/guide.md.  A SPEC is a .toml/.json file or the name of a bundled example.")
@@ -174,14 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("specs", nargs="*", metavar="SPEC", help="spec files or example names (default: all bundled)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--markdown", action="store_true", help="print a Markdown report (docs/verdicts.md)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per spec (default 60)")
-    p.add_argument("--jobs", type=int, default=None, help="specs checked at once (default: one per CPU)")
+    p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds allowed per spec (default 60)")
+    p.add_argument("--jobs", type=int_from(1, 256), default=None, help="specs checked at once (default: one per CPU)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("solve", help="every quantity of a problem (forward, loss, gradients, update)")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed (default 60)")
+    p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds allowed (default 60)")
     p.set_defaults(func=cmd_solve)
 
     for module in _EXTENSIONS:

@@ -299,7 +299,8 @@ class Problem:
         out, seen = [], {}
         for k, (name, idx) in enumerate(self.policy.ask or ()):
             if name not in self.derivation:
-                raise SpecError("grading.ask", f"unknown quantity {name!r}")
+                from .verify import unknown_quantity
+                raise SpecError("grading.ask", unknown_quantity(name, self.derivation))
             q = self.derivation.quantity(name)
             if idx is not None:
                 self.element_symbol(name, idx)  # raises, naming the index, when it is out of range

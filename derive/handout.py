@@ -167,7 +167,8 @@ def _in_order(spec, main, printer) -> list[Section]:
 def _network_steps() -> tuple:
     """The step classes the network sections show."""
     from . import steps as st
-    return (st.Given, st.Affine, st.Activate, st.LossValue, st.OutputGradient, st.LocalDerivative, st.DeltaOutput,
+    return (st.Given, st.Affine, st.Activate, st.Probabilities, st.LossValue, st.OutputGradient, st.LocalDerivative,
+            st.DeltaOutput,
             st.SoftmaxCrossEntropy, st.BackError, st.DeltaHidden, st.WeightGradient, st.BiasGradient,
             st.Update, st.Recompute, st.BatchMean)
 
@@ -197,7 +198,7 @@ def _network(spec, derivations, printer) -> list[Section]:
                     ("; one step of gradient descent." if net.learning_rate is not None else "."))
     problem = [intro, _symbol_table(printer, main), printer.doprint(Group(tuple(_steps(main, st.Given)))),
                network_figure(printer, main)]
-    forward = [printer.doprint(s) for s in _steps(main, st.Affine, st.Activate, st.LossValue)]
+    forward = [printer.doprint(s) for s in _steps(main, st.Affine, st.Activate, st.Probabilities, st.LossValue)]
     backward = [printer.doprint(s) for s in _steps(main, st.OutputGradient, st.LocalDerivative, st.DeltaOutput,
                                                     st.SoftmaxCrossEntropy, st.BackError, st.DeltaHidden,
                                                     st.WeightGradient, st.BiasGradient)]
@@ -503,8 +504,6 @@ def write_all(directory: Path, notation: str | None, decimals: int, timeout: flo
 def cmd_handout(args) -> int:
     from .cli import EXIT_OK, InputError, _spec_paths
     from .sandbox import Limit, run
-    if args.decimals < 0 or args.decimals > 12:
-        raise InputError("--decimals must be from 0 to 12")
     if args.notation:
         from .notation import profile
         profile(args.notation, "--notation")
@@ -518,9 +517,7 @@ def cmd_handout(args) -> int:
         if not args.spec:
             raise InputError("give a spec file or example name (see 'nnderive list'), or --all -o DIR")
         path = _spec_paths([args.spec])[0]
-        fmt = args.format or ("md" if args.output and args.output.endswith(".md") else "tex")
-        if args.pdf and fmt != "tex":
-            raise InputError("--pdf needs --format tex")
+        fmt = _format(args)
         svg = fmt == "md" and bool(args.output) and can_draw_svg()
         figures = Path(args.output).stem if svg else ""
         text, tikz = run(handout_text, str(path), fmt, args.notation, args.decimals, figures, timeout=args.timeout)
@@ -541,6 +538,19 @@ def cmd_handout(args) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def _format(args) -> str:
+    """tex or md: --format, else the -o file's suffix; a PDF is made from the tex."""
+    from .cli import InputError
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    if args.pdf:
+        if args.format == "md":
+            raise InputError("--pdf makes the PDF from the LaTeX handout: leave out --format md")
+        if suffix not in ("", ".pdf"):
+            raise InputError(f"--pdf writes a PDF, but -o names a {suffix} file: give -o {Path(args.output).stem}.pdf")
+        return "tex"
+    return args.format or ("md" if suffix == ".md" else "tex")
 
 
 def _pdf(args, path: Path, text: str) -> int:
@@ -564,6 +574,7 @@ def _pdf(args, path: Path, text: str) -> int:
 
 
 def register(subparsers) -> None:
+    from .cli import int_from, positive_float
     p = subparsers.add_parser(
         "handout", help="a step-by-step derivation handout (.tex, Markdown or PDF)",
         description="Write the derivation of a spec as a handout: the problem, the forward pass, the backward "
@@ -576,8 +587,9 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="output file (with --all: a directory); default stdout")
     p.add_argument("--format", choices=("tex", "md"), help="tex (default) or md (Markdown with $$ maths)")
     p.add_argument("--notation", metavar="NAME", help="notation profile (default: the spec's, else standard)")
-    p.add_argument("--decimals", type=int, default=4, metavar="N", help="decimals shown for rounded numbers (default 4)")
+    p.add_argument("--decimals", type=int_from(0, 12), default=4, metavar="N",
+                   help="decimals shown for rounded numbers, 0 to 12 (default 4)")
     p.add_argument("--pdf", action="store_true", help="compile to PDF with latexmk or pdflatex")
     p.add_argument("--all", action="store_true", help="every bundled example, .tex and .md, into -o DIRECTORY")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per handout (default 120)")
+    p.add_argument("--timeout", type=positive_float, default=120.0, help="seconds allowed per handout (default 120)")
     p.set_defaults(func=cmd_handout)

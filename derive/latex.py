@@ -411,6 +411,14 @@ class HandoutPrinter(PrinterCore):
                       Math(definition(act, step.params)), ".")
         return Block(cap, (head,) + self.elements(step, self._activation_heads(step, act)))
 
+    def _print_Probabilities(self, step) -> Block:
+        act = primitives.ACTIVATIONS["softmax"]
+        formula = rf"{act.latex}\left({self.q(step.inputs[0])}\right)"
+        head = Chain(self.q(step.name), self.matrix_forms(step, formula, None))
+        cap = caption("The probabilities the loss reads from the logits (rule: softmax_probabilities): ",
+                      Math(definition(act)), ".")
+        return Block(cap, (head,) + self.elements(step))
+
     def _print_LossValue(self, step) -> Block:
         return Block(caption(f"The loss: {primitives.LOSSES[step.loss].words}."), self.elements(step))
 

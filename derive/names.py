@@ -16,7 +16,7 @@ from . import primitives
 from .backprop import ELEMENTWISE, LR
 from .errors import SpecError
 from .notation import GRAD, Profile, fill, profile as find_profile, scalar_name, transpose
-from .steps import Activate, ChainRule, Derivation, Given, Node, Quantity, Seed, Step
+from .steps import Activate, ChainRule, Derivation, Given, Node, Probabilities, Quantity, Seed, Step
 from .texsafe import check_latex
 
 _LAYERED = re.compile(r"(W|b|z|h|gprime|delta|grad_h|grad_W|grad_b)(\d+)(_new)?")
@@ -196,6 +196,10 @@ def names(derivations: Iterable[Derivation], prof: Profile | str = "standard",
         if s.name.startswith(ELEMENTWISE):
             of = s.name[len(ELEMENTWISE):]
             b.q[s.name] = fill(GRAD, L=b.loss, v=b.e.get(of) or b.q.get(of) or scalar_name(of))
+    for s in steps:    # softmax cross-entropy's probabilities: a bold vector p, elements p_i
+        if isinstance(s, Probabilities):
+            b.q[s.name] = r"\mathbf{p}"
+            b.e.update({_key(s.name, i): fill("{<Q>}_{<rc>}", 0, i, Q="p") for i in s.target.indices()})
     _apply(over, b.q, b.e, steps)
     _generic(steps, b.q, b.e)
     negated = frozenset(n for n in b.q if (b.kind(n) or ("",))[0] in prof.negated)

@@ -12,6 +12,7 @@ seed deck it follows.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Mapping
@@ -151,7 +152,10 @@ def profile(name: str, path: str = "notation.profile") -> Profile:
     for p in PROFILES.values():
         if name == p.name or name in p.aliases:
             return p
-    raise SpecError(path, f"unknown notation profile {name!r} (known: {', '.join(PROFILES)})")
+    known = [n for p in PROFILES.values() for n in (p.name, *p.aliases)]
+    hint = difflib.get_close_matches(str(name), known, n=2)
+    extra = f"; did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
+    raise SpecError(path, f"unknown notation profile {name!r} (known: {', '.join(PROFILES)}){extra}")
 
 
 # ----------------------------------------------------------------------------- filling templates

@@ -1,6 +1,9 @@
 """Reports as plain data (for --json and for crossing process boundaries) and as text tables."""
 from __future__ import annotations
 
+import decimal
+import math
+from fractions import Fraction
 from typing import Any
 
 from .evaluate import evaluate
@@ -61,8 +64,15 @@ def _index(idx) -> str:
     return "" if idx is None else "[" + ",".join(map(str, idx)) + "]"
 
 
-def _num(x: float | None) -> str:
-    return "—" if x is None else f"{x:.6g}"
+def _num(x: float | None, decimals: int = 0) -> str:
+    """A value next to a number stated with ``decimals`` decimals: at least two digits more than
+    the statement shows, and at least 6 significant digits."""
+    if x is None:
+        return "—"
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    magnitude = math.floor(math.log10(abs(x))) + 1
+    return f"{x:.{max(6, min(17, magnitude + decimals + 2))}g}"
 
 
 def text_table(ex: dict) -> str:
@@ -73,7 +83,8 @@ def text_table(ex: dict) -> str:
     if ex["records"]:
         head = ("quantity", "index", "stated", "exact value", "carried", "verdict")
         rows = [(r["quantity"] + (f" ({r['frame']})" if r["frame"] else ""), _index(r["index"]), r["stated"],
-                 _num(r["value"]), _num(r["carried"]), r["verdict"]) for r in ex["records"]]
+                 _num(r["value"], r["decimals"]), _num(r["carried"], r["decimals"]), r["verdict"])
+                for r in ex["records"]]
         widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
         fmt = "  " + "  ".join(f"{{:<{w}}}" for w in widths)
         lines.append(fmt.format(*head))
@@ -100,16 +111,47 @@ def _nested(q, values) -> Any:
     return [flat[i * cols:(i + 1) * cols] for i in range(rows)]
 
 
+EXACT_DIGITS = 30
+
+
+def exact_text(num) -> str:
+    """A value as text that loses nothing: its rational (``"2421/98"``, ``"-3"``), or else an interval
+    ``"[lo, hi]"`` of 30 significant digits that contains it (ends rounded outward)."""
+    if num.exact is not None:
+        return str(num.exact)
+    from mpmath.libmp import to_rational
+    lo, hi = (Fraction(*to_rational(end)) for end in num.enclosure._mpi_)
+    return f"[{_decimal(lo, decimal.ROUND_FLOOR)}, {_decimal(hi, decimal.ROUND_CEILING)}]"
+
+
+def _decimal(q: Fraction, rounding: str) -> str:
+    ctx = decimal.Context(prec=EXACT_DIGITS, rounding=rounding, Emax=10**6, Emin=-10**6)
+    return str(ctx.divide(decimal.Decimal(q.numerator), decimal.Decimal(q.denominator)))
+
+
+def _nested_exact(q, values) -> Any:
+    flat = [exact_text(values[s]) for s in q.symbols()]
+    if not q.shape:
+        return flat[0]
+    if len(q.shape) == 1:
+        return flat
+    rows, cols = q.shape
+    return [flat[i * cols:(i + 1) * cols] for i in range(rows)]
+
+
 def solve_dict(name: str, derivation: Derivation) -> dict[str, Any]:
-    """Every quantity of a numeric problem under its canonical name, as floats."""
+    """Every quantity of a numeric problem under its canonical name, as floats (``quantities``)
+    and exactly (``exact``: a rational string, or a 30-digit interval when the value is irrational)."""
     values = evaluate(derivation)
     out: dict[str, Any] = {}
+    exact: dict[str, Any] = {}
     for step in derivation.steps:
         out[step.name] = _nested(step.target, values)
+        exact[step.name] = _nested_exact(step.target, values)
     for alias, target in derivation.aliases:
         if target in out and alias not in out:
-            out[alias] = out[target]
-    return {"name": name, "quantities": out}
+            out[alias], exact[alias] = out[target], exact[target]
+    return {"name": name, "quantities": out, "exact": exact}
 
 
 def solve_text(result: dict[str, Any]) -> str:
@@ -149,21 +191,21 @@ def markdown(examples: list[dict]) -> str:
                     "|---|---|---|---|---|---|"]
             for r in ex["records"]:
                 name = r["quantity"] + (f" ({r['frame']})" if r["frame"] else "")
-                out.append(f"| `{name}` | {_index(r['index'])} | {r['stated']} | {_num(r['value'])} | "
-                           f"{_num(r['carried'])} | {r['verdict']} |")
+                out.append(f"| `{name}` | {_index(r['index'])} | {r['stated']} | {_num(r['value'], r['decimals'])} | "
+                           f"{_num(r['carried'], r['decimals'])} | {r['verdict']} |")
             out.append("")
             carried = [r for r in ex["records"] if r["verdict"] == "carried"]
             wrong = [r for r in ex["records"] if r["verdict"] == "wrong"]
             if carried:
                 out.append(f"Carried ({len(carried)}): " + ", ".join(
-                    f"`{r['quantity']}{_index(r['index'])}` = {r['stated']} (true {_num(r['value'])})"
+                    f"`{r['quantity']}{_index(r['index'])}` = {r['stated']} (true {_num(r['value'], r['decimals'])})"
                     for r in carried) + ".  Each is off from the true value by more than half a unit "
                     "of its last digit, because the slide computed it from rounded intermediates.")
                 out.append("")
             for r in wrong:
-                recomputed = f", recomputed from the printed inputs {_num(r['carried'])}" if r["carried"] is not None else ""
+                recomputed = f", recomputed from the printed inputs {_num(r['carried'], r['decimals'])}" if r["carried"] is not None else ""
                 out.append(f"**Wrong**: `{r['quantity']}{_index(r['index'])}` is printed as {r['stated']}; the "
-                           f"true value is {_num(r['value'])}{recomputed}: the printed number is "
+                           f"true value is {_num(r['value'], r['decimals'])}{recomputed}: the printed number is "
                            f"{_digits_off(r)} units of its last digit away from the true value.")
                 out.append("")
         if ex["claims"]:

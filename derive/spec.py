@@ -93,6 +93,7 @@ class Statement:
     index: tuple[int, ...] | None
     stated: Stated
     path: str
+    written: tuple[int, ...] | None = None   # an entry of a list: the list's length (a row's: rows, row length)
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,8 @@ def load_network(table: dict, path: str = "network") -> Network:
             w_raw = raw["weights"]
             rows = len(w_raw) if isinstance(w_raw, list) else 0
             size = _int(raw.get("size", rows), f"{lp}.size", 1, MAX_WIDTH)
+            if i == 0 and x is not None:
+                _input_fits(w_raw, n_in, path)
             weights = _matrix(w_raw, f"{lp}.weights", size, n_prev)
         else:
             if "size" not in raw:
@@ -319,6 +322,15 @@ def load_network(table: dict, path: str = "network") -> Network:
         target = _vector(table["target"], f"{path}.target", n_prev)
     _all_numbers_or_none(table, x, layers, target, path)
     return Network(n_in, x, target, tuple(layers), loss, lr)
+
+
+def _input_fits(w_raw, n_in: int, path: str) -> None:
+    """When every row of the first weight matrix has the same length, that is the number of inputs:
+    an input of another length is the input's error, not the weights'."""
+    lengths = {len(r) for r in w_raw if isinstance(r, list)} if isinstance(w_raw, list) else set()
+    if len(lengths) == 1 and all(isinstance(r, list) for r in w_raw) and (k := lengths.pop()) != n_in:
+        raise SpecError(f"{path}.input", f"expected {k} numbers (layer[0].weights has {k} columns, one per "
+                                         f"input), got {n_in}")
 
 
 def _all_numbers_or_none(table: dict, x, layers: list, target, path: str) -> None:
@@ -452,9 +464,10 @@ def _statements(table: dict, path: str) -> tuple[Statement, ...]:
                     for j, cell in enumerate(item):
                         if cell != "":
                             out.append(Statement(name, (i, j), parse_stated(cell, f"{kpath}[{i}][{j}]"),
-                                                 f"{kpath}[{i}][{j}]"))
+                                                 f"{kpath}[{i}][{j}]", (len(value), len(item))))
                 elif item != "":
-                    out.append(Statement(name, (i,), parse_stated(item, f"{kpath}[{i}]"), f"{kpath}[{i}]"))
+                    out.append(Statement(name, (i,), parse_stated(item, f"{kpath}[{i}]"), f"{kpath}[{i}]",
+                                         (len(value),)))
         else:
             out.append(Statement(name, None, parse_stated(value, kpath), kpath))
         if len(out) > MAX_STATEMENTS:

@@ -134,6 +134,13 @@ class LossValue(Step):
     rule: ClassVar[str] = "loss"
 
 
+@dataclass(frozen=True)
+class Probabilities(Step):
+    """p = softmax(y): the probabilities a loss on logits (softmax cross-entropy) reads from them."""
+
+    rule: ClassVar[str] = "softmax_probabilities"
+
+
 # ----------------------------------------------------------------------------- backward
 
 @dataclass(frozen=True)

@@ -60,13 +60,23 @@ def verdict(stated: Stated, value: Num, carried: Num | None) -> str:
     return WRONG
 
 
+MAX_LISTED = 40
+
+
+def unknown_quantity(name: str, derivation: Derivation) -> str:
+    """The message for a name that is no quantity: the closest names, else the names there are."""
+    names = list(dict.fromkeys(derivation.names + [a for a, _ in derivation.aliases]))
+    hint = difflib.get_close_matches(name, names, n=3)
+    if hint:
+        return f"unknown quantity {name!r}; did you mean {', '.join(hint)}?"
+    listed = ", ".join(names[:MAX_LISTED]) + (f", … ({len(names)} in all)" if len(names) > MAX_LISTED else "")
+    return f"unknown quantity {name!r} (the quantities: {listed})"
+
+
 def resolve(derivation: Derivation, st: Statement) -> sp.Symbol:
     """The element symbol a statement refers to, or a SpecError naming its key path."""
     if st.quantity not in derivation:
-        names = derivation.names + [a for a, _ in derivation.aliases]
-        hint = difflib.get_close_matches(st.quantity, names, n=3)
-        extra = f"; did you mean {', '.join(hint)}?" if hint else ""
-        raise SpecError(st.path, f"unknown quantity {st.quantity!r}{extra}")
+        raise SpecError(st.path, unknown_quantity(st.quantity, derivation))
     q = derivation.quantity(st.quantity)
     index = st.index or ()
     if index == () and q.shape == (1,):
@@ -74,10 +84,19 @@ def resolve(derivation: Derivation, st: Statement) -> sp.Symbol:
     if len(index) != len(q.shape):
         what = "a scalar" if not q.shape else f"of shape {'x'.join(map(str, q.shape))}"
         raise SpecError(st.path, f"{st.quantity} is {what}; the stated value has {len(index)} indices")
+    if st.written is not None and st.written != q.shape:     # a list shorter or longer than the quantity
+        row = len(st.written) == len(q.shape) == 2 and st.written[0] == q.shape[0]
+        where = st.path.rsplit("[", 1 if row or len(st.written) == 1 else 2)[0]   # the list, or its bad row
+        raise SpecError(where, f"{st.quantity} {_shape(q.shape)}; the stated list {_shape(st.written)} "
+                               f"(write \"\" for an entry that was not printed)")
     for i, n in zip(index, q.shape):
         if not 0 <= i < n:
             raise SpecError(st.path, f"index {i} out of range for {st.quantity} of shape {q.shape}")
     return q.symbol(index)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return f"is {shape[0]} x {shape[1]}" if len(shape) == 2 else f"has {shape[0]} numbers" if shape else "is a scalar"
 
 
 def check_statements(derivation: Derivation, values, statements, frame: str = "",

@@ -8,6 +8,7 @@ WORKLOADS = ("tiny", "many", "nielsen", "big", "cold")
 
 
 def register(subparsers) -> None:
+    from derive.cli import int_from
     p = subparsers.add_parser(
         "bench", help="benchmark the generated kernels against NumPy, PyTorch and JAX",
         description="Workloads tiny, many, nielsen, big and cold start (docs/kernels.md), every contender "
@@ -23,7 +24,7 @@ def register(subparsers) -> None:
         description="xor: the XOR net of slide 003 until its error is below 0.01. digits: scikit-learn's "
                     "8×8 digits (needs the 'digits' extra), test accuracy on a held-out quarter.")
     p.add_argument("name", choices=["xor", "digits"])
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the documented one)")
+    p.add_argument("--seed", type=int_from(0), default=None, help="random seed, >= 0 (default: the documented one)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_demo)
 

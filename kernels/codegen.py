@@ -31,7 +31,7 @@ from derive.steps import Derivation, Quantity
 MAX_UNROLLED_WIDTH = 16       # widest layer printed element by element
 MAX_UNROLLED_PARAMS = 1000
 
-_ENGINE_NAME = re.compile(r"x|t|loss|loss_new|grad_y|(?:W|b|z|h|gprime|delta|grad_W|grad_b|grad_h)\d{1,2}(?:_new)?")
+_ENGINE_NAME = re.compile(r"x|t|p|loss|loss_new|grad_y|(?:W|b|z|h|gprime|delta|grad_W|grad_b|grad_h)\d{1,2}(?:_new)?")
 RESERVED = {"theta", "Theta", "X", "T", "Y", "x", "t", "v", "V", "lr", "out", "grad", "losses", "row", "prob",
             "total", "scale", "ok", "math", "np", "prange", "B", "P"}
 

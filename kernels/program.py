@@ -16,7 +16,7 @@ import sympy as sp
 
 from derive import primitives
 from derive.steps import (Activate, DeltaOutput, Derivation, Given, LocalDerivative, LossValue, Node,
-                          OutputGradient, Quantity, Recompute, Step)
+                          OutputGradient, Probabilities, Quantity, Recompute, Step)
 
 from . import stable
 from .printer import KernelPrinter
@@ -148,6 +148,8 @@ def _activation_of(step: Step, known: dict) -> tuple[str, dict] | None:
     """(activation, params) when ``step`` applies a registry activation to one quantity, else None."""
     if isinstance(step, Activate):
         return step.activation, dict(step.params)
+    if isinstance(step, Probabilities):
+        return "softmax", {}
     if isinstance(step, Recompute) and step.of in known:
         return known[step.of]
     if isinstance(step, Node) and step.op in primitives.ACTIVATIONS and len(step.args) == 1:

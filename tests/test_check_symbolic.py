@@ -1,11 +1,11 @@
-"""Symbolic grading: right and wrong formulas in several notations, decided within the time asked."""
+"""Symbolic grading: right and wrong formulas in several notations, each decided (a generous hang
+guard only; the time per formula is measured by benchmarks/bench_symbolic.py)."""
 from __future__ import annotations
-
-import time
 
 import pytest
 
 from derive.grading import CORRECT, INVALID, WRONG, grade_latex
+from hang_guard import hang_guard
 
 RIGHT_222 = [
     ("grad_w5", r"$(o_1 - y_1)\,o_1(1 - o_1)\,h_1$"),
@@ -23,11 +23,9 @@ RIGHT_222 = [
 
 @pytest.mark.parametrize("quantity, text", RIGHT_222)
 def test_right_formulas(net222, quantity, text):
-    t = time.perf_counter()
-    r = grade_latex(net222, quantity, None, text)
-    elapsed = time.perf_counter() - t
+    with hang_guard():
+        r = grade_latex(net222, quantity, None, text)
     assert r["verdict"] == CORRECT, r
-    assert elapsed < 5, f"{elapsed:.2f} s"  # measured figures are in the report; this bound is generous
 
 
 WRONG_222 = [
@@ -64,10 +62,9 @@ RIGHT_MLP = [
 
 @pytest.mark.parametrize("quantity, index, text", RIGHT_MLP)
 def test_right_matrix_formulas(mlp, quantity, index, text):
-    t = time.perf_counter()
-    r = grade_latex(mlp, quantity, index, text)
+    with hang_guard():
+        r = grade_latex(mlp, quantity, index, text)
     assert r["verdict"] == CORRECT, r
-    assert time.perf_counter() - t < 5
 
 
 WRONG_MLP = [
@@ -93,10 +90,13 @@ def test_unreadable_is_invalid(net222):
     assert r["verdict"] == INVALID and "not understood" in r["feedback"]
 
 
+BIG_POWER = r"$(w_1 + w_2 + w_3 + w_4 + w_5 + w_6 + w_7 + w_8)^{64}$"
+
+
 def test_big_power_is_decided_not_expanded(net222):
-    t = time.perf_counter()
-    r = grade_latex(net222, "grad_w5", None, r"$(w_1 + w_2 + w_3 + w_4 + w_5 + w_6 + w_7 + w_8)^{64}$")
-    assert r["verdict"] == WRONG and time.perf_counter() - t < 5
+    with hang_guard():     # expanding the power would not end in any reasonable time
+        r = grade_latex(net222, "grad_w5", None, BIG_POWER)
+    assert r["verdict"] == WRONG
 
 
 @pytest.mark.parametrize("text, words", [

@@ -65,7 +65,18 @@ BAD = {
     "unknown_activation": ('[network]\ninput=["1"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
                            'weights=[["1"]]\nactivation="sigmod"\n', "network.layer[0].activation"),
     "shape_mismatch": ('[network]\ninput=["1","2"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
-                       'weights=[["1","2","3"]]\nactivation="sigmoid"\n', "network.layer[0].weights[0]"),
+                       'weights=[["1","2","3"]]\nactivation="sigmoid"\n', "network.input: expected 3 numbers"),
+    # issue 10: a 3-element input to a 2-input layer names the input, not the weights
+    "input_too_long": ('[network]\ninput=["1","2","3"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
+                       'weights=[["1","2"]]\nactivation="sigmoid"\n', "network.input: expected 2 numbers"),
+    "ragged_weights": ('[network]\ninput=["1","2"]\ntarget=["1","2"]\nloss="half_sse"\n[[network.layer]]\n'
+                       'weights=[["1","2"],["1"]]\nactivation="sigmoid"\n', "network.layer[0].weights[1]"),
+    "short_stated_vector": ('[network]\ninput=["1","2"]\ntarget=["1","2"]\nloss="half_sse"\n[[network.layer]]\n'
+                            'weights=[["1","2"],["3","4"]]\nactivation="identity"\n[stated]\nz1=["5"]\n',
+                            "stated.z1: z1 has 2 numbers; the stated list has 1"),
+    "short_stated_row": ('[network]\ninput=["1","2"]\ntarget=["1","2"]\nloss="half_sse"\n[[network.layer]]\n'
+                         'weights=[["1","2"],["3","4"]]\nactivation="identity"\n[stated]\nW1=[["1","2"],["3"]]\n',
+                         "stated.W1[1]: W1 is 2 x 2"),
     "non_numeric": ('[network]\ninput=["one","2"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
                     'weights=[["1","2"]]\nactivation="sigmoid"\n', "network.input[0]"),
     "nan": ('[network]\ninput=["nan","2"]\ntarget=["1"]\nloss="half_sse"\n[[network.layer]]\n'
@@ -151,3 +162,71 @@ def test_importing_derive_does_not_import_numba():
            "print('numba' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.stdout.strip() == "False", done.stderr
+
+
+BAD_ARGUMENTS = {  # issue 10: each gave a traceback, a late failure, or a misleading message
+    "timeout_zero": (["verify", "--timeout", "0", "003_3_graph_xyz"], "argument --timeout"),
+    "timeout_negative": (["solve", "003_3_graph_xyz", "--timeout", "-5"], "argument --timeout"),
+    "timeout_nan": (["verify", "--timeout", "nan", "003_3_graph_xyz"], "argument --timeout"),
+    "jobs_zero": (["verify", "--jobs", "0", "003_3_graph_xyz"], "argument --jobs"),
+    "decimals": (["handout", "003_3_graph_xyz", "--decimals", "13"], "argument --decimals"),
+    "handout_timeout": (["handout", "003_3_graph_xyz", "--timeout", "0"], "argument --timeout"),
+    "seed": (["demo", "xor", "--seed", "-1"], "argument --seed"),
+    "pdf_md_output": (["handout", "003_3_graph_xyz", "--pdf", "-o", "x.md"], "-o names a .md file"),
+    "pdf_md_format": (["handout", "003_3_graph_xyz", "--pdf", "--format", "md"], "leave out --format md"),
+    "example_typo": (["verify", "003_3_graph_xz"], "did you mean 003_3_graph_xyz?"),
+    "notation_typo": (["handout", "003_3_graph_xyz", "--notation", "nankia"], "did you mean 'nankai'?"),
+    "unknown_option": (["solve", "003_3_graph_xyz", "--frobnicate"], "unrecognized arguments"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ARGUMENTS))
+def test_bad_arguments_exit_2_with_one_line(name, tmp_path):
+    argv, fragment = BAD_ARGUMENTS[name]
+    done = run(*argv, cwd=tmp_path, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert fragment in lines[0], lines[0]
+    assert done.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_pdf_output_name_gives_the_format():
+    """``--pdf -o x.pdf`` needs no --format: the PDF is made from the tex (no 'needs --format tex')."""
+    from argparse import Namespace
+    from derive.handout import _format
+    assert _format(Namespace(pdf=True, format=None, output="x.pdf")) == "tex"
+    assert _format(Namespace(pdf=False, format=None, output="x.md")) == "md"
+    assert _format(Namespace(pdf=False, format=None, output=None)) == "tex"
+
+
+def test_verify_shows_two_digits_more_than_stated():
+    """Regression (issue 10): '138.834' was shown next to a stated '138.8338'.  Oracle: PyTorch."""
+    torch = pytest.importorskip("torch")
+    a = torch.tensor(-4.0, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    from test_rebinding import _micrograd
+    g = _micrograd(a, b, torch.relu)
+    g.backward()
+    done = run("verify", "docs/examples/micrograd.toml")
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.startswith("  g")}
+    assert rows["grad_a"][1:3] == ["138.8338", f"{a.grad.item():.6f}"], rows
+    assert rows["grad_b"][1:3] == ["645.5773", f"{b.grad.item():.6f}"], rows
+    assert rows["g"][1:3] == ["24.7041", f"{g.item():.6f}"], rows
+
+
+def test_solve_json_carries_exact_values():
+    """A rational value as 'p/q'; an irrational one as a 30-digit interval containing it (mpmath)."""
+    import mpmath
+    from fractions import Fraction
+    from test_rebinding import _micrograd
+    data = json.loads(run("solve", "--json", "docs/examples/micrograd.toml").stdout)
+    assert Fraction(data["exact"]["g"]) == _micrograd(Fraction(-4), Fraction(2), lambda x: max(x, Fraction(0)))
+    assert data["quantities"]["g"] == float(Fraction(data["exact"]["g"]))
+    data = json.loads(run("solve", "--json", "000_3_mlp_3333").stdout)
+    with mpmath.workdps(60):
+        for i, z in enumerate(data["exact"]["z2"]):
+            lo, hi = data["exact"]["h2"][i].strip("[]").split(", ")
+            assert len(lo.replace(".", "").lstrip("0")) == 30 == len(hi.replace(".", "").lstrip("0"))
+            true = 1 / (1 + mpmath.exp(-mpmath.mpf(Fraction(z).numerator) / Fraction(z).denominator))
+            assert mpmath.mpf(lo) <= true <= mpmath.mpf(hi)
+            assert mpmath.mpf(hi) - mpmath.mpf(lo) <= mpmath.mpf(10) ** -29

@@ -4,7 +4,6 @@ formula, the max-pooling tie rule, and spec errors that name their key path."""
 from __future__ import annotations
 
 import random
-import time
 import tomllib
 
 import mpmath
@@ -20,6 +19,7 @@ from derive.spec import loads
 from derive.steps import Quantity
 
 import oracles
+from hang_guard import hang_guard
 
 
 def _num(rng: random.Random, low=-1.0, high=1.0) -> str:
@@ -369,11 +369,9 @@ def test_shapes_follow_the_formula_in_every_example():
      "cnn.layer[0].bias", "shared"),
 ])
 def test_spec_errors_name_the_key_path(text, path, words):
-    started = time.perf_counter()
-    with pytest.raises(SpecError) as err:
+    with hang_guard(), pytest.raises(SpecError) as err:
         loads("[cnn]\n" + text, name="bad")
     assert err.value.path.startswith(path) and words in err.value.message, (err.value.path, err.value.message)
-    assert time.perf_counter() - started < 1.0
 
 
 def test_a_kernel_entry_is_read_by_the_safe_parser():

@@ -2,7 +2,6 @@
 reproduced (against an independent NumPy computation), committed copies fresh, Jupyter reprs."""
 from __future__ import annotations
 
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from derive.names import names
 from derive.spec import Network, load, loads
 from derive.texsafe import md_text
 from derive.verify import verify_spec
+from hang_guard import hang_guard
 from numbers_check import NumberCheck
 from texparse import Tokenizer, chains, displays
 
@@ -167,12 +167,13 @@ def test_3333_reproduces_every_slide_quantity(handouts):
                            .replace("\\end{aligned}\n$$", "\\end{align*}"), hn).keys() >= stated
 
 
-def test_3333_renders_fast():
+def test_3333_renders_within_the_hang_guard():
+    """Only a hang guard: the render time is measured by benchmarks/bench_timings.py."""
     spec = load(worked_examples.path("000_3_mlp_3333"))
-    started = time.perf_counter()
-    h = build(spec)
-    h.tex(), h.markdown()
-    assert time.perf_counter() - started < 3.0
+    with hang_guard():
+        h = build(spec)
+        tex, md = h.tex(), h.markdown()
+    assert tex.rstrip().endswith(r"\end{document}") and md.startswith("# ")
 
 
 # ----------------------------------------------------------------------------- softmax with cross-entropy
