@@ -309,9 +309,9 @@ def load_network(table: dict, path: str = "network") -> Network:
         if len(samples) == 1:  # one row: the plain one-sample network
             return Network(n_in, samples[0][0], samples[0][1], tuple(layers), loss, lr)
         return Network(n_in, None, None, tuple(layers), loss, lr, samples)
-    target = _vector(table["target"], f"{path}.target", n_prev) if "target" in table else None
     if isinstance(table.get("target"), list) and table["target"] and isinstance(table["target"][0], list):
         raise SpecError(f"{path}.target", "a list of target rows needs 'input' as a list of rows too")
+    target = _vector(table["target"], f"{path}.target", n_prev) if "target" in table else None
     return Network(n_in, x, target, tuple(layers), loss, lr)
 
 
