@@ -215,15 +215,19 @@ def _batch(spec, main, printer) -> list[Section]:
     """A mini-batch: each sample's forward and backward pass (its δ's), the means, the update."""
     from . import steps as st
     from .backprop import sample_name
-    from .latex import caption
+    from .latex import Math, caption
     from .worked import Group
     net = spec.problem
     m = len(net.samples)
-    layers = ", ".join(f"layer {l} {primitives.ACTIVATIONS[layer.activation.name].words}" for l, layer in enumerate(net.layers, start=1))
+    layers = ", ".join(f"layer {l} {primitives.ACTIVATIONS[layer.activation.name].words}"
+                       for l, layer in enumerate(net.layers, start=1))
+    L = printer.names.loss
     intro = caption(f"A fully connected network with layer sizes {'-'.join(map(str, net.sizes))} (input "
-                    f"first): {layers}; loss: {primitives.LOSSES[net.loss].words}; a mini-batch of {m} samples, written with a "
-                    f"superscript (k) for sample k. The batch loss is the mean of the samples' losses, "
-                    f"L = (1/{m}) Σ_k L^(k), so each gradient is the mean of the samples' gradients" +
+                    f"first): {layers}; loss: {primitives.LOSSES[net.loss].words}; a mini-batch of {m} samples, "
+                    f"written with a superscript (k) for sample k. The batch loss is the mean of the samples' "
+                    f"losses, ",
+                    Math(rf"{L} = \frac{{1}}{{{m}}} \sum_{{k=1}}^{{{m}}} {{{L}}}^{{(k)}}"),
+                    ", so each gradient is the mean of the samples' gradients" +
                     ("; one step of gradient descent with the mean gradients." if net.learning_rate is not None
                      else "."))
     problem = [intro, printer.doprint(Group(tuple(s for s in _steps(main, st.Given) if s.role in ("param", "hyper"))))]

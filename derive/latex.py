@@ -26,7 +26,7 @@ from .names import Names
 from .notation import scalar_name
 from .rounding import DEFAULT_DECIMALS, Shown, show
 from .steps import Activate, Derivation, Given, Quantity, Seed, Step
-from .worked import Evaluation, Partial, PathChain, PathSum, Product, Substitution, softmax_derivation, substitute
+from .worked import Evaluation, Partial, PathChain, PathSum, Product, Substitution, softmax_derivation, step_inputs_of, substitute
 
 
 # ----------------------------------------------------------------------------- display records
@@ -667,10 +667,14 @@ class HandoutPrinter(PrinterCore):
         step = work.step
         h, t = step.inputs
         sign = self._sign(step.name)
+        # the Jacobian and the output gradient it multiplies, as the raw product names them
+        # (gprime2 and grad_y; gprime2_s1 and grad_y_s1 for a mini-batch's sample 1)
+        read = step_inputs_of(step.raw)
+        jac, grad = (next(n for n in read if n.startswith(p)) for p in ("gprime", "grad_y"))
         if self.names.profile.layout == "denominator":
-            rule = f"{self.q(f'gprime{step.layer}')} {self.q('grad_y')}"
+            rule = f"{self.q(jac)} {self.q(grad)}"
         else:
-            rule = f"{self.names.transpose(f'gprime{step.layer}')} {self.q('grad_y')}"
+            rule = f"{self.names.transpose(jac)} {self.q(grad)}"
         result = f"{self.q(h)} - {self.q(t)}" if sign > 0 else f"{self.q(t)} - {self.q(h)}"
         head = Chain(self.q(step.name), (("=", _signed(sign, rule)), ("=", result)) +
                      ((self.value_form(step.target),) if self.numeric_step(step.target) else ()))

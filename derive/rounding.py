@@ -90,6 +90,10 @@ def show(value: Num, decimals: int = DEFAULT_DECIMALS) -> Shown:
     if lo == hi:   # an enclosure of width zero is the exact value (0 from a product with an exact 0)
         return show(Num(value.enclosure, lo), decimals)
     n_lo, n_hi = _round(lo, decimals), _round(hi, decimals)
+    if n_lo == n_hi == 0 and lo < 0 < hi:
+        # a value at or next to 0 whose sign no precision may settle (0.01·1 − 0.01·1 with the 1s
+        # known by enclosures): it is 0 to ``decimals`` places, whichever its sign
+        return Shown(_text(0, decimals, False), False)
     if n_lo != n_hi or (lo < 0) != (hi < 0):
         raise Undecided("enclosure too wide to round")
     return Shown(_text(n_lo, decimals, hi < 0), False)

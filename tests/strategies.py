@@ -72,7 +72,7 @@ def decimals(low: int = -200, high: int = 200, places: int = 2) -> st.SearchStra
 
 
 def _vector(n: int, values=None) -> st.SearchStrategy[list[str]]:
-    return st.lists(values or decimals(), min_size=n, max_size=n)
+    return st.lists(decimals() if values is None else values, min_size=n, max_size=n)
 
 
 @st.composite

@@ -210,6 +210,19 @@ def _numpy_batch() -> dict[str, np.ndarray]:
     return out
 
 
+@pytest.mark.parametrize("fmt", ["tex", "md"])
+def test_the_handout_of_a_softmax_cross_entropy_batch(fmt, tmp_path):
+    """Found by tests/test_properties_network.py: the softmax/cross-entropy step's printer named
+    the one-sample quantities gprime1 and grad_y, which a batch calls gprime1_s1 and grad_y_s1."""
+    spec = tmp_path / "sm.toml"
+    spec.write_text('[network]\ninput = [["1", "0"], ["0", "1"]]\ntarget = [["1", "0"], ["0", "1"]]\n'
+                    'loss = "cross_entropy"\n[[network.layer]]\nweights = [["0.5", "0"], ["0", "0.25"]]\n'
+                    'activation = "softmax"\n')
+    out = tmp_path / f"sm.{fmt}"
+    assert cli.main(["handout", str(spec), "-o", str(out)]) == 0
+    assert out.read_text().count("rule: softmax" + ("\\_" if fmt == "tex" else "\\_") + "cross") >= 2
+
+
 def test_check_grades_per_sample_and_mean_answers(capsys):
     cli.main(["check", str(EXAMPLE), str(ANSWERS), "--json"])
     records = json.loads(capsys.readouterr().out)["submissions"][0]["records"]

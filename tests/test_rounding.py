@@ -85,3 +85,22 @@ def test_an_irrational_key_rounds_by_its_enclosure():
     with precision(160):
         v = value_of(1 / (1 + sp.exp(-sp.Rational(2731, 1000))), {})
     assert fixed(v, 4) == "0.9388" == show(v, 4).text
+def test_an_enclosure_around_zero_shows_zero():
+    """Found by tests/test_properties_network.py: a value that is exactly 0 but known only by an
+    enclosure straddling 0 (0.01·1 − 0.01·1, the 1s from conditions on log 2 − log 2) was
+    Undecided at every precision, and the handout crashed.  Both ends round to 0: it shows 0."""
+    with precision(160):
+        straddle = Num(iv.log(iv.mpf(2)) - iv.log(iv.mpf(2)))
+    assert straddle.enclosure.a < 0 < straddle.enclosure.b
+    assert show(straddle, 4) == type(show(straddle, 4))("0.0000", False)
+    with pytest.raises(Undecided):            # a sign that matters at 4 places is still asked again
+        show(Num(iv.mpf([-0.0001, 0.00001])), 4)
+
+
+def test_the_handout_of_a_zero_known_only_by_its_enclosure(tmp_path):
+    from derive import cli
+    spec = tmp_path / "hinge.toml"
+    spec.write_text('[network]\ninput = ["0"]\ntarget = ["0.01", "0.01"]\nloss = "hinge"\n'
+                    '[[network.layer]]\nweights = [["0"], ["0"]]\nactivation = "softplus"\n')
+    assert cli.main(["handout", str(spec), "--format", "md", "-o", str(tmp_path / "h.md")]) == 0
+    assert "0.0000" in (tmp_path / "h.md").read_text()
