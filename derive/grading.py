@@ -515,7 +515,8 @@ class NumericGrader:
         window = p.policy.precision_window
         if d < asked and asked - d <= window and within(v, s.value, half(d)):
             return PRECISION, f"right value rounded to {d} decimal{'s' if d != 1 else ''}; {asked} asked"
-        if sym in self.touched and self.within_window(a) and \
+        # carried: printed within the window, and not a zero (a zero shows no digit computed from anything)
+        if sym in self.touched and self.within_window(a) and s.value != 0 and \
                 _possibly_within(self.carried[sym], s.value, half(min(d, asked))):
             if d < asked:
                 return PRECISION, f"{self.carried_feedback(sym)}; rounded to {d} decimals, {asked} asked"

@@ -153,11 +153,24 @@ def test_a_coarse_or_zero_first_answer_is_no_base_for_carried_values(hw):
     assert score(records) == 0 and not any(r.verdict == CARRIED for r in records)
 
 
+def test_hostile_examples_in_the_docs_score_nothing(capsys):
+    """docs/checking.md: the tautology, zeros and 0e9 files of docs/examples/hostile score 0 / 12."""
+    assert main(["check", str(HW), str(HW.parent / "hostile"), "--json"]) == 0
+    subs = json.loads(capsys.readouterr().out)["submissions"]
+    assert sorted(Path(s["file"]).name for s in subs) == ["exponent.toml", "tautology.toml", "zeros.toml"]
+    assert all(s["score"] == 0 and s["max_score"] == TOTAL for s in subs)
+
+
 def test_carried_from_a_zero_is_not_credited(hw):
     # o1 computed from the student's h1 = 0 (true h2): σ(w5·0 + w7·h2)
     from_zero = true_hw(h1="0")["o1"]
     recs = by_name(grade_data(hw, {"answers": {"h1": "0.0000", "o1": rnd(from_zero, 4)}})[0])
     assert recs[("o1", None)].verdict == WRONG
+    # h1 a hundred times too large: o2 = σ(w6·h1 + w8·h2) is about 1e-12, but an answer of zero shows no work
+    big = "56.2177"
+    assert rnd(true_hw(h1=big)["o2"], 4) == "0.0000"
+    recs = by_name(grade_data(hw, {"answers": {"h1": big, "o2": "0.0000"}})[0])
+    assert recs[("o2", None)].verdict == WRONG
 
 
 def test_the_precision_window_holds_for_carried_values(hw):
