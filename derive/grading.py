@@ -569,8 +569,10 @@ class NumericGrader:
         expected = rounded(p.values[sym], asked)
         if not self.within_window(a):  # too coarse to earn credit, or to say which slip it matches
             d = a.stated.decimals
-            return (f"expected {expected}; printed to {d} decimal{'s' if d != 1 else ''}, {asked} asked "
-                    f"(partial credit needs at least {asked - p.policy.precision_window})")
+            coarse = (f"expected {expected}; printed to {d} decimal{'s' if d != 1 else ''}, {asked} asked "
+                      f"(partial credit needs at least {asked - p.policy.precision_window})")
+            label = self.matching_mistake(sym, a, exact=True)   # only a slip that gives this very number
+            return f"matches a known slip ({label}) exactly; {coarse}" if label else coarse
         label = self.matching_mistake(sym, a)
         base = f"expected {expected}"
         if sym in self.touched and _apart(self.carried[sym], p.values[sym]):
@@ -580,10 +582,12 @@ class NumericGrader:
         step = p.step_of[sym]
         return f"{base}; check the step {sym.name} = {_short(step.exprs[step.target.symbols().index(sym)])} ({step.rule})"
 
-    def matching_mistake(self, sym: sp.Symbol, a: Answer) -> str | None:
+    def matching_mistake(self, sym: sp.Symbol, a: Answer, exact: bool = False) -> str | None:
+        """The label of a mistaken variant that reproduces the answer at its printed precision
+        (``exact``: that gives exactly the printed number, for answers too coarse for a tolerance)."""
         p = self.p
         ancestors = self._ancestors(sym)
-        tol = half(min(a.stated.decimals, p.policy.asked_decimals(a.quantity)))
+        tol = sp.Integer(0) if exact else half(min(a.stated.decimals, p.policy.asked_decimals(a.quantity)))
         if self._point is None:  # values recomputed from the student's numbers taken exactly
             self._point = carry(p.derivation, p.values, self.stated, self.bits)[0]
         base_env = {s: (rational(self.stated[s]) if s in self.stated else self._point[s]) for s in self._point}
