@@ -35,6 +35,7 @@ from .evaluate import PRECISIONS, Num, Undecided, carry, evaluate, precision, ra
 from .mistakes import Mistake, mistakes
 from .numbers import Literal, Stated, parse_stated
 from .parse import MAX_CHARS as MAX_LATEX_CHARS
+from .plain import text_of
 from .rounding import fixed
 from .parse import LatexError, Vocabulary, parse_answer, vocabulary
 from .spec import _STATED_KEY, Spec
@@ -175,6 +176,51 @@ class Problem:
     deps: dict             # symbol -> free symbols of its definition
     _expected: dict = field(default_factory=dict)
     _upstream: dict = field(default_factory=dict)
+    _names: Any = None
+
+    # -- the course's notation, in feedback
+    def display(self, name: str) -> str:
+        """A quantity or element (``delta2``, ``grad_W3[0,2]``) as the handout writes it, in plain
+        text (``δ²``, ``∂L/∂w³₁₃``); the name itself when the notation does not know it."""
+        if self._names is None:
+            from .names import names
+            from .notation import profile
+            try:
+                self._names = names([self.derivation], profile(dict(self.spec.notation).get("profile", "standard")),
+                                    self.spec.notation)
+            except Exception:      # a kind without a notation of its own: the names stay as they are
+                self._names = False
+        if not self._names:
+            return name
+        try:
+            return text_of(self._names(name))
+        except (KeyError, ValueError, TypeError):
+            return name
+
+    def latex(self, name: str) -> str:
+        """A symbol's LaTeX as the handout writes it (else a plain rendering of the engine name)."""
+        self.display(name)          # builds the notation once
+        if self._names:
+            try:
+                return self._names(name)
+            except (KeyError, ValueError, TypeError):
+                pass
+        return _latex_name(name)
+
+    def readable(self, text: str) -> str:
+        """Feedback with every engine identifier (a name with a digit or ``_``, as in ``h1``,
+        ``grad_w5``, ``gprime1[0]``) written in the course's notation; plain words are left alone."""
+        if not text:
+            return text
+        known = self.derivation
+
+        def one(m: re.Match) -> str:
+            token = m.group(0)
+            base = m.group(1)
+            if not (any(c.isdigit() for c in base) or "_" in base) or base not in known:
+                return token
+            return self.display(token)
+        return re.sub(r"\b([A-Za-z][A-Za-z0-9_]*)(\[\d+(?:,\d+)?\])?", one, text)
 
     @classmethod
     def build(cls, spec: Spec) -> "Problem":
@@ -580,7 +626,7 @@ class NumericGrader:
         if label:       # a number cannot prove a slip, only agree with one at its printed precision
             return f"matches a known slip ({label}); {base}"
         step = p.step_of[sym]
-        return f"{base}; check the step {sym.name} = {_short(step.exprs[step.target.symbols().index(sym)])} ({step.rule})"
+        return f"{base}; check how it is computed: {sym.name} = {_short(step.exprs[step.target.symbols().index(sym)])}"
 
     def matching_mistake(self, sym: sp.Symbol, a: Answer, exact: bool = False) -> str | None:
         """The label of a mistaken variant that reproduces the answer at its printed precision
@@ -664,7 +710,7 @@ def _stated_text(g: NumericGrader, s: sp.Symbol) -> str:
 
 
 def _short(e: sp.Expr) -> str:
-    t = sp.sstr(e)
+    t = sp.sstr(e).replace("**", "^").replace("*", "·")
     return t if len(t) <= 120 else t[:117] + "..."
 
 
@@ -722,7 +768,7 @@ def grade_data(p: Problem, data: dict) -> tuple[list[Record], list[tuple[int, An
         elif a.kind == "number":
             verdict, expected, feedback = graded[id(a)]
             records.append(Record(a.quantity, a.index, a.text, verdict, pts * p.policy.credit[verdict], pts,
-                                  expected, feedback))
+                                  expected, p.readable(feedback)))
         else:
             records.append(Record(a.quantity, a.index, a.text, UNDETERMINED, 0.0, pts, None, "not graded yet"))
             latex.append((len(records) - 1, a))
@@ -763,7 +809,14 @@ def _label(a: Answer) -> str:
 # ----------------------------------------------------------------------------- LaTeX answers
 
 def grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> dict:
-    """Verdict, expected formula and feedback for one LaTeX answer (run this in a worker)."""
+    """Verdict, expected formula and feedback for one LaTeX answer (run this in a worker); the
+    feedback names quantities in the course's notation."""
+    out = _grade_latex(p, quantity, index, text, seed)
+    out["feedback"] = p.readable(out["feedback"])
+    return out
+
+
+def _grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> dict:
     try:
         value = parse_answer(text, p.vocab)
     except LatexError as err:
@@ -798,7 +851,7 @@ def grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> d
 def _expected_text(p: Problem, target: Any) -> str:
     back = equiv.unfold_backward(p.ctx, target)
     free = back.free_symbols if not hasattr(back, "shape") else set().union(*(e.free_symbols for e in back))
-    names = {x: _latex_name(x.name) for x in free}
+    names = {x: p.latex(x.name) for x in free}
     text = sp.latex(back, symbol_names=names)
     return text if len(text) <= 400 else text[:397] + "..."
 

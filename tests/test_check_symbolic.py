@@ -30,9 +30,9 @@ def test_right_formulas(net222, quantity, text):
 
 WRONG_222 = [
     ("grad_w5", r"$(y_1 - o_1)\,o_1(1 - o_1)\,h_1$", "sign flipped"),
-    ("grad_w5", r"$(o_1 - y_1)\,h_1$", "missing sigmoid′ of o1"),
+    ("grad_w5", r"$(o_1 - y_1)\,h_1$", "missing sigmoid′ of o₁"),
     ("grad_w5", r"$(o_1 - y_1)\,o_1(1 - o_1)\,h_2$", "not equivalent"),
-    ("grad_h1", r"$\frac{\partial E}{\partial In_{o1}} w_5$", "missing the path through In_o2"),
+    ("grad_h1", r"$\frac{\partial E}{\partial In_{o1}} w_5$", "missing the path through Inₒ₂"),
     ("w5_new", r"$w_5 + \eta \frac{\partial E}{\partial w_5}$", "update sign flipped"),
     ("In_h1", r"$0.5 w_1 + 0.4 w_3$", "not equivalent"),
 ]
