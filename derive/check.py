@@ -15,10 +15,13 @@ graded because of an internal error (reported in its records), 2 for unusable ar
 from __future__ import annotations
 
 import json
+import stat
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from .outputs import shown
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 ANSWER_SUFFIXES = (".toml", ".json")
@@ -94,19 +97,94 @@ class InputError(Exception):
     """Unusable arguments (exit 2)."""
 
 
-def answer_files(args: list[str]) -> list[Path]:
-    files: list[Path] = []
+class Entry:
+    """One submission found on the command line: its path, its name for outputs, or why it is not read."""
+
+    def __init__(self, path: Path, name: str, problem: str | None = None):
+        self.path, self.name, self.problem = path, name, problem
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _walk(root: Path) -> list[Entry]:
+    """Answer files under ``root``; links are never followed, odd files become entries with a problem."""
+    import os
+    out: list[Entry] = []
+    real_root = root.resolve()
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        dirs.sort()
+        for n in sorted(names + [d for d in dirs if Path(folder, d).is_symlink()]):
+            f = Path(folder, n)
+            if f.suffix.lower() not in ANSWER_SUFFIXES:
+                continue
+            rel = str(f.relative_to(root))
+            try:
+                st = f.lstat()
+            except OSError as err:
+                out.append(Entry(f, rel, f"cannot read: {err.strerror or err}"))
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                try:
+                    dest = f.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    out.append(Entry(f, rel, "a symbolic link to nothing readable (not followed)"))
+                    continue
+                if real_root not in dest.parents:
+                    out.append(Entry(f, rel, "a symbolic link to a file outside the submissions folder (not followed)"))
+                else:
+                    out.append(Entry(f, rel, f"a symbolic link to another submission, {str(dest.relative_to(real_root))!r} "
+                                             "(not followed)"))
+            elif not stat.S_ISREG(st.st_mode):
+                out.append(Entry(f, rel, f"{_kind(st.st_mode)}, not a regular file (not read)"))
+            else:
+                out.append(Entry(f, rel))
+    return out
+
+
+def answer_files(args: list[str]) -> list[Entry]:
+    """Every submission named by the arguments (files, or folders searched for .toml/.json files)."""
+    files: list[Entry] = []
     for a in args:
         p = Path(a)
-        if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in ANSWER_SUFFIXES))
-        elif p.is_file():
-            files.append(p)
+        try:
+            st = p.stat()
+        except OSError:
+            if p.is_symlink():
+                files.append(Entry(p, p.name, "a symbolic link to nothing readable"))
+                continue
+            raise InputError(f"{shown(a)}: no such file or directory") from None
+        if stat.S_ISDIR(st.st_mode):
+            files.extend(_walk(p))
+        elif stat.S_ISREG(st.st_mode):
+            files.append(Entry(p, p.name))
         else:
-            raise InputError(f"{a}: no such file or directory")
+            files.append(Entry(p, p.name, f"{_kind(st.st_mode)}, not a regular file (not read)"))
     if not files:
         raise InputError("no answer files (.toml or .json) found")
     return files
+
+
+def result_names(files: list[Entry]) -> list[str]:
+    """Gradescope result names (path relative to the submissions folder); a clash is an InputError."""
+    names = [str(Path(e.name).with_suffix("")) + ".results.json" for e in files]
+    seen: dict[str, list[Entry]] = {}
+    for n, e in zip(names, files):
+        seen.setdefault(n, []).append(e)
+    clashes = {n: es for n, es in seen.items() if len(es) > 1}
+    if clashes:
+        n, es = sorted(clashes.items())[0]
+        raise InputError(f"--gradescope: {', '.join(shown(str(e.path)) for e in es)} would all be written as "
+                         f"{shown(n)}; rename them or grade them apart")
+    return names
 
 
 def load_problem(spec_path: Path, name: str | None = None, timeout: float = 60.0):
@@ -154,26 +232,29 @@ def warm_up(problem) -> None:
 
 
 def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: float = 60.0,
-          latex_timeout: float = 10.0, memory_mb: int = 1024, progress=None) -> list[dict]:
+          latex_timeout: float = 10.0, memory_mb: int = 1024, progress=None,
+          files: list[Entry] | None = None) -> list[dict]:
     """Grade every answer file; returns the submissions in the ``--json`` format."""
     import worked_examples
     from .sandbox import run_many
-    files = answer_files(answers)
+    files = files if files is not None else answer_files(answers)
     spec_path = Path(spec)
     groups: dict[str, list[int]] = {}
     results: list[dict | None] = [None] * len(files)
+    readable = [i for i, f in enumerate(files) if f.problem is None]
     if spec_path.is_dir():
         manifest = _manifest(spec_path)
-        names = run_many(_peek, [str(f) for f in files], timeout=timeout, memory_mb=memory_mb, jobs=jobs)
-        for i, (f, name) in enumerate(zip(files, names)):
+        names = run_many(_peek, [str(files[i].path) for i in readable], timeout=timeout, memory_mb=memory_mb, jobs=jobs)
+        for i, name in zip(readable, names):
             if isinstance(name, BaseException) or name not in manifest:
                 why = f"names no variant of {spec_path} (give problem = \"variant_007\")" if not \
-                    isinstance(name, BaseException) else str(name)
-                results[i] = _failed(f, why)
+                    isinstance(name, BaseException) else _reason(name)
+                results[i] = _failed(files[i], why)
             else:
                 groups.setdefault(name, []).append(i)
         for name in groups:
             load_problem(spec_path / manifest[name], name, timeout)
+        total_of = {}
     else:
         try:
             path = worked_examples.resolve(spec)
@@ -182,7 +263,12 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
         if not path.is_file():
             raise InputError(f"{spec}: no such file")
         problem = load_problem(path, None, timeout)
-        groups[problem.spec.name] = list(range(len(files)))
+        groups[problem.spec.name] = readable
+        total_of = {problem.spec.name: _total_points(problem)}
+    fallback = next(iter(total_of.values()), 0.0)
+    for i, f in enumerate(files):
+        if f.problem is not None:
+            results[i] = _failed(f, f.problem, fallback, next(iter(total_of), None))
     for name in groups:
         warm_up(_PROBLEMS[name])
     total = len(files)
@@ -195,7 +281,7 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
 
     for name, idx in groups.items():
         chunks = _chunks(idx, jobs)
-        out = run_many(_phase1_chunk, [(name, [str(files[i]) for i in c]) for c in chunks], timeout=timeout,
+        out = run_many(_phase1_chunk, [(name, [str(files[i].path) for i in c]) for c in chunks], timeout=timeout,
                        memory_mb=memory_mb, jobs=jobs, progress=lambda d, t, n=[0]: None)
         retry = []
         for c, r in zip(chunks, out):
@@ -206,10 +292,11 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
             else:
                 retry.extend(c)
         if retry:  # a chunk failed as a whole: grade its files one per worker so only the culprit fails
-            again = run_many(_phase1, [(name, str(files[i])) for i in retry], timeout=timeout,
+            again = run_many(_phase1, [(name, str(files[i].path)) for i in retry], timeout=timeout,
                              memory_mb=memory_mb, jobs=jobs, progress=tick)
             for i, r in zip(retry, again):
-                results[i] = r if isinstance(r, dict) else _failed(files[i], _reason(r))
+                results[i] = r if isinstance(r, dict) else _failed(files[i], _reason(r),
+                                                                   _total_points(_PROBLEMS[name]), name)
     _phase_latex(results, groups, jobs, latex_timeout, memory_mb)
     return [_finish(r) for r in results]
 
@@ -252,11 +339,13 @@ def _reason(err: BaseException) -> str:
     return f"internal error: {first}"
 
 
-def _failed(path: Path, reason: str) -> dict:
+def _failed(entry: Entry, reason: str, total: float = 0.0, problem: str | None = None) -> dict:
+    """A submission that could not be graded: one invalid record worth the problem's whole total."""
     from .grading import INVALID
-    return {"file": str(path), "student": None, "problem": None, "latex": [], "internal": reason.startswith("internal"),
+    return {"file": str(entry.path), "student": None, "problem": problem, "latex": [],
+            "internal": reason.startswith("internal"),
             "records": [{"quantity": None, "index": None, "answer": None, "verdict": INVALID, "score": 0.0,
-                         "max_score": 0.0, "expected": None, "feedback": reason}]}
+                         "max_score": total, "expected": None, "feedback": reason}]}
 
 
 def _finish(r: dict) -> dict:
@@ -271,7 +360,40 @@ def _finish(r: dict) -> dict:
            "records": r["records"]}
     if r.get("internal"):
         sub["internal_error"] = True
-    return sub
+    return escaped(sub)
+
+
+_CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape(text: str) -> str:
+    """``text`` safe to print anywhere: what is not printable (ANSI escapes, newlines, bidi overrides,
+    unassigned code points) and bytes of a file name that were not UTF-8 become visible escapes."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if ch.isprintable():
+            out.append(ch)
+        elif 0xDC80 <= o <= 0xDCFF:               # os.fsdecode's surrogateescape of a non-UTF-8 byte
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif ch in _CONTROL:
+            out.append(_CONTROL[ch])
+        else:
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
+    return "".join(out)
+
+
+def escaped(value: Any) -> Any:
+    """Every string inside ``value`` (dicts, lists) passed through :func:`escape`."""
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {k: escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escaped(v) for v in value]
+    return value
 
 
 def _manifest(directory: Path) -> dict[str, str]:
@@ -355,22 +477,30 @@ def summary_table(subs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def gradescope(sub: dict) -> dict:
-    """Gradescope's results.json for one submission: one test per answer."""
-    tests = []
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+
+
+def gradescope(sub: dict, visibility: str = "after_due_date", expected_visibility: str = "after_published") -> dict:
+    """Gradescope's results.json for one submission: one test per answer (verdict, score and feedback,
+    shown as ``visibility`` says), and the expected values in tests of their own, worth nothing and
+    shown as ``expected_visibility`` says (by default only once the grades are published)."""
+    tests, expected = [], []
     for r in sub["records"]:
         name = (r["quantity"] or "submission") + _idx(r["index"])
         out = f"{r['verdict']}"
         if r["answer"] is not None:
             out += f": your answer {r['answer']}"
+        feedback = r["feedback"] or ""
         if r["expected"] is not None:
-            out += f"; expected {r['expected']}"
-        if r["feedback"]:
-            out += f"\n{r['feedback']}"
+            feedback = feedback.replace(f"expected {r['expected']}", "expected value shown later")
+            expected.append({"name": f"{name}: expected", "score": 0.0, "max_score": 0.0,
+                             "output": f"expected {r['expected']}", "visibility": expected_visibility})
+        if feedback:
+            out += f"\n{feedback}"
         tests.append({"name": name, "score": r["score"], "max_score": r["max_score"], "output": out,
-                      "visibility": "visible"})
+                      "visibility": visibility})
     return {"score": sub["score"], "output": f"{_pts(sub['score'])} / {_pts(sub['max_score'])} points",
-            "visibility": "visible", "tests": tests}
+            "visibility": visibility, "tests": tests + expected}
 
 
 def _bar(done: int, total: int) -> None:
@@ -384,22 +514,51 @@ def _bar(done: int, total: int) -> None:
 
 # ----------------------------------------------------------------------------- command
 
+def _spec_error(spec: str, err) -> str:
+    """One line naming the spec file once (the error may already start with its name)."""
+    path = err.path
+    name = Path(spec).name
+    if path == name or path.startswith(name + ":"):
+        path = path[len(name):].lstrip(": ")
+    return f"{shown(spec)}: {path}: {err.message}" if path else f"{shown(spec)}: {err.message}"
+
+
+def _gradescope_plan(target: Path, files: list[Entry]) -> tuple[bool, list[str]]:
+    """(one file?, result names); refuses a .json target for several files and clashing names."""
+    from .outputs import check_folder
+    if target.suffix.lower() == ".json":
+        if len(files) != 1:
+            raise InputError(f"--gradescope {shown(str(target))}: a .json file holds one submission, "
+                             f"and {len(files)} were given; name a folder instead")
+        return True, []
+    check_folder(target)
+    return False, result_names(files)
+
+
 def cmd_check(args) -> int:
     from .errors import SpecError
+    from .outputs import OutputError, write_file, write_folder
     started = time.perf_counter()
     show_bar = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
         files = answer_files(args.answers)
+        plan = _gradescope_plan(Path(args.gradescope), files) if args.gradescope else None
         subs = grade(args.spec, args.answers, jobs=args.jobs, timeout=args.timeout, latex_timeout=args.latex_timeout,
-                     memory_mb=args.memory, progress=_bar if (show_bar and len(files) > 1) else None)
-    except InputError as err:
+                     memory_mb=args.memory, progress=_bar if (show_bar and len(files) > 1) else None, files=files)
+        if plan is not None:
+            one, names = plan
+            results = [json.dumps(gradescope(s, args.visibility, args.expected_visibility), ensure_ascii=False,
+                                  indent=2) for s in subs]
+            if one:
+                write_file(Path(args.gradescope), results[0])
+            else:
+                write_folder(Path(args.gradescope), dict(zip(names, results)), "nnderive check --gradescope")
+    except (InputError, OutputError) as err:
         print(f"nnderive: error: {err}", file=sys.stderr)
         return EXIT_INPUT
     except SpecError as err:
-        print(f"nnderive: error: {args.spec}: {err}", file=sys.stderr)
+        print(f"nnderive: error: {_spec_error(args.spec, err)}", file=sys.stderr)
         return EXIT_INPUT
-    if args.gradescope:
-        _write_gradescope(Path(args.gradescope), subs)
     if args.json:
         print(json.dumps({"submissions": subs, "summary": summary(subs)}, ensure_ascii=False, indent=2))
     else:
@@ -412,14 +571,21 @@ def cmd_check(args) -> int:
     return EXIT_INTERNAL if any(s.get("internal_error") for s in subs) else EXIT_OK
 
 
-def _write_gradescope(target: Path, subs: list[dict]) -> None:
-    if len(subs) == 1 and target.suffix.lower() == ".json":
-        target.write_text(json.dumps(gradescope(subs[0]), ensure_ascii=False, indent=2), encoding="utf-8")
-        return
-    target.mkdir(parents=True, exist_ok=True)
-    for s in subs:
-        (target / (Path(s["file"]).stem + ".results.json")).write_text(
-            json.dumps(gradescope(s), ensure_ascii=False, indent=2), encoding="utf-8")
+def positive(kind):
+    """An argparse type: a number above zero (``--timeout 0`` and ``--jobs 0`` are refused at once)."""
+    import argparse
+
+    def parse(text: str):
+        try:
+            x = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, got {text!r}") \
+                from None
+        if not x > 0 or x != x or x == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+        return x
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def register(subparsers) -> None:
@@ -433,10 +599,15 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--gradescope", metavar="RESULTS_JSON",
                    help="write Gradescope's results.json (a directory of them for several submissions)")
-    p.add_argument("--jobs", type=int, default=None, help="workers at once (default: one per CPU)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per answer file (default 60)")
-    p.add_argument("--latex-timeout", type=float, default=10.0, help="seconds per LaTeX answer (default 10)")
-    p.add_argument("--memory", type=int, default=1024, help="MB per worker (default 1024)")
+    p.add_argument("--visibility", choices=VISIBILITIES, default="after_due_date",
+                   help="when Gradescope shows students their verdicts and feedback (default after_due_date)")
+    p.add_argument("--expected-visibility", choices=VISIBILITIES, default="after_published",
+                   help="when Gradescope shows the expected values (default after_published)")
+    p.add_argument("--jobs", type=positive(int), default=None, help="workers at once (default: one per CPU)")
+    p.add_argument("--timeout", type=positive(float), default=60.0, help="seconds per answer file (default 60)")
+    p.add_argument("--latex-timeout", type=positive(float), default=10.0,
+                   help="seconds per LaTeX answer (default 10)")
+    p.add_argument("--memory", type=positive(int), default=1024, help="MB per worker (default 1024)")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show a progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false")

@@ -155,8 +155,15 @@ def cmd_solve(args) -> int:
     return EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), like every other input error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nnderive",
         description="Derive backpropagation symbolically and check every number and formula against it.",
         epilog="Docs: docs/guide.md.  A SPEC is a .toml/.json file or the name of a bundled example.")
