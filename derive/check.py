@@ -26,6 +26,8 @@ from .outputs import shown
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 ANSWER_SUFFIXES = (".toml", ".json")
 MANIFEST = "variants.json"
+MAX_FORMULAS = 200       # LaTeX answers graded per file (--max-formulas)
+FORMULA_BUDGET = 120.0   # seconds of workers for one file's LaTeX answers together (--formula-budget)
 
 _PROBLEMS: dict[str, Any] = {}   # name -> grading.Problem, filled before workers are forked
 
@@ -233,7 +235,8 @@ def warm_up(problem) -> None:
 
 def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: float = 60.0,
           latex_timeout: float = 10.0, memory_mb: int = 1024, progress=None,
-          files: list[Entry] | None = None) -> list[dict]:
+          files: list[Entry] | None = None, max_formulas: int = MAX_FORMULAS,
+          formula_budget: float = FORMULA_BUDGET) -> list[dict]:
     """Grade every answer file; returns the submissions in the ``--json`` format."""
     import worked_examples
     from .sandbox import run_many
@@ -297,7 +300,7 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
             for i, r in zip(retry, again):
                 results[i] = r if isinstance(r, dict) else _failed(files[i], _reason(r),
                                                                    _total_points(_PROBLEMS[name]), name)
-    _phase_latex(results, groups, jobs, latex_timeout, memory_mb)
+    _phase_latex(results, groups, jobs, latex_timeout, memory_mb, max_formulas, formula_budget)
     return [_finish(r) for r in results]
 
 
@@ -308,22 +311,36 @@ def _chunks(idx: list[int], jobs: int | None, most: int = 25) -> list[list[int]]
     return [idx[k:k + size] for k in range(0, len(idx), size)]
 
 
-def _phase_latex(results, groups, jobs, latex_timeout, memory_mb) -> None:
-    from .grading import INVALID
-    from .sandbox import run_many
-    items, where = [], []
+def _phase_latex(results, groups, jobs, latex_timeout, memory_mb, max_formulas=MAX_FORMULAS,
+                 formula_budget=FORMULA_BUDGET) -> None:
+    """Grade the LaTeX answers: at most ``max_formulas`` per file, and at most ``formula_budget``
+    seconds of workers per file; past either, the rest of that file's formulas are undetermined."""
+    from .grading import INVALID, UNDETERMINED
+    from .sandbox import OverBudget, run_many
+    items, where, owner = [], [], []
     for name, idx in groups.items():
         for i in idx:
             for k, (rec, quantity, index, text) in enumerate(results[i].get("latex", [])):
+                if k >= max_formulas:
+                    results[i]["records"][rec].update(
+                        verdict=UNDETERMINED, expected=None,
+                        feedback=f"not graded: a file may hold at most {max_formulas} formulas (--max-formulas)")
+                    continue
                 items.append((name, quantity, tuple(index) if index is not None else None, text, k))
                 where.append((i, rec))
+                owner.append(i)
     if not items:
         return
-    out = run_many(_phase2, items, timeout=latex_timeout, memory_mb=memory_mb, jobs=jobs)
+    out = run_many(_phase2, items, timeout=latex_timeout, memory_mb=memory_mb, jobs=jobs,
+                   groups=owner, budget=formula_budget)
     for (i, rec), r in zip(where, out):
         record = results[i]["records"][rec]
         if isinstance(r, dict):
             record.update(verdict=r["verdict"], expected=r["expected"], feedback=r["feedback"])
+        elif isinstance(r, OverBudget):
+            record.update(verdict=UNDETERMINED, expected=None,
+                          feedback=f"not graded: this file's formulas used up the {formula_budget:g} s allowed "
+                                   f"per file (--formula-budget)")
         else:
             record.update(verdict=INVALID, expected=None, feedback=_reason(r))
 
@@ -544,7 +561,8 @@ def cmd_check(args) -> int:
         files = answer_files(args.answers)
         plan = _gradescope_plan(Path(args.gradescope), files) if args.gradescope else None
         subs = grade(args.spec, args.answers, jobs=args.jobs, timeout=args.timeout, latex_timeout=args.latex_timeout,
-                     memory_mb=args.memory, progress=_bar if (show_bar and len(files) > 1) else None, files=files)
+                     memory_mb=args.memory, progress=_bar if (show_bar and len(files) > 1) else None, files=files,
+                     max_formulas=args.max_formulas, formula_budget=args.formula_budget)
         if plan is not None:
             one, names = plan
             results = [json.dumps(gradescope(s, args.visibility, args.expected_visibility), ensure_ascii=False,
@@ -607,6 +625,11 @@ def register(subparsers) -> None:
     p.add_argument("--timeout", type=positive(float), default=60.0, help="seconds per answer file (default 60)")
     p.add_argument("--latex-timeout", type=positive(float), default=10.0,
                    help="seconds per LaTeX answer (default 10)")
+    p.add_argument("--max-formulas", type=positive(int), default=MAX_FORMULAS,
+                   help=f"LaTeX answers graded per file; the rest are undetermined (default {MAX_FORMULAS})")
+    p.add_argument("--formula-budget", type=positive(float), default=FORMULA_BUDGET,
+                   help="seconds of work for all LaTeX answers of one file together; past it the rest are "
+                        f"undetermined (default {FORMULA_BUDGET:g})")
     p.add_argument("--memory", type=positive(int), default=1024, help="MB per worker (default 1024)")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show a progress bar on stderr (default: when stderr is a terminal)")

@@ -45,7 +45,6 @@ VERDICTS = (CORRECT, CARRIED, PRECISION, WRONG, UNDETERMINED, INVALID)
 DEFAULT_CREDIT = {CORRECT: 1.0, CARRIED: 1.0, PRECISION: 0.5, WRONG: 0.0, UNDETERMINED: 0.0, INVALID: 0.0}
 MAX_FILE_BYTES = 4_000_000
 MAX_ANSWERS = 5_000
-MAX_LATEX = 200          # symbolic answers graded per file
 ANSWER_DIGITS = 15       # a numeric answer is below 1e15 in size, with its last digit at 1e15 or finer
 ANSWER_RANGE = sp.Integer(10) ** ANSWER_DIGITS
 ANSWER_KEYS = {"problem", "student", "answers"}
@@ -270,6 +269,16 @@ def _read_bounded(path: Path) -> bytes:
         os.close(fd)
 
 
+_TOML_SKIP = re.compile(r'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*', re.S)
+_JSON_SKIP = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _separators(text: str, is_json: bool) -> int:
+    """Commas (and TOML's '=') outside strings and comments: at least the number of values but one."""
+    bare = (_JSON_SKIP if is_json else _TOML_SKIP).sub("", text)
+    return bare.count(",") + (0 if is_json else bare.count("="))
+
+
 def read_answer_file(path: Path) -> dict:
     """The parsed mapping of an answer file, or a SpecError naming what is wrong with the file."""
     try:
@@ -280,6 +289,10 @@ def read_answer_file(path: Path) -> dict:
     except OSError as err:
         raise SpecError("", f"cannot read: {err.strerror or err}") from None
     text = text.removeprefix("\ufeff")       # a byte-order mark, as some editors save UTF-8
+    is_json = path.suffix.lower() == ".json"
+    if _separators(text, is_json) > MAX_ANSWERS + 100:
+        # counted before parsing: a 4 MB list of 1.9 million zeros is never built
+        raise SpecError("", f"more than {MAX_ANSWERS} values; an answer file holds at most {MAX_ANSWERS} answers")
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text, parse_float=Literal, parse_constant=_Bad)
