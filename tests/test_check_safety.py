@@ -315,3 +315,135 @@ def test_any_bytes_are_read_or_refused_with_a_spec_error(tmp_path_factory, data,
         assert isinstance(read_answer_file(f), dict)
     except SpecError as err:
         assert err.message and "\n" not in err.message
+
+
+# ----------------------------------------------------------------------------- bounded cost
+
+def test_a_tower_of_exponentials_in_a_spec_is_refused_naming_the_key(tmp_path):
+    spec = tmp_path / "tower.toml"
+    spec.write_text(Path(HW).read_text().replace('x1 = "0.5"', 'x1 = "exp(exp(exp(exp(100))))"'))
+    r = cli("solve", spec, timeout=120)
+    err = r.stderr.decode().strip()
+    assert r.returncode == 2 and len(err.splitlines()) == 1
+    assert "graph.values.x1" in err and "exp(exp(100))" in err
+
+
+_TREE = st.recursive(st.sampled_from(["2", "0.5", "3", "100", "0.01", "7"]),
+                     lambda sub: st.one_of(st.tuples(st.sampled_from(["exp", "log", "sqrt"]), sub),
+                                           st.tuples(st.sampled_from(["*", "-", "+"]), sub, sub)),
+                     max_leaves=8)
+
+
+def _text(t) -> str:
+    if isinstance(t, str):
+        return t
+    if len(t) == 2:
+        return f"{t[0]}({_text(t[1])})"
+    return f"({_text(t[1])}) {t[0]} ({_text(t[2])})"
+
+
+def _oracle(t):
+    """mpmath's value at 50 digits, or None as soon as an intermediate is not a real number below 1e100."""
+    if isinstance(t, str):
+        return mp.mpf(t)
+    args = [_oracle(x) for x in t[1:]]
+    if any(a is None for a in args):
+        return None
+    if t[0] == "exp":
+        v = mp.exp(args[0]) if args[0] < 231 else None
+    elif t[0] in ("log", "sqrt"):
+        v = None if args[0] <= 0 and t[0] == "log" or args[0] < 0 else getattr(mp, t[0])(args[0])
+    else:
+        v = {"*": lambda a, b: a * b, "-": lambda a, b: a - b, "+": lambda a, b: a + b}[t[0]](*args)
+    return v if v is not None and abs(v) <= mp.mpf(10) ** 100 else None
+
+
+def _number_or_error(text: str):
+    from derive.errors import SpecError as Err
+    from derive.spec import number
+    try:
+        return float(number(text, "graph.values.a"))
+    except Err as err:
+        return err.path + "|" + err.message
+
+
+@settings(max_examples=60, deadline=None)
+@given(_TREE)
+def test_spec_numbers_are_bounded_and_exact_when_accepted(tree):
+    """Each generated expression is read in bounded time (a hang guard of 60 s in a worker); when
+    mpmath finds every intermediate a real number below 1e100 it is accepted with mpmath's value,
+    and whatever is refused is refused naming the key path."""
+    from derive.sandbox import run
+    text = _text(tree)
+    with mp.workdps(50):
+        want = _oracle(tree)
+    got = run(_number_or_error, text, timeout=60)
+    if isinstance(got, str):
+        assert got.startswith("graph.values.a|")
+        assert want is None, (text, got)
+    elif want is not None:
+        assert got == pytest.approx(float(want), rel=1e-12, abs=1e-300)
+
+
+def test_formulas_past_the_cap_are_undetermined(tmp_path):
+    f = tmp_path / "a.toml"
+    f.write_text('problem = "hw_222"\n[answers]\n'
+                 "grad_o1 = '$o_1 - y_1$'\n"
+                 "grad_In_o1 = '$(o_1 - y_1) o_1 (1 - o_1)$'\n"
+                 "grad_o2 = '$o_2 - y_2$'\n"
+                 "grad_In_o2 = '$(o_2 - y_2) o_2 (1 - o_2)$'\n")
+    r = cli("check", HW, f, "--json", "--max-formulas", "2")
+    (sub,) = json.loads(r.stdout)["submissions"]
+    verdicts = [(rec["quantity"], rec["verdict"], rec["feedback"]) for rec in sub["records"] if rec["answer"]]
+    assert [v for _, v, _ in verdicts[:2]] == ["correct", "correct"]
+    assert all(v == "undetermined" and "--max-formulas" in fb for _, v, fb in verdicts[2:]) and len(verdicts) == 4
+
+
+def test_one_files_formulas_share_a_time_budget(tmp_path):
+    slow = "$" + "".join(f"(w_{1 + i % 8}+w_{1 + (4 * i + 1) % 8})" for i in range(18)) + "$"
+    names = ["In_h1", "In_h2", "h1", "h2", "In_o1", "In_o2", "o1", "o2", "Error", "grad_o1", "grad_o2", "grad_h1"]
+    f = tmp_path / "slow.toml"
+    f.write_text('problem = "hw_222"\n[answers]\n' + "".join(f"{n} = '{slow}'\n" for n in names))
+    r = cli("check", HW, f, "--json", "--formula-budget", "3", "--latex-timeout", "2", "--jobs", "2")
+    (sub,) = json.loads(r.stdout)["submissions"]
+    budget = [rec for rec in sub["records"] if "--formula-budget" in rec["feedback"]]
+    assert len(budget) >= len(names) - 3 and all(rec["verdict"] == "undetermined" for rec in budget)
+
+
+def test_a_huge_list_is_refused_before_it_is_built(tmp_path):
+    for suffix, body in ((".toml", 'problem = "hw_222"\n[answers]\nh1 = [' + ",".join(["0"] * 200_000) + "]\n"),
+                         (".json", json.dumps({"problem": "hw_222", "answers": {"h1": [0] * 200_000}}))):
+        f = tmp_path / f"big{suffix}"
+        f.write_text(body)
+        with pytest.raises(SpecError, match="at most 5000 answers"):
+            read_answer_file(f)
+
+
+_TEXT = st.text(alphabet=st.sampled_from(list("ab,=#'\"\\[]{} $\n1.")), max_size=12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True),
+                       st.one_of(_TEXT, st.lists(_TEXT, max_size=6),
+                                 st.lists(st.lists(_TEXT, min_size=1, max_size=3), max_size=3)), max_size=8),
+       st.booleans())
+def test_the_count_before_parsing_never_undercounts_nor_overcounts(answers_table, as_json):
+    """The separators counted before parsing are within the file's real count of values, however
+    the strings inside are written (commas, '=', quotes, '#', brackets)."""
+    from derive.grading import _separators
+
+    def leaves(v):
+        return sum(leaves(x) for x in v) if isinstance(v, list) else 1
+
+    def toml_value(v):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]" if isinstance(v, list) else json.dumps(v)
+
+    if as_json:
+        text = json.dumps({"problem": "p", "answers": answers_table})
+    else:
+        text = 'problem = "p"\n[answers]\n' + "".join(f"{k} = {toml_value(v)}\n" for k, v in answers_table.items())
+    values = sum(leaves(v) for v in answers_table.values()) + 1
+    arrays = sum(1 + sum(isinstance(x, list) for x in v) for v in answers_table.values() if isinstance(v, list))
+    count = _separators(text, as_json)
+    assert count <= values + len(answers_table) + arrays + 2
+    assert values <= count + arrays + 2 + len(answers_table)
