@@ -41,21 +41,25 @@ def _probe(path: str) -> str:
     return "ok"
 
 
-def _peek(path: str) -> str | None:
-    """The ``problem`` named by an answer file (variant mode), or None."""
+def _peek(path: str) -> tuple[str | None, str | None]:
+    """The ``problem`` and ``student`` named by an answer file (variant mode), or None each."""
     from .grading import read_answer_file
     data = read_answer_file(Path(path))
-    name = data.get("problem")
-    return Path(name).stem if isinstance(name, str) and len(name) < 300 else None
+    name, student = data.get("problem"), data.get("student")
+    return (Path(name).stem if isinstance(name, str) and len(name) < 300 else None,
+            student.strip() if isinstance(student, str) and len(student) < 300 else None)
 
 
-def _phase1(item: tuple[str, str]) -> dict:
-    """Read one answer file and grade its numbers; LaTeX answers are listed for phase 2."""
+def _phase1(item: tuple) -> dict:
+    """Read one answer file and grade its numbers; LaTeX answers are listed for phase 2.
+
+    ``item`` is (problem, path) or (problem, path, flag): a flag (the file names another variant
+    than its student's) becomes a record of its own, and the file is graded against ``problem``."""
     from .errors import SpecError
     from .grading import INVALID, Record, grade_data, read_answer_file
-    problem_name, path = item
+    problem_name, path, flag = (*item, None)[:3]
     p = _PROBLEMS[problem_name]
-    out = {"file": path, "student": None, "problem": problem_name, "records": [], "latex": []}
+    out = {"file": path, "student": None, "problem": problem_name, "records": [], "latex": [], "flag": flag}
     try:
         data = read_answer_file(Path(path))
     except SpecError as err:
@@ -64,20 +68,24 @@ def _phase1(item: tuple[str, str]) -> dict:
     student = data.get("student")
     out["student"] = student[:200] if isinstance(student, str) else None
     named = data.get("problem")
-    if named is not None and (not isinstance(named, str) or Path(named).stem != problem_name):
+    if flag is None and named is not None and (not isinstance(named, str) or Path(named).stem != problem_name):
         reason = f"this answer file is for problem {str(named)[:80]!r}, not {problem_name!r}"
         out["records"] = [Record(None, None, None, INVALID, 0.0, _total_points(p), None, reason).as_dict()]
         return out
     records, latex = grade_data(p, data)
     out["records"] = [r.as_dict() for r in records]
+    if flag is not None:
+        out["records"].insert(0, Record("problem", None, str(named)[:80], INVALID, 0.0, 0.0, problem_name,
+                                        flag).as_dict())
+        latex = [(i + 1, a) for i, a in latex]
     out["latex"] = [(i, a.quantity, a.index, a.text) for i, a in latex]
     return out
 
 
-def _phase1_chunk(item: tuple[str, list[str]]) -> list[dict]:
+def _phase1_chunk(item: tuple[str, list[tuple[str, str | None]]]) -> list[dict]:
     """Several files in one worker (warm caches, one fork); a chunk that fails is re-run file by file."""
     name, paths = item
-    return [_phase1((name, path)) for path in paths]
+    return [_phase1((name, path, flag)) for path, flag in paths]
 
 
 def _phase2(item: tuple) -> dict:
@@ -236,7 +244,7 @@ def warm_up(problem) -> None:
 def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: float = 60.0,
           latex_timeout: float = 10.0, memory_mb: int = 1024, progress=None,
           files: list[Entry] | None = None, max_formulas: int = MAX_FORMULAS,
-          formula_budget: float = FORMULA_BUDGET) -> list[dict]:
+          formula_budget: float = FORMULA_BUDGET, roster: tuple[bytes, set[str]] | None = None) -> list[dict]:
     """Grade every answer file; returns the submissions in the ``--json`` format."""
     import worked_examples
     from .sandbox import run_many
@@ -245,19 +253,35 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
     groups: dict[str, list[int]] = {}
     results: list[dict | None] = [None] * len(files)
     readable = [i for i, f in enumerate(files) if f.problem is None]
+    flags: dict[int, str] = {}
+    if roster is not None and not spec_path.is_dir():
+        raise InputError("--roster needs the folder written by 'nnderive variants --roster' as SPEC")
     if spec_path.is_dir():
         manifest = _manifest(spec_path)
-        names = run_many(_peek, [str(files[i].path) for i in readable], timeout=timeout, memory_mb=memory_mb, jobs=jobs)
-        for i, name in zip(readable, names):
-            if isinstance(name, BaseException) or name not in manifest:
-                why = f"names no variant of {spec_path} (give problem = \"variant_007\")" if not \
-                    isinstance(name, BaseException) else _reason(name)
-                results[i] = _failed(files[i], why)
+        peeked = run_many(_peek, [str(files[i].path) for i in readable], timeout=timeout, memory_mb=memory_mb,
+                          jobs=jobs)
+        for i, got in zip(readable, peeked):
+            if isinstance(got, BaseException):
+                results[i] = _failed(files[i], _reason(got))
+                continue
+            name, student = got
+            if roster is not None:
+                name, why = _assigned(roster, manifest, name, student)
+                if name is None:
+                    results[i] = _failed(files[i], why)
+                    continue
+                if why:
+                    flags[i] = why
+            if name not in manifest:
+                results[i] = _failed(files[i], f"names no variant of {spec_path} (give problem = \"variant_007\")")
             else:
                 groups.setdefault(name, []).append(i)
         for name in groups:
             load_problem(spec_path / manifest[name], name, timeout)
-        total_of = {}
+        total_of = {name: _total_points(_PROBLEMS[name]) for name in groups}
+        for r in results:   # every variant has the same [grading]: a file that fails scores 0 of that total
+            if r is not None and total_of:
+                r["records"][0]["max_score"] = next(iter(total_of.values()))
     else:
         try:
             path = worked_examples.resolve(spec)
@@ -271,7 +295,7 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
     fallback = next(iter(total_of.values()), 0.0)
     for i, f in enumerate(files):
         if f.problem is not None:
-            results[i] = _failed(f, f.problem, fallback, next(iter(total_of), None))
+            results[i] = _failed(f, f.problem, fallback)
     for name in groups:
         warm_up(_PROBLEMS[name])
     total = len(files)
@@ -284,7 +308,8 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
 
     for name, idx in groups.items():
         chunks = _chunks(idx, jobs)
-        out = run_many(_phase1_chunk, [(name, [str(files[i].path) for i in c]) for c in chunks], timeout=timeout,
+        out = run_many(_phase1_chunk, [(name, [(str(files[i].path), flags.get(i)) for i in c]) for c in chunks],
+                       timeout=timeout,
                        memory_mb=memory_mb, jobs=jobs, progress=lambda d, t, n=[0]: None)
         retry = []
         for c, r in zip(chunks, out):
@@ -295,13 +320,30 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
             else:
                 retry.extend(c)
         if retry:  # a chunk failed as a whole: grade its files one per worker so only the culprit fails
-            again = run_many(_phase1, [(name, str(files[i].path)) for i in retry], timeout=timeout,
+            again = run_many(_phase1, [(name, str(files[i].path), flags.get(i)) for i in retry], timeout=timeout,
                              memory_mb=memory_mb, jobs=jobs, progress=tick)
             for i, r in zip(retry, again):
                 results[i] = r if isinstance(r, dict) else _failed(files[i], _reason(r),
                                                                    _total_points(_PROBLEMS[name]), name)
     _phase_latex(results, groups, jobs, latex_timeout, memory_mb, max_formulas, formula_budget)
     return [_finish(r) for r in results]
+
+
+def _assigned(roster: tuple[bytes, set[str]], manifest: dict, named: str | None,
+              student: str | None) -> tuple[str | None, str]:
+    """(the variant of the file's student, a flag when the file names another one), or (None, why not)."""
+    from .roster import variant_name, variant_of
+    key, ids = roster
+    if not student:
+        return None, "no student id: with a roster, an answer file gives student = \"<student id>\""
+    if student not in ids:
+        return None, f"student id {student[:80]!r} is not on the roster"
+    count = len(manifest)
+    mine = variant_name(variant_of(key, student, count), count)
+    if named is not None and named != mine:
+        return mine, (f"this file names {named[:80]}, but student {student[:80]} was given {mine}: "
+                      f"graded against {mine}")
+    return mine, ""
 
 
 def _chunks(idx: list[int], jobs: int | None, most: int = 25) -> list[list[int]]:
@@ -377,6 +419,8 @@ def _finish(r: dict) -> dict:
            "records": r["records"]}
     if r.get("internal"):
         sub["internal_error"] = True
+    if r.get("flag"):
+        sub["flag"] = r["flag"]
     return escaped(sub)
 
 
@@ -534,6 +578,8 @@ def _bar(done: int, total: int) -> None:
 def _spec_error(spec: str, err) -> str:
     """One line naming the spec file once (the error may already start with its name)."""
     path = err.path
+    if path.startswith("--"):           # an option's file (--roster, --course-key), not the spec
+        return str(err)
     name = Path(spec).name
     if path == name or path.startswith(name + ":"):
         path = path[len(name):].lstrip(": ")
@@ -558,11 +604,15 @@ def cmd_check(args) -> int:
     started = time.perf_counter()
     show_bar = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
+        roster = None
+        if args.roster:
+            from .roster import course_key, read_roster
+            roster = (course_key(args.course_key), set(read_roster(args.roster)))
         files = answer_files(args.answers)
         plan = _gradescope_plan(Path(args.gradescope), files) if args.gradescope else None
         subs = grade(args.spec, args.answers, jobs=args.jobs, timeout=args.timeout, latex_timeout=args.latex_timeout,
                      memory_mb=args.memory, progress=_bar if (show_bar and len(files) > 1) else None, files=files,
-                     max_formulas=args.max_formulas, formula_budget=args.formula_budget)
+                     max_formulas=args.max_formulas, formula_budget=args.formula_budget, roster=roster)
         if plan is not None:
             one, names = plan
             results = [json.dumps(gradescope(s, args.visibility, args.expected_visibility), ensure_ascii=False,
@@ -617,6 +667,10 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--gradescope", metavar="RESULTS_JSON",
                    help="write Gradescope's results.json (a directory of them for several submissions)")
+    p.add_argument("--roster", metavar="CSV", help="grade each file against the variant of its student id "
+                                                   "(the roster given to 'nnderive variants --roster')")
+    p.add_argument("--course-key", metavar="FILE", help="file holding the secret course key (default: the "
+                                                        "NNDERIVE_COURSE_KEY environment variable)")
     p.add_argument("--visibility", choices=VISIBILITIES, default="after_due_date",
                    help="when Gradescope shows students their verdicts and feedback (default after_due_date)")
     p.add_argument("--expected-visibility", choices=VISIBILITIES, default="after_published",

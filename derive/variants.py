@@ -195,8 +195,11 @@ def _key(problem, name: str) -> dict:
     return {"problem": name, "student": "answer key", "answers": answers}
 
 
-def generate(spec_path: str, count: int, seed: int, out_dir: str) -> dict:
-    """Write ``count`` variants of the spec into ``out_dir``; returns the manifest."""
+def generate(spec_path: str, count: int, seed: int, out_dir: str, assignments: dict[str, str] | None = None) -> dict:
+    """Write ``count`` variants of the spec into ``out_dir``; returns the manifest.
+
+    ``assignments`` (student id -> variant name, from :mod:`derive.roster`) is written as
+    ``assignments.csv`` for the lecturer; the course key that made it is not written anywhere."""
     import worked_examples
     from .grading import Problem
     from .outputs import check_folder, write_folder
@@ -236,11 +239,23 @@ def generate(spec_path: str, count: int, seed: int, out_dir: str) -> dict:
         key_name = f"key_{k:0{width}d}.json"
         files[key_name] = json.dumps(key, ensure_ascii=False, indent=2)
         manifest["variants"].append({"name": name, "spec": f"{name}.json", "key": key_name, "drawn": drawn})
+    if assignments is not None:
+        manifest["roster"] = len(assignments)
+        files["assignments.csv"] = "student_id,variant\n" + "".join(
+            f"{_csv_cell(sid)},{name}\n" for sid, name in assignments.items())
     files["variants.json"] = json.dumps(manifest, ensure_ascii=False, indent=2)
     # every file of one run together, swapped in at once: never variant specs of one seed beside
     # the variants.json of another
     write_folder(out, files, f"nnderive variants {base}")
     return manifest
+
+
+def _csv_cell(text: str) -> str:
+    import csv
+    import io
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([text])
+    return buf.getvalue()
 
 
 def cmd_variants(args) -> int:
@@ -254,8 +269,18 @@ def cmd_variants(args) -> int:
     if not 1 <= args.count <= MAX_COUNT:
         print(f"nnderive: error: --count must be from 1 to {MAX_COUNT}", file=sys.stderr)
         return 2
+    assignments = None
+    if args.roster:
+        from .roster import course_key, read_roster, variant_name, variant_of
+        try:
+            key = course_key(args.course_key)
+            ids = read_roster(args.roster)
+        except SpecError as err:
+            print(f"nnderive: error: {err}", file=sys.stderr)
+            return 2
+        assignments = {sid: variant_name(variant_of(key, sid, args.count), args.count) for sid in ids}
     try:
-        manifest = run(generate, spec, args.count, args.seed, args.output, timeout=args.timeout)
+        manifest = run(generate, spec, args.count, args.seed, args.output, assignments, timeout=args.timeout)
     except Limit as err:
         print(f"nnderive: error: {args.spec}: {err}", file=sys.stderr)
         return 2
@@ -263,7 +288,8 @@ def cmd_variants(args) -> int:
         print(f"nnderive: error: {args.spec + ': ' if err.path else ''}{err}", file=sys.stderr)
         return 2
     print(f"{len(manifest['variants'])} variants of {manifest['base']} (seed {args.seed}) in {args.output}: "
-          f"variant_*.json specs, key_*.json answer keys, variants.json")
+          f"variant_*.json specs, key_*.json answer keys, variants.json"
+          + (f", assignments.csv ({len(assignments)} students)" if assignments is not None else ""))
     return 0
 
 
@@ -277,4 +303,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write")
     p.add_argument("--timeout", type=positive(float), default=600.0, help="seconds allowed (default 600)")
+    p.add_argument("--roster", metavar="CSV", help="assign each student of this roster (a 'student_id' column) a "
+                                                   "variant from the secret course key; writes assignments.csv")
+    p.add_argument("--course-key", metavar="FILE", help="file holding the secret course key (default: the "
+                                                        "NNDERIVE_COURSE_KEY environment variable)")
     p.set_defaults(func=cmd_variants)

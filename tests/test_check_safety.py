@@ -447,3 +447,72 @@ def test_the_count_before_parsing_never_undercounts_nor_overcounts(answers_table
     count = _separators(text, as_json)
     assert count <= values + len(answers_table) + arrays + 2
     assert values <= count + arrays + 2 + len(answers_table)
+
+
+# ----------------------------------------------------------------------------- variant swap (roster)
+
+def _hmac_variant(key: bytes, sid: str, count: int) -> int:
+    """The documented assignment (docs/checking.md), computed here with the standard library."""
+    import hashlib
+    import hmac
+    return int.from_bytes(hmac.new(key, b"nnderive variant\0" + sid.encode(), hashlib.sha256).digest()[:8],
+                          "big") % count + 1
+
+
+@pytest.fixture(scope="module")
+def rostered(tmp_path_factory):
+    d = tmp_path_factory.mktemp("roster")
+    (d / "roster.csv").write_text("student_id,name\ns001,Ann\ns002,Bob\ns003,Cy\ns004,Di\ns005,Ed\n")
+    key = b"0123456789abcdef-course-secret-of-the-lecturer"
+    (d / "course.key").write_bytes(key + b"\n")
+    r = cli("variants", HW, "--count", "3", "--seed", "5", "-o", d / "v", "--roster", d / "roster.csv",
+            "--course-key", d / "course.key")
+    assert r.returncode == 0, r.stderr
+    return d, key
+
+
+def test_roster_assignments_follow_the_hmac_and_nothing_reveals_key_or_seed(rostered):
+    d, key = rostered
+    rows = (d / "v" / "assignments.csv").read_text().splitlines()
+    assert rows[0] == "student_id,variant"
+    got = dict(line.split(",") for line in rows[1:])
+    assert got == {sid: f"variant_{_hmac_variant(key, sid, 3):03d}" for sid in ("s001", "s002", "s003", "s004", "s005")}
+    for f in (d / "v").iterdir():
+        text = f.read_text()
+        assert key.decode() not in text
+        if f.name.startswith(("variant_", "key_")):
+            assert "seed" not in text and "--seed" not in text
+    r = cli("handout", d / "v" / "variant_001.json", "--format", "md")
+    assert r.returncode == 0 and b"--seed" not in r.stdout and b"Source: nnderive variants hw" in r.stdout
+
+
+def test_check_roster_grades_against_the_students_variant_and_flags_a_swap(rostered, tmp_path):
+    d, key = rostered
+    mine = {sid: _hmac_variant(key, sid, 3) for sid in ("s001", "s002", "s003", "s004", "s005")}
+    sid = next(s for s, k in mine.items() if k != 1)              # a student not given variant 1
+    other = json.loads((d / "v" / "key_001.json").read_text())
+    other.update(student=sid, problem="variant_001")              # variant 1's key handed in as theirs
+    (tmp_path / "s" ).mkdir()
+    (tmp_path / "s" / "swap.json").write_text(json.dumps(other))
+    own = json.loads((d / "v" / f"key_{mine[sid]:03d}.json").read_text())
+    own.update(student=sid)
+    (tmp_path / "s" / "own.json").write_text(json.dumps(own))
+    own.update(student="s999")
+    (tmp_path / "s" / "stranger.json").write_text(json.dumps(own))
+    r = cli("check", d / "v", tmp_path / "s", "--json", "--roster", d / "roster.csv", "--course-key", d / "course.key")
+    assert r.returncode == 0, r.stderr
+    subs = by_file(r.stdout)
+    swap = subs["swap.json"]
+    assert swap["problem"] == f"variant_{mine[sid]:03d}" and "variant_001" in swap["flag"]
+    assert swap["score"] < swap["max_score"] == HW_TOTAL
+    assert subs["own.json"]["score"] == subs["own.json"]["max_score"] == HW_TOTAL and "flag" not in subs["own.json"]
+    assert subs["stranger.json"]["score"] == 0 and subs["stranger.json"]["max_score"] == HW_TOTAL
+    assert "not on the roster" in subs["stranger.json"]["records"][0]["feedback"]
+
+
+@pytest.mark.parametrize("env,extra", [({"NNDERIVE_COURSE_KEY": ""}, []), ({"NNDERIVE_COURSE_KEY": "short"}, [])])
+def test_a_roster_without_a_usable_key_is_refused(rostered, tmp_path, env, extra):
+    d, _ = rostered
+    r = cli("variants", HW, "--count", "2", "-o", tmp_path / "v", "--roster", d / "roster.csv", env=env)
+    assert r.returncode == 2 and len(r.stderr.decode().strip().splitlines()) == 1 and b"course key" in r.stderr
+    assert not (tmp_path / "v").exists()
