@@ -15,14 +15,19 @@ graded because of an internal error (reported in its records), 2 for unusable ar
 from __future__ import annotations
 
 import json
+import stat
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from .outputs import shown
+
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 ANSWER_SUFFIXES = (".toml", ".json")
 MANIFEST = "variants.json"
+MAX_FORMULAS = 200       # LaTeX answers graded per file (--max-formulas)
+FORMULA_BUDGET = 120.0   # seconds of workers for one file's LaTeX answers together (--formula-budget)
 
 _PROBLEMS: dict[str, Any] = {}   # name -> grading.Problem, filled before workers are forked
 
@@ -36,21 +41,25 @@ def _probe(path: str) -> str:
     return "ok"
 
 
-def _peek(path: str) -> str | None:
-    """The ``problem`` named by an answer file (variant mode), or None."""
+def _peek(path: str) -> tuple[str | None, str | None]:
+    """The ``problem`` and ``student`` named by an answer file (variant mode), or None each."""
     from .grading import read_answer_file
     data = read_answer_file(Path(path))
-    name = data.get("problem")
-    return Path(name).stem if isinstance(name, str) and len(name) < 300 else None
+    name, student = data.get("problem"), data.get("student")
+    return (Path(name).stem if isinstance(name, str) and len(name) < 300 else None,
+            student.strip() if isinstance(student, str) and len(student) < 300 else None)
 
 
-def _phase1(item: tuple[str, str]) -> dict:
-    """Read one answer file and grade its numbers; LaTeX answers are listed for phase 2."""
+def _phase1(item: tuple) -> dict:
+    """Read one answer file and grade its numbers; LaTeX answers are listed for phase 2.
+
+    ``item`` is (problem, path) or (problem, path, flag): a flag (the file names another variant
+    than its student's) becomes a record of its own, and the file is graded against ``problem``."""
     from .errors import SpecError
     from .grading import INVALID, Record, grade_data, read_answer_file
-    problem_name, path = item
+    problem_name, path, flag = (*item, None)[:3]
     p = _PROBLEMS[problem_name]
-    out = {"file": path, "student": None, "problem": problem_name, "records": [], "latex": []}
+    out = {"file": path, "student": None, "problem": problem_name, "records": [], "latex": [], "flag": flag}
     try:
         data = read_answer_file(Path(path))
     except SpecError as err:
@@ -59,20 +68,24 @@ def _phase1(item: tuple[str, str]) -> dict:
     student = data.get("student")
     out["student"] = student[:200] if isinstance(student, str) else None
     named = data.get("problem")
-    if named is not None and (not isinstance(named, str) or Path(named).stem != problem_name):
+    if flag is None and named is not None and (not isinstance(named, str) or Path(named).stem != problem_name):
         reason = f"this answer file is for problem {str(named)[:80]!r}, not {problem_name!r}"
         out["records"] = [Record(None, None, None, INVALID, 0.0, _total_points(p), None, reason).as_dict()]
         return out
     records, latex = grade_data(p, data)
     out["records"] = [r.as_dict() for r in records]
+    if flag is not None:
+        out["records"].insert(0, Record("problem", None, str(named)[:80], INVALID, 0.0, 0.0, problem_name,
+                                        flag).as_dict())
+        latex = [(i + 1, a) for i, a in latex]
     out["latex"] = [(i, a.quantity, a.index, a.text) for i, a in latex]
     return out
 
 
-def _phase1_chunk(item: tuple[str, list[str]]) -> list[dict]:
+def _phase1_chunk(item: tuple[str, list[tuple[str, str | None]]]) -> list[dict]:
     """Several files in one worker (warm caches, one fork); a chunk that fails is re-run file by file."""
     name, paths = item
-    return [_phase1((name, path)) for path in paths]
+    return [_phase1((name, path, flag)) for path, flag in paths]
 
 
 def _phase2(item: tuple) -> dict:
@@ -94,19 +107,94 @@ class InputError(Exception):
     """Unusable arguments (exit 2)."""
 
 
-def answer_files(args: list[str]) -> list[Path]:
-    files: list[Path] = []
+class Entry:
+    """One submission found on the command line: its path, its name for outputs, or why it is not read."""
+
+    def __init__(self, path: Path, name: str, problem: str | None = None):
+        self.path, self.name, self.problem = path, name, problem
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _walk(root: Path) -> list[Entry]:
+    """Answer files under ``root``; links are never followed, odd files become entries with a problem."""
+    import os
+    out: list[Entry] = []
+    real_root = root.resolve()
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        dirs.sort()
+        for n in sorted(names + [d for d in dirs if Path(folder, d).is_symlink()]):
+            f = Path(folder, n)
+            if f.suffix.lower() not in ANSWER_SUFFIXES:
+                continue
+            rel = str(f.relative_to(root))
+            try:
+                st = f.lstat()
+            except OSError as err:
+                out.append(Entry(f, rel, f"cannot read: {err.strerror or err}"))
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                try:
+                    dest = f.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    out.append(Entry(f, rel, "a symbolic link to nothing readable (not followed)"))
+                    continue
+                if real_root not in dest.parents:
+                    out.append(Entry(f, rel, "a symbolic link to a file outside the submissions folder (not followed)"))
+                else:
+                    out.append(Entry(f, rel, f"a symbolic link to another submission, {str(dest.relative_to(real_root))!r} "
+                                             "(not followed)"))
+            elif not stat.S_ISREG(st.st_mode):
+                out.append(Entry(f, rel, f"{_kind(st.st_mode)}, not a regular file (not read)"))
+            else:
+                out.append(Entry(f, rel))
+    return out
+
+
+def answer_files(args: list[str]) -> list[Entry]:
+    """Every submission named by the arguments (files, or folders searched for .toml/.json files)."""
+    files: list[Entry] = []
     for a in args:
         p = Path(a)
-        if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in ANSWER_SUFFIXES))
-        elif p.is_file():
-            files.append(p)
+        try:
+            st = p.stat()
+        except OSError:
+            if p.is_symlink():
+                files.append(Entry(p, p.name, "a symbolic link to nothing readable"))
+                continue
+            raise InputError(f"{shown(a)}: no such file or directory") from None
+        if stat.S_ISDIR(st.st_mode):
+            files.extend(_walk(p))
+        elif stat.S_ISREG(st.st_mode):
+            files.append(Entry(p, p.name))
         else:
-            raise InputError(f"{a}: no such file or directory")
+            files.append(Entry(p, p.name, f"{_kind(st.st_mode)}, not a regular file (not read)"))
     if not files:
         raise InputError("no answer files (.toml or .json) found")
     return files
+
+
+def result_names(files: list[Entry]) -> list[str]:
+    """Gradescope result names (path relative to the submissions folder); a clash is an InputError."""
+    names = [str(Path(e.name).with_suffix("")) + ".results.json" for e in files]
+    seen: dict[str, list[Entry]] = {}
+    for n, e in zip(names, files):
+        seen.setdefault(n, []).append(e)
+    clashes = {n: es for n, es in seen.items() if len(es) > 1}
+    if clashes:
+        n, es = sorted(clashes.items())[0]
+        raise InputError(f"--gradescope: {', '.join(shown(str(e.path)) for e in es)} would all be written as "
+                         f"{shown(n)}; rename them or grade them apart")
+    return names
 
 
 def load_problem(spec_path: Path, name: str | None = None, timeout: float = 60.0):
@@ -154,26 +242,46 @@ def warm_up(problem) -> None:
 
 
 def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: float = 60.0,
-          latex_timeout: float = 10.0, memory_mb: int = 1024, progress=None) -> list[dict]:
+          latex_timeout: float = 10.0, memory_mb: int = 1024, progress=None,
+          files: list[Entry] | None = None, max_formulas: int = MAX_FORMULAS,
+          formula_budget: float = FORMULA_BUDGET, roster: tuple[bytes, set[str]] | None = None) -> list[dict]:
     """Grade every answer file; returns the submissions in the ``--json`` format."""
     import worked_examples
     from .sandbox import run_many
-    files = answer_files(answers)
+    files = files if files is not None else answer_files(answers)
     spec_path = Path(spec)
     groups: dict[str, list[int]] = {}
     results: list[dict | None] = [None] * len(files)
+    readable = [i for i, f in enumerate(files) if f.problem is None]
+    flags: dict[int, str] = {}
+    if roster is not None and not spec_path.is_dir():
+        raise InputError("--roster needs the folder written by 'nnderive variants --roster' as SPEC")
     if spec_path.is_dir():
         manifest = _manifest(spec_path)
-        names = run_many(_peek, [str(f) for f in files], timeout=timeout, memory_mb=memory_mb, jobs=jobs)
-        for i, (f, name) in enumerate(zip(files, names)):
-            if isinstance(name, BaseException) or name not in manifest:
-                why = f"names no variant of {spec_path} (give problem = \"variant_007\")" if not \
-                    isinstance(name, BaseException) else str(name)
-                results[i] = _failed(f, why)
+        peeked = run_many(_peek, [str(files[i].path) for i in readable], timeout=timeout, memory_mb=memory_mb,
+                          jobs=jobs)
+        for i, got in zip(readable, peeked):
+            if isinstance(got, BaseException):
+                results[i] = _failed(files[i], _reason(got))
+                continue
+            name, student = got
+            if roster is not None:
+                name, why = _assigned(roster, manifest, name, student)
+                if name is None:
+                    results[i] = _failed(files[i], why)
+                    continue
+                if why:
+                    flags[i] = why
+            if name not in manifest:
+                results[i] = _failed(files[i], f"names no variant of {spec_path} (give problem = \"variant_007\")")
             else:
                 groups.setdefault(name, []).append(i)
         for name in groups:
             load_problem(spec_path / manifest[name], name, timeout)
+        total_of = {name: _total_points(_PROBLEMS[name]) for name in groups}
+        for r in results:   # every variant has the same [grading]: a file that fails scores 0 of that total
+            if r is not None and total_of:
+                r["records"][0]["max_score"] = next(iter(total_of.values()))
     else:
         try:
             path = worked_examples.resolve(spec)
@@ -182,7 +290,12 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
         if not path.is_file():
             raise InputError(f"{spec}: no such file")
         problem = load_problem(path, None, timeout)
-        groups[problem.spec.name] = list(range(len(files)))
+        groups[problem.spec.name] = readable
+        total_of = {problem.spec.name: _total_points(problem)}
+    fallback = next(iter(total_of.values()), 0.0)
+    for i, f in enumerate(files):
+        if f.problem is not None:
+            results[i] = _failed(f, f.problem, fallback)
     for name in groups:
         warm_up(_PROBLEMS[name])
     total = len(files)
@@ -195,7 +308,8 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
 
     for name, idx in groups.items():
         chunks = _chunks(idx, jobs)
-        out = run_many(_phase1_chunk, [(name, [str(files[i]) for i in c]) for c in chunks], timeout=timeout,
+        out = run_many(_phase1_chunk, [(name, [(str(files[i].path), flags.get(i)) for i in c]) for c in chunks],
+                       timeout=timeout,
                        memory_mb=memory_mb, jobs=jobs, progress=lambda d, t, n=[0]: None)
         retry = []
         for c, r in zip(chunks, out):
@@ -206,12 +320,30 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
             else:
                 retry.extend(c)
         if retry:  # a chunk failed as a whole: grade its files one per worker so only the culprit fails
-            again = run_many(_phase1, [(name, str(files[i])) for i in retry], timeout=timeout,
+            again = run_many(_phase1, [(name, str(files[i].path), flags.get(i)) for i in retry], timeout=timeout,
                              memory_mb=memory_mb, jobs=jobs, progress=tick)
             for i, r in zip(retry, again):
-                results[i] = r if isinstance(r, dict) else _failed(files[i], _reason(r))
-    _phase_latex(results, groups, jobs, latex_timeout, memory_mb)
+                results[i] = r if isinstance(r, dict) else _failed(files[i], _reason(r),
+                                                                   _total_points(_PROBLEMS[name]), name)
+    _phase_latex(results, groups, jobs, latex_timeout, memory_mb, max_formulas, formula_budget)
     return [_finish(r) for r in results]
+
+
+def _assigned(roster: tuple[bytes, set[str]], manifest: dict, named: str | None,
+              student: str | None) -> tuple[str | None, str]:
+    """(the variant of the file's student, a flag when the file names another one), or (None, why not)."""
+    from .roster import variant_name, variant_of
+    key, ids = roster
+    if not student:
+        return None, "no student id: with a roster, an answer file gives student = \"<student id>\""
+    if student not in ids:
+        return None, f"student id {student[:80]!r} is not on the roster"
+    count = len(manifest)
+    mine = variant_name(variant_of(key, student, count), count)
+    if named is not None and named != mine:
+        return mine, (f"this file names {named[:80]}, but student {student[:80]} was given {mine}: "
+                      f"graded against {mine}")
+    return mine, ""
 
 
 def _chunks(idx: list[int], jobs: int | None, most: int = 25) -> list[list[int]]:
@@ -221,22 +353,36 @@ def _chunks(idx: list[int], jobs: int | None, most: int = 25) -> list[list[int]]
     return [idx[k:k + size] for k in range(0, len(idx), size)]
 
 
-def _phase_latex(results, groups, jobs, latex_timeout, memory_mb) -> None:
-    from .grading import INVALID
-    from .sandbox import run_many
-    items, where = [], []
+def _phase_latex(results, groups, jobs, latex_timeout, memory_mb, max_formulas=MAX_FORMULAS,
+                 formula_budget=FORMULA_BUDGET) -> None:
+    """Grade the LaTeX answers: at most ``max_formulas`` per file, and at most ``formula_budget``
+    seconds of workers per file; past either, the rest of that file's formulas are undetermined."""
+    from .grading import INVALID, UNDETERMINED
+    from .sandbox import OverBudget, run_many
+    items, where, owner = [], [], []
     for name, idx in groups.items():
         for i in idx:
             for k, (rec, quantity, index, text) in enumerate(results[i].get("latex", [])):
+                if k >= max_formulas:
+                    results[i]["records"][rec].update(
+                        verdict=UNDETERMINED, expected=None,
+                        feedback=f"not graded: a file may hold at most {max_formulas} formulas (--max-formulas)")
+                    continue
                 items.append((name, quantity, tuple(index) if index is not None else None, text, k))
                 where.append((i, rec))
+                owner.append(i)
     if not items:
         return
-    out = run_many(_phase2, items, timeout=latex_timeout, memory_mb=memory_mb, jobs=jobs)
+    out = run_many(_phase2, items, timeout=latex_timeout, memory_mb=memory_mb, jobs=jobs,
+                   groups=owner, budget=formula_budget)
     for (i, rec), r in zip(where, out):
         record = results[i]["records"][rec]
         if isinstance(r, dict):
             record.update(verdict=r["verdict"], expected=r["expected"], feedback=r["feedback"])
+        elif isinstance(r, OverBudget):
+            record.update(verdict=UNDETERMINED, expected=None,
+                          feedback=f"not graded: this file's formulas used up the {formula_budget:g} s allowed "
+                                   f"per file (--formula-budget)")
         else:
             record.update(verdict=INVALID, expected=None, feedback=_reason(r))
 
@@ -252,11 +398,13 @@ def _reason(err: BaseException) -> str:
     return f"internal error: {first}"
 
 
-def _failed(path: Path, reason: str) -> dict:
+def _failed(entry: Entry, reason: str, total: float = 0.0, problem: str | None = None) -> dict:
+    """A submission that could not be graded: one invalid record worth the problem's whole total."""
     from .grading import INVALID
-    return {"file": str(path), "student": None, "problem": None, "latex": [], "internal": reason.startswith("internal"),
+    return {"file": str(entry.path), "student": None, "problem": problem, "latex": [],
+            "internal": reason.startswith("internal"),
             "records": [{"quantity": None, "index": None, "answer": None, "verdict": INVALID, "score": 0.0,
-                         "max_score": 0.0, "expected": None, "feedback": reason}]}
+                         "max_score": total, "expected": None, "feedback": reason}]}
 
 
 def _finish(r: dict) -> dict:
@@ -271,7 +419,42 @@ def _finish(r: dict) -> dict:
            "records": r["records"]}
     if r.get("internal"):
         sub["internal_error"] = True
-    return sub
+    if r.get("flag"):
+        sub["flag"] = r["flag"]
+    return escaped(sub)
+
+
+_CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape(text: str) -> str:
+    """``text`` safe to print anywhere: what is not printable (ANSI escapes, newlines, bidi overrides,
+    unassigned code points) and bytes of a file name that were not UTF-8 become visible escapes."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if ch.isprintable():
+            out.append(ch)
+        elif 0xDC80 <= o <= 0xDCFF:               # os.fsdecode's surrogateescape of a non-UTF-8 byte
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif ch in _CONTROL:
+            out.append(_CONTROL[ch])
+        else:
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
+    return "".join(out)
+
+
+def escaped(value: Any) -> Any:
+    """Every string inside ``value`` (dicts, lists) passed through :func:`escape`."""
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {k: escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escaped(v) for v in value]
+    return value
 
 
 def _manifest(directory: Path) -> dict[str, str]:
@@ -355,22 +538,30 @@ def summary_table(subs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def gradescope(sub: dict) -> dict:
-    """Gradescope's results.json for one submission: one test per answer."""
-    tests = []
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+
+
+def gradescope(sub: dict, visibility: str = "after_due_date", expected_visibility: str = "after_published") -> dict:
+    """Gradescope's results.json for one submission: one test per answer (verdict, score and feedback,
+    shown as ``visibility`` says), and the expected values in tests of their own, worth nothing and
+    shown as ``expected_visibility`` says (by default only once the grades are published)."""
+    tests, expected = [], []
     for r in sub["records"]:
         name = (r["quantity"] or "submission") + _idx(r["index"])
         out = f"{r['verdict']}"
         if r["answer"] is not None:
             out += f": your answer {r['answer']}"
+        feedback = r["feedback"] or ""
         if r["expected"] is not None:
-            out += f"; expected {r['expected']}"
-        if r["feedback"]:
-            out += f"\n{r['feedback']}"
+            feedback = feedback.replace(f"expected {r['expected']}", "expected value shown later")
+            expected.append({"name": f"{name}: expected", "score": 0.0, "max_score": 0.0,
+                             "output": f"expected {r['expected']}", "visibility": expected_visibility})
+        if feedback:
+            out += f"\n{feedback}"
         tests.append({"name": name, "score": r["score"], "max_score": r["max_score"], "output": out,
-                      "visibility": "visible"})
+                      "visibility": visibility})
     return {"score": sub["score"], "output": f"{_pts(sub['score'])} / {_pts(sub['max_score'])} points",
-            "visibility": "visible", "tests": tests}
+            "visibility": visibility, "tests": tests + expected}
 
 
 def _bar(done: int, total: int) -> None:
@@ -384,22 +575,58 @@ def _bar(done: int, total: int) -> None:
 
 # ----------------------------------------------------------------------------- command
 
+def _spec_error(spec: str, err) -> str:
+    """One line naming the spec file once (the error may already start with its name)."""
+    path = err.path
+    if path.startswith("--"):           # an option's file (--roster, --course-key), not the spec
+        return str(err)
+    name = Path(spec).name
+    if path == name or path.startswith(name + ":"):
+        path = path[len(name):].lstrip(": ")
+    return f"{shown(spec)}: {path}: {err.message}" if path else f"{shown(spec)}: {err.message}"
+
+
+def _gradescope_plan(target: Path, files: list[Entry]) -> tuple[bool, list[str]]:
+    """(one file?, result names); refuses a .json target for several files and clashing names."""
+    from .outputs import check_folder
+    if target.suffix.lower() == ".json":
+        if len(files) != 1:
+            raise InputError(f"--gradescope {shown(str(target))}: a .json file holds one submission, "
+                             f"and {len(files)} were given; name a folder instead")
+        return True, []
+    check_folder(target)
+    return False, result_names(files)
+
+
 def cmd_check(args) -> int:
     from .errors import SpecError
+    from .outputs import OutputError, write_file, write_folder
     started = time.perf_counter()
     show_bar = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
+        roster = None
+        if args.roster:
+            from .roster import course_key, read_roster
+            roster = (course_key(args.course_key), set(read_roster(args.roster)))
         files = answer_files(args.answers)
+        plan = _gradescope_plan(Path(args.gradescope), files) if args.gradescope else None
         subs = grade(args.spec, args.answers, jobs=args.jobs, timeout=args.timeout, latex_timeout=args.latex_timeout,
-                     memory_mb=args.memory, progress=_bar if (show_bar and len(files) > 1) else None)
-    except InputError as err:
+                     memory_mb=args.memory, progress=_bar if (show_bar and len(files) > 1) else None, files=files,
+                     max_formulas=args.max_formulas, formula_budget=args.formula_budget, roster=roster)
+        if plan is not None:
+            one, names = plan
+            results = [json.dumps(gradescope(s, args.visibility, args.expected_visibility), ensure_ascii=False,
+                                  indent=2) for s in subs]
+            if one:
+                write_file(Path(args.gradescope), results[0])
+            else:
+                write_folder(Path(args.gradescope), dict(zip(names, results)), "nnderive check --gradescope")
+    except (InputError, OutputError) as err:
         print(f"nnderive: error: {err}", file=sys.stderr)
         return EXIT_INPUT
     except SpecError as err:
-        print(f"nnderive: error: {args.spec}: {err}", file=sys.stderr)
+        print(f"nnderive: error: {_spec_error(args.spec, err)}", file=sys.stderr)
         return EXIT_INPUT
-    if args.gradescope:
-        _write_gradescope(Path(args.gradescope), subs)
     if args.json:
         print(json.dumps({"submissions": subs, "summary": summary(subs)}, ensure_ascii=False, indent=2))
     else:
@@ -412,14 +639,21 @@ def cmd_check(args) -> int:
     return EXIT_INTERNAL if any(s.get("internal_error") for s in subs) else EXIT_OK
 
 
-def _write_gradescope(target: Path, subs: list[dict]) -> None:
-    if len(subs) == 1 and target.suffix.lower() == ".json":
-        target.write_text(json.dumps(gradescope(subs[0]), ensure_ascii=False, indent=2), encoding="utf-8")
-        return
-    target.mkdir(parents=True, exist_ok=True)
-    for s in subs:
-        (target / (Path(s["file"]).stem + ".results.json")).write_text(
-            json.dumps(gradescope(s), ensure_ascii=False, indent=2), encoding="utf-8")
+def positive(kind):
+    """An argparse type: a number above zero (``--timeout 0`` and ``--jobs 0`` are refused at once)."""
+    import argparse
+
+    def parse(text: str):
+        try:
+            x = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, got {text!r}") \
+                from None
+        if not x > 0 or x != x or x == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+        return x
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def register(subparsers) -> None:
@@ -433,10 +667,24 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--gradescope", metavar="RESULTS_JSON",
                    help="write Gradescope's results.json (a directory of them for several submissions)")
-    p.add_argument("--jobs", type=int, default=None, help="workers at once (default: one per CPU)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per answer file (default 60)")
-    p.add_argument("--latex-timeout", type=float, default=10.0, help="seconds per LaTeX answer (default 10)")
-    p.add_argument("--memory", type=int, default=1024, help="MB per worker (default 1024)")
+    p.add_argument("--roster", metavar="CSV", help="grade each file against the variant of its student id "
+                                                   "(the roster given to 'nnderive variants --roster')")
+    p.add_argument("--course-key", metavar="FILE", help="file holding the secret course key (default: the "
+                                                        "NNDERIVE_COURSE_KEY environment variable)")
+    p.add_argument("--visibility", choices=VISIBILITIES, default="after_due_date",
+                   help="when Gradescope shows students their verdicts and feedback (default after_due_date)")
+    p.add_argument("--expected-visibility", choices=VISIBILITIES, default="after_published",
+                   help="when Gradescope shows the expected values (default after_published)")
+    p.add_argument("--jobs", type=positive(int), default=None, help="workers at once (default: one per CPU)")
+    p.add_argument("--timeout", type=positive(float), default=60.0, help="seconds per answer file (default 60)")
+    p.add_argument("--latex-timeout", type=positive(float), default=10.0,
+                   help="seconds per LaTeX answer (default 10)")
+    p.add_argument("--max-formulas", type=positive(int), default=MAX_FORMULAS,
+                   help=f"LaTeX answers graded per file; the rest are undetermined (default {MAX_FORMULAS})")
+    p.add_argument("--formula-budget", type=positive(float), default=FORMULA_BUDGET,
+                   help="seconds of work for all LaTeX answers of one file together; past it the rest are "
+                        f"undetermined (default {FORMULA_BUDGET:g})")
+    p.add_argument("--memory", type=positive(int), default=1024, help="MB per worker (default 1024)")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show a progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false")

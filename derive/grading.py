@@ -47,7 +47,8 @@ VERDICTS = (CORRECT, CARRIED, PRECISION, WRONG, UNDETERMINED, INVALID)
 DEFAULT_CREDIT = {CORRECT: 1.0, CARRIED: 1.0, PRECISION: 0.5, WRONG: 0.0, UNDETERMINED: 0.0, INVALID: 0.0}
 MAX_FILE_BYTES = 4_000_000
 MAX_ANSWERS = 5_000
-MAX_LATEX = 200          # symbolic answers graded per file
+ANSWER_DIGITS = 15       # a numeric answer is below 1e15 in size, with its last digit at 1e15 or finer
+ANSWER_RANGE = sp.Integer(10) ** ANSWER_DIGITS
 ANSWER_KEYS = {"problem", "student", "answers"}
 
 
@@ -401,18 +402,55 @@ class _Bad:
         self.token = token
 
 
+def _read_bounded(path: Path) -> bytes:
+    """The bytes of a regular file, at most MAX_FILE_BYTES; a FIFO or device is never waited on."""
+    import os
+    import stat
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SpecError("", "not a regular file (a FIFO, device or folder), not read")
+        if st.st_size > MAX_FILE_BYTES:
+            raise SpecError("", f"answer file larger than {MAX_FILE_BYTES} bytes")
+        chunks, size = [], 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise SpecError("", f"answer file larger than {MAX_FILE_BYTES} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+_TOML_SKIP = re.compile(r'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*', re.S)
+_JSON_SKIP = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _separators(text: str, is_json: bool) -> int:
+    """Commas (and TOML's '=') outside strings and comments: at least the number of values but one."""
+    bare = (_JSON_SKIP if is_json else _TOML_SKIP).sub("", text)
+    return bare.count(",") + (0 if is_json else bare.count("="))
+
+
 def read_answer_file(path: Path) -> dict:
     """The parsed mapping of an answer file, or a SpecError naming what is wrong with the file."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise SpecError("", f"answer file larger than {MAX_FILE_BYTES} bytes")
-        raw = path.read_bytes()
+        raw = _read_bounded(path)
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError("", "not UTF-8 text") from None
     except OSError as err:
         raise SpecError("", f"cannot read: {err.strerror or err}") from None
+    text = text.removeprefix("\ufeff")       # a byte-order mark, as some editors save UTF-8
+    is_json = path.suffix.lower() == ".json"
+    if _separators(text, is_json) > MAX_ANSWERS + 100:
+        # counted before parsing: a 4 MB list of 1.9 million zeros is never built
+        raise SpecError("", f"more than {MAX_ANSWERS} values; an answer file holds at most {MAX_ANSWERS} answers")
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text, parse_float=Literal, parse_constant=_Bad)
@@ -447,9 +485,15 @@ def _one(quantity: str, index, value: Any, path: str) -> Answer:
                           reason=f"answer longer than {MAX_LATEX_CHARS} characters ({len(text)})")
         return Answer(quantity, index, text, "latex")
     try:
-        return Answer(quantity, index, text, "number", stated=parse_stated(value, path))
+        stated = parse_stated(value, path)
     except SpecError as err:
         return Answer(quantity, index, text[:80], INVALID, reason=err.message)
+    if abs(stated.value) > ANSWER_RANGE or stated.decimals < -ANSWER_DIGITS:
+        # "0e100" claims a precision of ±5e99, which no grading tolerance or carried value can use
+        return Answer(quantity, index, text[:80], INVALID,
+                      reason=f"number out of range (answers are below 1e{ANSWER_DIGITS} in size and "
+                             f"precise to 1e{ANSWER_DIGITS} or finer)")
+    return Answer(quantity, index, text, "number", stated=stated)
 
 
 def _clip(text: str, most: int = 200) -> str:
@@ -477,9 +521,12 @@ def answers_of(data: dict) -> tuple[list[Answer], list[Answer]]:
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 if isinstance(item, list):
-                    out.extend(_one(name, (i, j), cell, f"answers.{key}[{i}][{j}]") for j, cell in enumerate(item))
+                    out.extend(_one(name, (i, j), cell, f"answers.{key}[{i}][{j}]")
+                               for j, cell in enumerate(item[:MAX_ANSWERS + 1 - len(out)]))
                 else:
                     out.append(_one(name, (i,), item, f"answers.{key}[{i}]"))
+                if len(out) > MAX_ANSWERS:   # counted while reading, not after building them all
+                    break
         else:
             out.append(_one(name, None, value, f"answers.{key}"))
         if len(out) > MAX_ANSWERS:

@@ -99,16 +99,27 @@ def run(fn: Callable[..., Any], *args, timeout: float = DEFAULT_TIMEOUT,
     return result
 
 
+class OverBudget(Limit):
+    """The item was not started: its group had used up its time budget."""
+
+
 def run_many(fn: Callable[[Any], Any], items: list, *, timeout: float = DEFAULT_TIMEOUT,
              memory_mb: int | None = DEFAULT_MEMORY_MB, jobs: int | None = None,
-             progress: Callable[[int, int], None] | None = None) -> list:
+             progress: Callable[[int, int], None] | None = None,
+             groups: list | None = None, budget: float | None = None) -> list:
     """``[fn(item) for item in items]``, up to ``jobs`` workers at a time, each with its own limits.
 
     A failed item's entry is the exception (SpecError, Limit or RuntimeError) instead of a result,
     so one bad item never loses the others.  ``progress(done, total)`` is called after each item.
+
+    With ``groups`` (a key per item) and ``budget`` (seconds), the items of one group together use
+    at most ``budget`` seconds of workers: each starts with the time its group has left (less what
+    its running items may still use) as its limit, and once nothing is left the rest of the group
+    is not started (:class:`OverBudget`).
     """
     jobs = max(1, jobs or os.cpu_count() or 1)
     results: list = [None] * len(items)
+    left: dict = {}        # group -> seconds not yet spent nor reserved by a running item
     if os.environ.get("NNDERIVE_NO_SANDBOX") == "1":
         for i, item in enumerate(items):
             try:
@@ -124,17 +135,34 @@ def run_many(fn: Callable[[Any], Any], items: list, *, timeout: float = DEFAULT_
     while pending or running:
         while pending and len(running) < jobs:
             i, item = pending.pop()
-            proc, recv = _start(fn, (item,), memory_mb, timeout)
-            running[recv] = (i, proc, time.monotonic() + timeout)
+            limit = timeout
+            if budget is not None and groups is not None:
+                g = groups[i]
+                limit = min(timeout, left.setdefault(g, budget))
+                if limit < 0.05:
+                    results[i] = OverBudget(f"not started: the {budget:g} s allowed for this group were used up")
+                    done += 1
+                    if progress:
+                        progress(done, len(items))
+                    continue
+                left[g] -= limit
+            proc, recv = _start(fn, (item,), memory_mb, limit)
+            running[recv] = (i, proc, time.monotonic(), limit)
+        if not running:
+            continue
         now = time.monotonic()
-        wait_for = max(0.0, min(d for _, _, d in running.values()) - now)
+        wait_for = max(0.0, min(t0 + lim for _, _, t0, lim in running.values()) - now)
         ready = set(mp_connection.wait(list(running), timeout=wait_for))
         now = time.monotonic()
         for recv in list(running):
-            i, proc, deadline = running[recv]
-            if recv in ready or now >= deadline:
+            i, proc, started, limit = running[recv]
+            if recv in ready or now >= started + limit:
                 del running[recv]
-                results[i] = _unwrap(*_finish(proc, recv, recv in ready, timeout))
+                results[i] = _unwrap(*_finish(proc, recv, recv in ready, limit))
+                if limit < timeout and recv not in ready:    # stopped by its group's budget, not its own limit
+                    results[i] = OverBudget(f"stopped: the {budget:g} s allowed for this group were used up")
+                if budget is not None and groups is not None:
+                    left[groups[i]] += max(0.0, limit - (now - started))   # give back what was not used
                 done += 1
                 if progress:
                     progress(done, len(items))

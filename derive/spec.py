@@ -193,10 +193,35 @@ def number(value: Any, path: str) -> sp.Expr:
         raise SpecError(path, f"expected a number, got {_kind(value)}")
     if not isinstance(result, sp.Expr) or not result.is_number:
         raise SpecError(path, f"expected a number, got {value!r}")
-    approx = sp.N(result, 20)
-    if not approx.is_real or not approx.is_finite or abs(approx) > MAX_MAGNITUDE:
-        raise SpecError(path, f"expected a finite real number of size below 1e100, got {value!r}")
+    _bounded(result, path, value)
     return result
+
+
+def _bounded(expr: sp.Expr, path: str, raw: Any) -> sp.Float:
+    """``expr`` at 30 digits, computed from the leaves up; every intermediate value must be a finite
+    real number below 1e100 in size, so ``exp(exp(exp(exp(100))))`` stops at ``exp(exp(100))``
+    instead of being evaluated."""
+    def refuse(what: str):
+        raise SpecError(path, f"expected a finite real number of size below 1e100, got {str(raw)[:80]!r} "
+                              f"({what})")
+
+    def value(e: sp.Expr) -> sp.Expr:
+        here = e.func(*(value(a) for a in e.args)) if e.args else e
+        try:
+            v = sp.N(here, 30)
+        except (ArithmeticError, ValueError, TypeError, RecursionError):
+            refuse(f"{_short(e)} cannot be evaluated")
+        if not v.is_number or v.is_real is not True or v.is_finite is not True:
+            refuse(f"{_short(e)} is not a finite real number")
+        if abs(v) > MAX_MAGNITUDE:
+            refuse(f"{_short(e)} is beyond 1e100")
+        return v
+    return value(expr)
+
+
+def _short(e: sp.Expr) -> str:
+    t = sp.sstr(e)
+    return t if len(t) <= 60 else t[:57] + "..."
 
 
 def _vector(value: Any, path: str, size: int | None = None) -> tuple[sp.Expr, ...]:

@@ -190,10 +190,14 @@ def _key(problem, name: str) -> dict:
     return {"problem": name, "student": "answer key", "answers": answers}
 
 
-def generate(spec_path: str, count: int, seed: int, out_dir: str) -> dict:
-    """Write ``count`` variants of the spec into ``out_dir``; returns the manifest."""
+def generate(spec_path: str, count: int, seed: int, out_dir: str, assignments: dict[str, str] | None = None) -> dict:
+    """Write ``count`` variants of the spec into ``out_dir``; returns the manifest.
+
+    ``assignments`` (student id -> variant name, from :mod:`derive.roster`) is written as
+    ``assignments.csv`` for the lecturer; the course key that made it is not written anywhere."""
     import worked_examples
     from .grading import Problem
+    from .outputs import check_folder, write_folder
     from .spec import from_mapping
     path = worked_examples.resolve(spec_path)
     try:
@@ -204,7 +208,8 @@ def generate(spec_path: str, count: int, seed: int, out_dir: str) -> dict:
     base = Path(path).stem
     rng = random.Random(seed)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_folder(out)
+    files: dict[str, str] = {}
     width = max(3, len(str(count)))
     manifest = {"base": base, "seed": seed, "count": count, "variants": []}
     for k in range(1, count + 1):
@@ -216,7 +221,7 @@ def generate(spec_path: str, count: int, seed: int, out_dir: str) -> dict:
             raw.pop("restated", None)
             meta = dict(raw.get("meta", {}))
             meta["title"] = f"{meta.get('title', base)} (variant {k})"[:300]
-            meta["source"] = f"nnderive variants {base} --seed {seed}, variant {k}"[:300]
+            meta["source"] = f"nnderive variants {base}, variant {k}"[:300]   # never the seed: students see it
             raw["meta"] = meta
             try:
                 problem = Problem.build(from_mapping(raw, name=name))
@@ -225,12 +230,27 @@ def generate(spec_path: str, count: int, seed: int, out_dir: str) -> dict:
             except (SpecError, ValueError, ZeroDivisionError, ArithmeticError) as err:
                 if attempt == RETRIES - 1:
                     raise SpecError("variants.draw", f"no usable draw for {name} in {RETRIES} tries: {err}") from None
-        (out / f"{name}.json").write_text(json.dumps(raw, ensure_ascii=False, indent=2), encoding="utf-8")
+        files[f"{name}.json"] = json.dumps(raw, ensure_ascii=False, indent=2)
         key_name = f"key_{k:0{width}d}.json"
-        (out / key_name).write_text(json.dumps(key, ensure_ascii=False, indent=2), encoding="utf-8")
+        files[key_name] = json.dumps(key, ensure_ascii=False, indent=2)
         manifest["variants"].append({"name": name, "spec": f"{name}.json", "key": key_name, "drawn": drawn})
-    (out / "variants.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    if assignments is not None:
+        manifest["roster"] = len(assignments)
+        files["assignments.csv"] = "student_id,variant\n" + "".join(
+            f"{_csv_cell(sid)},{name}\n" for sid, name in assignments.items())
+    files["variants.json"] = json.dumps(manifest, ensure_ascii=False, indent=2)
+    # every file of one run together, swapped in at once: never variant specs of one seed beside
+    # the variants.json of another
+    write_folder(out, files, f"nnderive variants {base}")
     return manifest
+
+
+def _csv_cell(text: str) -> str:
+    import csv
+    import io
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([text])
+    return buf.getvalue()
 
 
 def cmd_variants(args) -> int:
@@ -244,17 +264,32 @@ def cmd_variants(args) -> int:
     if not 1 <= args.count <= MAX_COUNT:
         print(f"nnderive: error: --count must be from 1 to {MAX_COUNT}", file=sys.stderr)
         return 2
+    assignments = None
+    if args.roster:
+        from .roster import course_key, read_roster, variant_name, variant_of
+        try:
+            key = course_key(args.course_key)
+            ids = read_roster(args.roster)
+        except SpecError as err:
+            print(f"nnderive: error: {err}", file=sys.stderr)
+            return 2
+        assignments = {sid: variant_name(variant_of(key, sid, args.count), args.count) for sid in ids}
     try:
-        manifest = run(generate, spec, args.count, args.seed, args.output, timeout=args.timeout)
-    except (SpecError, Limit) as err:
+        manifest = run(generate, spec, args.count, args.seed, args.output, assignments, timeout=args.timeout)
+    except Limit as err:
         print(f"nnderive: error: {args.spec}: {err}", file=sys.stderr)
         return 2
+    except SpecError as err:   # a spec error, or (with an empty path) a folder that cannot be written
+        print(f"nnderive: error: {args.spec + ': ' if err.path else ''}{err}", file=sys.stderr)
+        return 2
     print(f"{len(manifest['variants'])} variants of {manifest['base']} (seed {args.seed}) in {args.output}: "
-          f"variant_*.json specs, key_*.json answer keys, variants.json")
+          f"variant_*.json specs, key_*.json answer keys, variants.json"
+          + (f", assignments.csv ({len(assignments)} students)" if assignments is not None else ""))
     return 0
 
 
 def register(subparsers) -> None:
+    from .check import positive
     p = subparsers.add_parser("variants", help="randomised versions of a problem, with answer keys",
                               description="Draw new numbers for a problem as its [variants] table says; write each "
                                           "variant's spec and answer key. See docs/checking.md.")
@@ -262,5 +297,9 @@ def register(subparsers) -> None:
     p.add_argument("--count", type=int, required=True, help="how many variants")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed (default 600)")
+    p.add_argument("--timeout", type=positive(float), default=600.0, help="seconds allowed (default 600)")
+    p.add_argument("--roster", metavar="CSV", help="assign each student of this roster (a 'student_id' column) a "
+                                                   "variant from the secret course key; writes assignments.csv")
+    p.add_argument("--course-key", metavar="FILE", help="file holding the secret course key (default: the "
+                                                        "NNDERIVE_COURSE_KEY environment variable)")
     p.set_defaults(func=cmd_variants)

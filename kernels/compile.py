@@ -128,7 +128,38 @@ def load_module(mkey: str, root: Path | None = None):
     meta, text = _cached(folder / "kernel.py", folder / "meta.json")
     if meta is None:
         return None
+    _drop_damaged(folder / "__pycache__")
     return _import(folder / "kernel.py", mkey, text), mkey, meta, text
+
+
+def _drop_damaged(pycache: Path) -> None:
+    """Remove Numba cache files that Numba could not read back, so that they are a miss and are
+    rebuilt instead of failing every later call (a truncated or overwritten ``.nbi``/``.nbc``).
+
+    The test is Numba's own reading: an index is a pickled version then a pickle, a data file one
+    pickle.  A bad index takes its data files with it.  These files are this cache's own output.
+    """
+    import pickle
+    try:
+        files = sorted(pycache.iterdir())
+    except OSError:
+        return
+    bad: list[Path] = []
+    for path in files:
+        try:
+            if path.suffix == ".nbi":
+                with open(path, "rb") as f:
+                    pickle.load(f)           # Numba's version tag
+                    pickle.loads(f.read())   # (source stamp, overloads)
+            elif path.suffix == ".nbc":
+                pickle.loads(path.read_bytes())
+        except Exception:  # noqa: BLE001 - whatever unpickling raises, the entry is unusable
+            bad.append(path)
+    for path in bad:
+        stem = path.name.split(".py")[0]     # kernel.loss_grad-106 of kernel.loss_grad-106.py311.nbi
+        for f in files:
+            if f.name.split(".py")[0] == stem and f.suffix in (".nbi", ".nbc"):
+                f.unlink(missing_ok=True)
 
 
 def _sha(text: str) -> str:

@@ -1,0 +1,72 @@
+"""A damaged kernel cache is a miss, not a failure (issue 9): truncated, overwritten or emptied
+Numba files (.nbi/.nbc), a broken meta.json, module or structure pointer.  Each case runs in a
+fresh process (Numba reads its cache files when a process first calls a kernel), and the loss it
+computes is compared with the mpmath oracle of the 2-2-2 network."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oracle import net222
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRAM = """
+import sys, kernels, worked_examples
+from derive.spec import load
+k = kernels.compile(load(worked_examples.path("001_4_net_222")), cache_dir=sys.argv[1])
+print(repr(k.loss_and_grad(k.values_from_spec())[0]))
+"""
+
+
+def run(cache: Path) -> float:
+    r = subprocess.run([sys.executable, "-c", PROGRAM, str(cache)], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return float(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory) -> Path:
+    cache = tmp_path_factory.mktemp("cache") / "k"
+    run(cache)
+    assert list(cache.rglob("*.nbi")) and list(cache.rglob("*.nbc"))
+    return cache
+
+
+def _damage(cache: Path, how: str) -> None:
+    if how in ("nbi-garbage", "nbi-empty", "nbc-random", "nbc-empty", "nbc-truncated"):
+        kind = how.split("-")[0]
+        for f in cache.rglob(f"*.{kind}"):
+            if how.endswith("garbage"):
+                f.write_bytes(b"garbage")
+            elif how.endswith("empty"):
+                f.write_bytes(b"")
+            elif how.endswith("random"):
+                f.write_bytes(os.urandom(200))
+            else:
+                f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
+    elif how == "meta":
+        for f in cache.rglob("meta.json"):
+            f.write_text('{"x')
+    elif how == "module":
+        for f in cache.rglob("kernel.py"):
+            f.write_text("raise SystemExit('damaged')\n")
+    elif how == "pointer":
+        for f in (cache / "structures").glob("*.json"):
+            f.write_text("[1")
+
+
+@pytest.mark.parametrize("how", ["nbi-garbage", "nbi-empty", "nbc-random", "nbc-empty", "nbc-truncated",
+                                 "meta", "module", "pointer"])
+def test_a_damaged_cache_entry_is_rebuilt(warm, tmp_path, how):
+    cache = tmp_path / "k"
+    shutil.copytree(warm, cache)
+    _damage(cache, how)
+    expected = float(net222()["Error"])
+    assert run(cache) == pytest.approx(expected, rel=1e-12)
+    assert run(cache) == pytest.approx(expected, rel=1e-12)   # and the rebuilt entry is usable again
