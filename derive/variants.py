@@ -209,7 +209,6 @@ def generate(spec_path: str, count: int, seed: int, out_dir: str) -> dict:
     base = Path(path).stem
     rng = random.Random(seed)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     width = max(3, len(str(count)))
     manifest = {"base": base, "seed": seed, "count": count, "variants": []}
     for k in range(1, count + 1):
@@ -230,12 +229,21 @@ def generate(spec_path: str, count: int, seed: int, out_dir: str) -> dict:
             except (SpecError, ValueError, ZeroDivisionError, ArithmeticError) as err:
                 if attempt == RETRIES - 1:
                     raise SpecError("variants.draw", f"no usable draw for {name} in {RETRIES} tries: {err}") from None
-        (out / f"{name}.json").write_text(json.dumps(raw, ensure_ascii=False, indent=2), encoding="utf-8")
+        _write_json(out / f"{name}.json", raw)
         key_name = f"key_{k:0{width}d}.json"
-        (out / key_name).write_text(json.dumps(key, ensure_ascii=False, indent=2), encoding="utf-8")
+        _write_json(out / key_name, key)
         manifest["variants"].append({"name": name, "spec": f"{name}.json", "key": key_name, "drawn": drawn})
-    (out / "variants.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    _write_json(out / "variants.json", manifest)
     return manifest
+
+
+def _write_json(path: Path, data) -> None:
+    """Atomically, making the folder; a path that cannot be written comes back as one line."""
+    from .files import OutputError, write_atomic
+    try:
+        write_atomic(path, json.dumps(data, ensure_ascii=False, indent=2))
+    except OutputError as err:
+        raise SpecError("-o", str(err)) from None
 
 
 def cmd_variants(args) -> int:
