@@ -295,11 +295,13 @@ def _elementwise(elementwise, printer) -> list:
 
 def _graph(spec, main, printer) -> list[Section]:
     from . import steps as st
-    from .latex import caption
+    from .latex import Math, caption
     from .tikz import graph_figure
     from .worked import Group, path_chain, partials
     g = spec.problem
-    intro = caption(f"A computational graph of {len(g.nodes)} nodes with loss node {g.loss}" +
+    loss = dict(g.rebound).get(g.loss)      # a name bound again: shown as the handout shows it (c′)
+    intro = caption(f"A computational graph of {len(g.nodes)} nodes with loss node " +
+                    (g.loss if loss is None else ""), *([Math(printer.names(g.loss))] if loss else []),
                     (f"; parameters {', '.join(g.params)}" if g.params else "") +
                     ("; one step of gradient descent." if g.learning_rate is not None else "."))
     problem = [intro, printer.doprint(Group(tuple(_steps(main, st.Given)))), graph_figure(printer, main)]

@@ -52,6 +52,8 @@ CASES = {
     "check bad": (["check", HW, "{d}/no-such-answers.toml", "--no-progress"], 2),
     "variants good": (["variants", HW, "--count", "2", "--seed", "1", "-o", "{d}/variants"], 0),
     "variants bad": (["variants", "{d}/bad.toml", "--count", "2", "-o", "{d}/variants-bad"], 2),
+    "variants unwritable": (["variants", HW, "--count", "1", "-o", "{d}/good.toml/sub"], 2),   # a file in the way
+    "handout unwritable": (["handout", "{d}/good.toml", "-o", "{d}/good.toml/x.tex"], 2),
     "bench bad": (["bench", "--only", "nonesuch"], 2),
     "demo bad": (["demo", "xor", "--seed", "-1"], 2),
 }

@@ -137,3 +137,9 @@ def test_micrograd_kernel_equals_torch(tmp_path):
     assert abs(float(loss) - g.item()) <= 1e-12 * g.item()
     for name, got in zip(k.names, grad):
         assert abs(float(got) - ref[name]) <= 1e-12 * abs(ref[name]), (name, got)
+
+
+def test_a_rebound_loss_is_named_as_shown():
+    spec = _graph(["t = a*b", "t = t + a"])
+    md = build(spec).markdown()
+    assert "with loss node ${t}'$" in md and "t_1" not in md and "t_{1}" not in md
