@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .outputs import shown
+from .errors import InputError
+from .files import shown
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_WRONG, EXIT_INPUT = 0, 1, 2   # the one table of docs/guide.md#exit-statuses
 ANSWER_SUFFIXES = (".toml", ".json")
 MANIFEST = "variants.json"
 MAX_FORMULAS = 200       # LaTeX answers graded per file (--max-formulas)
@@ -102,10 +103,6 @@ def _total_points(p) -> float:
 
 
 # ----------------------------------------------------------------------------- orchestration
-
-class InputError(Exception):
-    """Unusable arguments (exit 2)."""
-
 
 class Entry:
     """One submission found on the command line: its path, its name for outputs, or why it is not read."""
@@ -588,7 +585,7 @@ def _spec_error(spec: str, err) -> str:
 
 def _gradescope_plan(target: Path, files: list[Entry]) -> tuple[bool, list[str]]:
     """(one file?, result names); refuses a .json target for several files and clashing names."""
-    from .outputs import check_folder
+    from .files import check_folder
     if target.suffix.lower() == ".json":
         if len(files) != 1:
             raise InputError(f"--gradescope {shown(str(target))}: a .json file holds one submission, "
@@ -600,7 +597,7 @@ def _gradescope_plan(target: Path, files: list[Entry]) -> tuple[bool, list[str]]
 
 def cmd_check(args) -> int:
     from .errors import SpecError
-    from .outputs import OutputError, write_file, write_folder
+    from .files import OutputError, write_atomic, write_folder
     started = time.perf_counter()
     show_bar = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
@@ -618,7 +615,7 @@ def cmd_check(args) -> int:
             results = [json.dumps(gradescope(s, args.visibility, args.expected_visibility), ensure_ascii=False,
                                   indent=2) for s in subs]
             if one:
-                write_file(Path(args.gradescope), results[0])
+                write_atomic(Path(args.gradescope), results[0])
             else:
                 write_folder(Path(args.gradescope), dict(zip(names, results)), "nnderive check --gradescope")
     except (InputError, OutputError) as err:
@@ -636,7 +633,10 @@ def cmd_check(args) -> int:
         print(summary_table(subs))
         print(f"\n{len(subs)} submission{'s' if len(subs) != 1 else ''} graded in "
               f"{time.perf_counter() - started:.1f} s")
-    return EXIT_INTERNAL if any(s.get("internal_error") for s in subs) else EXIT_OK
+    # like verify: 1 when something wrong was found (an answer short of its points, or a file that
+    # could not be graded), 0 when every answer of every file earned its full points
+    short = any(s.get("internal_error") or s.get("score", 0) < s.get("max_score", 0) for s in subs)
+    return EXIT_WRONG if short else EXIT_OK
 
 
 def positive(kind):

@@ -197,7 +197,7 @@ def generate(spec_path: str, count: int, seed: int, out_dir: str, assignments: d
     ``assignments.csv`` for the lecturer; the course key that made it is not written anywhere."""
     import worked_examples
     from .grading import Problem
-    from .outputs import check_folder, write_folder
+    from .files import check_folder, write_folder
     from .spec import from_mapping
     path = worked_examples.resolve(spec_path)
     try:

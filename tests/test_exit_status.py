@@ -1,5 +1,5 @@
 """The exit-status table of docs/guide.md, command by command (issue 10): 0 done, 1 wrong numbers
-found, 2 bad input or usage, with one line on stderr and never a traceback.
+or answers found, 2 bad input or usage, with one line on stderr and never a traceback.
 
 Each command runs in a new process on good input, on input with a wrong stated number, and on
 bad input.  ``bench`` and ``demo`` run only on bad arguments here (a good run compiles Numba
@@ -29,6 +29,11 @@ def files(tmp_path_factory):
     wrong = MICROGRAD.replace('grad_a = "138.8338"', 'grad_a = "138.8339"')
     assert wrong != MICROGRAD
     (d / "wrong.toml").write_text(wrong, encoding="utf-8")
+    from oracle import net222, rnd         # an independent float computation of hw_222's numbers
+    true = net222(eta="0.5")
+    asked = ["h1", "h2", "o1", "o2", "Error", "grad_o1", "grad_In_o1", "grad_w5", "grad_h1", "grad_w1", "w5_new"]
+    (d / "perfect.toml").write_text('problem = "hw_222"\n[answers]\n' +
+                                    "".join(f'{q} = "{rnd(true[q], 4)}"\n' for q in asked), encoding="utf-8")
     (d / "bad.toml").write_text('[network]\ninput = ["1", "2"]\nloss = "half_sse"\n[[network.layer]]\n'
                                 'weights = [["1", "2"]]\nactivation = "sigmoid"\n', encoding="utf-8")
     return d
@@ -48,7 +53,8 @@ CASES = {
     "handout good": (["handout", "{d}/good.toml", "-o", "{d}/out/good.md"], 0),
     "handout wrong": (["handout", "{d}/wrong.toml", "-o", "{d}/out/wrong.tex"], 0),   # the verdicts are in it
     "handout bad": (["handout", "{d}/bad.toml"], 2),
-    "check good": (["check", HW, ADA, "--no-progress"], 0),   # graded, whatever the verdicts
+    "check good": (["check", HW, "{d}/perfect.toml", "--no-progress"], 0),     # every answer right
+    "check wrong": (["check", HW, ADA, "--no-progress"], 1),  # Ada's file has a wrong and a coarse answer
     "check bad": (["check", HW, "{d}/no-such-answers.toml", "--no-progress"], 2),
     "variants good": (["variants", HW, "--count", "2", "--seed", "1", "-o", "{d}/variants"], 0),
     "variants bad": (["variants", "{d}/bad.toml", "--count", "2", "-o", "{d}/variants-bad"], 2),
