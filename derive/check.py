@@ -194,7 +194,10 @@ def result_names(files: list[Entry]) -> list[str]:
     return names
 
 
-def load_problem(spec_path: Path, name: str | None = None, timeout: float = 60.0):
+SPEC_TIMEOUT = 120.0     # seconds to load and solve the lecturer's spec (--timeout is per answer file)
+
+
+def load_problem(spec_path: Path, name: str | None = None, timeout: float = SPEC_TIMEOUT):
     """Load and solve a spec in a sandbox first, then here; registered under ``name``."""
     from .grading import Problem
     from .sandbox import Limit, run
@@ -274,7 +277,7 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
             else:
                 groups.setdefault(name, []).append(i)
         for name in groups:
-            load_problem(spec_path / manifest[name], name, timeout)
+            load_problem(spec_path / manifest[name], name, max(timeout, SPEC_TIMEOUT))
         total_of = {name: _total_points(_PROBLEMS[name]) for name in groups}
         for r in results:   # every variant has the same [grading]: a file that fails scores 0 of that total
             if r is not None and total_of:
@@ -286,7 +289,7 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
             raise InputError(f"{spec}: no such file and no bundled example of that name (see 'nnderive list')") from None
         if not path.is_file():
             raise InputError(f"{spec}: no such file")
-        problem = load_problem(path, None, timeout)
+        problem = load_problem(path, None, max(timeout, SPEC_TIMEOUT))
         groups[problem.spec.name] = readable
         total_of = {problem.spec.name: _total_points(problem)}
     fallback = next(iter(total_of.values()), 0.0)
@@ -635,7 +638,8 @@ def cmd_check(args) -> int:
               f"{time.perf_counter() - started:.1f} s")
     # like verify: 1 when something wrong was found (an answer short of its points, or a file that
     # could not be graded), 0 when every answer of every file earned its full points
-    short = any(s.get("internal_error") or s.get("score", 0) < s.get("max_score", 0) for s in subs)
+    short = any(s.get("internal_error") or s.get("score", 0) < s.get("max_score", 0) or
+                any(r["verdict"] != "correct" for r in s["records"]) for s in subs)
     return EXIT_WRONG if short else EXIT_OK
 
 

@@ -138,8 +138,9 @@ def run_many(fn: Callable[[Any], Any], items: list, *, timeout: float = DEFAULT_
             limit = timeout
             if budget is not None and groups is not None:
                 g = groups[i]
-                limit = min(timeout, left.setdefault(g, budget))
-                if limit < 0.05:
+                remaining = left.setdefault(g, budget)
+                limit = min(timeout, remaining)
+                if remaining < min(0.05, timeout):     # the group's time is used up (not a short limit)
                     results[i] = OverBudget(f"not started: the {budget:g} s allowed for this group were used up")
                     done += 1
                     if progress:

@@ -66,7 +66,7 @@ def test_hostile_answers_are_invalid_and_the_rest_is_graded(tmp_path, capsys):
     t = time.perf_counter()
     code, out = check_json(capsys, "001_4_net_222", str(f), "--latex-timeout", "5")
     elapsed = time.perf_counter() - t
-    assert code == 0
+    assert code == 1     # the hostile answers earn nothing
     recs = {r["quantity"]: r for r in out["submissions"][0]["records"]}
     for q in ("h1", "o1", "grad_w5"):
         assert recs[q]["verdict"] == "correct", recs[q]
@@ -104,7 +104,7 @@ def test_malformed_files_are_invalid_and_other_files_graded(tmp_path, capsys):
     (tmp_path / "f_backslash.toml").write_text('[answers]\ngrad_w5 = "$o_1\\,h_1$"\n', encoding="utf-8")
     write(tmp_path / "g_good.toml", GOOD)
     code, out = check_json(capsys, "001_4_net_222", str(tmp_path))
-    assert code == 0
+    assert code == 1     # the broken files are invalid records
     subs = {s["file"].rsplit("/", 1)[1]: s for s in out["submissions"]}
     for name in ("a_broken.toml", "b_broken.json", "c_deep.json", "d_binary.toml", "e_wrong_problem.toml",
                  "f_backslash.toml"):

@@ -22,7 +22,7 @@ def answers_file(path: Path, answers: dict, student="Ada") -> Path:
 
 def test_json_format(tmp_path, capsys):
     f = answers_file(tmp_path / "ada.toml", {"h1": rnd(V["h1"], 4), "o1": "0.9", "grad_w5": r"$(o_1 - y_1) h_1$"})
-    assert main(["check", "001_4_net_222", str(f), "--json"]) == 0
+    assert main(["check", "001_4_net_222", str(f), "--json"]) == 1   # some answers are wrong
     out = json.loads(capsys.readouterr().out)
     (sub,) = out["submissions"]
     assert set(sub) >= {"file", "score", "max_score", "records"}
@@ -36,7 +36,7 @@ def test_json_format(tmp_path, capsys):
 def test_text_report_and_summary(tmp_path, capsys):
     answers_file(tmp_path / "a.toml", {q: rnd(V[q], 4) for q in ORDER_222}, "Ada")
     answers_file(tmp_path / "b.toml", {q: rnd(V[q], 2) for q in ORDER_222}, "Bob")
-    assert main(["check", "001_4_net_222", str(tmp_path), "--no-progress"]) == 0
+    assert main(["check", "001_4_net_222", str(tmp_path), "--no-progress"]) == 1   # some answers are wrong
     out = capsys.readouterr().out
     assert "a.toml (Ada): 33 / 33" in out and "summary" in out and "by quantity" in out
     assert "Bob" in out and "precision" in out
@@ -45,7 +45,7 @@ def test_text_report_and_summary(tmp_path, capsys):
 def test_gradescope_results(tmp_path, capsys):
     f = answers_file(tmp_path / "ada.toml", {"h1": rnd(V["h1"], 4), "o1": "0.9"})
     target = tmp_path / "results.json"
-    assert main(["check", "001_4_net_222", str(f), "--gradescope", str(target)]) == 0
+    assert main(["check", "001_4_net_222", str(f), "--gradescope", str(target)]) == 1   # some answers are wrong
     capsys.readouterr()
     res = json.loads(target.read_text())
     graded = [t for t in res["tests"] if t["max_score"] > 0]   # the others show expected values later
@@ -57,7 +57,7 @@ def test_gradescope_results(tmp_path, capsys):
 def test_gradescope_directory_for_several(tmp_path, capsys):
     answers_file(tmp_path / "s" / "a.toml" if (tmp_path / "s").mkdir() is None else None, {"h1": "0.5622"})
     answers_file(tmp_path / "s" / "b.toml", {"h1": "0.5"})
-    assert main(["check", "001_4_net_222", str(tmp_path / "s"), "--gradescope", str(tmp_path / "gs")]) == 0
+    assert main(["check", "001_4_net_222", str(tmp_path / "s"), "--gradescope", str(tmp_path / "gs")]) == 1   # some answers are wrong
     capsys.readouterr()
     assert sorted(p.name for p in (tmp_path / "gs").iterdir()) == ["a.results.json", "b.results.json", "run.json"]
 
@@ -81,7 +81,7 @@ class _nothing:
 def test_homework_example_and_its_answer_file(capsys):
     """docs/examples: the homework spec with [grading], and a student's answers (numbers and LaTeX)."""
     code = main(["check", str(EXAMPLES / "hw_222.toml"), str(EXAMPLES / "answers"), "--json"])
-    assert code == 0
+    assert code == 1    # Ada's answers hold a wrong one
     out = json.loads(capsys.readouterr().out)
     verdicts = {r["verdict"] for s in out["submissions"] for r in s["records"]}
     assert {"correct", "carried", "wrong"} <= verdicts
@@ -106,7 +106,7 @@ def test_variants_keys_grade_full_and_cross_keys_do_not(tmp_path, capsys):
     key1 = json.loads((out_dir / "key_001.json").read_text())
     key1["problem"] = "variant_002"
     (tmp_path / "cheat.json").write_text(json.dumps(key1))
-    assert main(["check", str(out_dir), str(tmp_path / "cheat.json"), "--json"]) == 0
+    assert main(["check", str(out_dir), str(tmp_path / "cheat.json"), "--json"]) == 1
     (sub,) = json.loads(capsys.readouterr().out)["submissions"]
     assert sub["score"] < sub["max_score"] / 2
 

@@ -55,20 +55,26 @@ TAUTOLOGIES = {
 }
 
 
+# how the feedback writes each quantity: the course's notation (the handout's), in plain text
+SHOWN = {"h1": "h₁", "h2": "h₂", "o1": "o₁", "o2": "o₂", "Error": "Error", "grad_o1": "∂Error/∂o₁",
+         "grad_In_o1": "∂Error/∂Inₒ₁", "grad_w5": "∂Error/∂w₅", "grad_h1": "∂Error/∂h₁", "grad_w1": "∂Error/∂w₁",
+         "w5_new": "w₅ⁿᵉʷ"}
+
+
 @pytest.mark.parametrize("quantity", ASKED)
 def test_a_formula_that_names_the_asked_quantity_is_invalid(hw, quantity):
     r = grade_latex(hw, quantity, None, TAUTOLOGIES[quantity])
-    assert r["verdict"] == INVALID and f"uses {quantity} itself" in r["feedback"], r
+    assert r["verdict"] == INVALID and f"uses {SHOWN[quantity]} itself" in r["feedback"], r
     assert "write" in r["feedback"] and "given values" in r["feedback"]
 
 
 @pytest.mark.parametrize("quantity, text, why", [
     # o1 = σ(In_o1), so In_o1 = ln(o1 / (1 − o1)) is true, but o1 is computed from In_o1
-    ("In_o1", r"$\ln\left(\frac{o_1}{1 - o_1}\right)$", "o1, which is computed from In_o1"),
-    ("h1", r"$h_1 + 0 \cdot \frac{\partial E}{\partial h_1}$", "uses h1 itself"),
+    ("In_o1", r"$\ln\left(\frac{o_1}{1 - o_1}\right)$", "o₁, which is computed from Inₒ₁"),
+    ("h1", r"$h_1 + 0 \cdot \frac{\partial E}{\partial h_1}$", "uses h₁ itself"),
     ("Error", r"$\frac{\mathrm{Error}}{2} \cdot 2$", "uses Error itself"),
     # ∂E/∂w7 = δ·h2 and ∂E/∂w5 = δ·h1: equal values, but grad_w5 is not computed from grad_w7
-    ("grad_w5", r"$\frac{\partial E}{\partial w_7} \cdot \frac{h_1}{h_2}$", "grad_w7, which grad_w5 is not computed from"),
+    ("grad_w5", r"$\frac{\partial E}{\partial w_7} \cdot \frac{h_1}{h_2}$", "∂Error/∂w₇, which ∂Error/∂w₅ is not computed from"),
 ])
 def test_a_formula_using_a_later_or_unrelated_quantity_is_invalid(hw, quantity, text, why):
     r = grade_latex(hw, quantity, None, text)
@@ -93,16 +99,16 @@ def mlp():
 
 def test_network_delta_naming_itself_is_invalid_and_the_chain_rule_is_correct(mlp):
     r = grade_latex(mlp, "delta2", None, r"$\delta^{(2)}$")
-    assert r["verdict"] == INVALID and "uses delta2 itself" in r["feedback"]
+    assert r["verdict"] == INVALID and "uses δ² itself" in r["feedback"]
     r = grade_latex(mlp, "delta2", None, r"$\frac{\partial L}{\partial z^{(2)}}$")
-    assert r["verdict"] == INVALID and "uses delta2 itself" in r["feedback"]
+    assert r["verdict"] == INVALID and "uses δ² itself" in r["feedback"]
     r = grade_latex(mlp, "delta2", None, r"$(W^{(3)T}\delta^{(3)}) \odot \sigma'(z^{(2)})$")
     assert r["verdict"] == CORRECT, r
     r = grade_latex(mlp, "z1", (0,), r"$z^{(1)}_1$")
-    assert r["verdict"] == INVALID and "uses z1 itself" in r["feedback"]
+    assert r["verdict"] == INVALID and "uses z¹ itself" in r["feedback"]
     # z1 > 0, so h1 = ReLU(z1) = z1 in value; but h1 is computed from z1
     r = grade_latex(mlp, "z1", (0,), r"$h^{(1)}_1$")
-    assert r["verdict"] == INVALID and "h1, which is computed from z1" in r["feedback"]
+    assert r["verdict"] == INVALID and "h¹, which is computed from z¹" in r["feedback"]
 
 
 def hw_with(grading_extra: str) -> Problem:
@@ -155,7 +161,7 @@ def test_a_coarse_or_zero_first_answer_is_no_base_for_carried_values(hw):
 
 def test_hostile_examples_in_the_docs_score_nothing(capsys):
     """docs/checking.md: the tautology, zeros and 0e9 files of docs/examples/hostile score 0 / 12."""
-    assert main(["check", str(HW), str(HW.parent / "hostile"), "--json"]) == 0
+    assert main(["check", str(HW), str(HW.parent / "hostile"), "--json"]) == 1   # wrong answers found
     subs = json.loads(capsys.readouterr().out)["submissions"]
     assert sorted(Path(s["file"]).name for s in subs) == ["exponent.toml", "tautology.toml", "zeros.toml"]
     assert all(s["score"] == 0 and s["max_score"] == TOTAL for s in subs)

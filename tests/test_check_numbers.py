@@ -62,7 +62,7 @@ def test_error_carried_forward(net222):
         if affected:
             assert recs[(q, None)].feedback.startswith("follows from your")
     assert sum(r.verdict == CARRIED for r in recs.values()) >= 10
-    assert f"h1 = {bad_h1} (wrong)" in recs[("In_o1", None)].feedback
+    assert f"h₁ = {bad_h1} (wrong)" in recs[("In_o1", None)].feedback
 
 
 @pytest.mark.parametrize("mistake, quantity, words", [
@@ -98,12 +98,12 @@ def test_mistake_named_through_unanswered_step(net222):
 
 def test_wrong_without_a_known_mistake_names_the_step(net222):
     r = grade(net222, {"grad_w5": "0.9999"})[("grad_w5", None)]
-    assert r.verdict == WRONG and "grad_w5 = grad_In_o1*h1" in r.feedback
+    assert r.verdict == WRONG and "δ₅ = ∂Error/∂Inₒ₁·h₁" in r.feedback   # ∂E/∂w5 is δ₅ in the deck's notation
 
 
 @pytest.mark.parametrize("mistake, quantity, words", [
-    ("W_not_transposed", "grad_h2", "used W3 instead of W3ᵀ"),
-    ("no_gprime2", "delta2", "missing g′(z2)"),
+    ("W_not_transposed", "grad_h2", "used W³ instead of W³ᵀ"),
+    ("no_gprime2", "delta2", "missing g′(z²)"),
 ])
 def test_network_mistakes(mlp, mistake, quantity, words):
     right, wrong = mlp3333(), mlp3333(mistake)

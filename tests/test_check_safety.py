@@ -55,7 +55,7 @@ def test_gradescope_names_by_path_relative_to_the_folder(tmp_path):
     answers(tmp_path / "s" / "bob" / "answers.toml", "Bob", h1="0.9")
     answers(tmp_path / "s" / "carol" / "answers.toml", "Carol", h2=H2)
     r = cli("check", HW, tmp_path / "s", "--gradescope", tmp_path / "gs", "--no-progress")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr
     got = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "gs").rglob("answers.results.json")}
     assert set(got) == {"alice", "bob", "carol"}
     assert any(f"your answer {H1}" in t["output"] for t in got["alice"]["tests"])
@@ -76,7 +76,7 @@ def test_gradescope_refuses_clashing_names_and_lists_them(tmp_path):
 def test_gradescope_visibility_hides_expected_values_until_published(tmp_path):
     f = answers(tmp_path / "a.toml", h1="0.9", h2=H2)
     r = cli("check", HW, f, "--gradescope", tmp_path / "r.json")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr
     res = json.loads((tmp_path / "r.json").read_text())
     graded = [t for t in res["tests"] if t["max_score"] > 0]
     shown_early = [t for t in res["tests"] if t["visibility"] != "after_published"]
@@ -148,7 +148,7 @@ def test_check_killed_leaves_the_old_results_or_the_new(tmp_path, after):
     gs = tmp_path / "gs"
     for i in range(3):
         answers(tmp_path / "old" / f"s{i}.toml", f"old{i}", h1=H1)
-    assert cli("check", HW, tmp_path / "old", "--gradescope", gs).returncode == 0
+    assert cli("check", HW, tmp_path / "old", "--gradescope", gs).returncode == 1
     old = _snapshot(gs)
     assert "run.json" in old and len(old) == 4
     for i in range(40):
@@ -182,9 +182,9 @@ def test_rerun_into_a_folder_removes_stale_results(tmp_path):
     gs = tmp_path / "gs"
     for name in ("a", "b"):
         answers(tmp_path / "one" / f"{name}.toml", h1=H1)
-    assert cli("check", HW, tmp_path / "one", "--gradescope", gs).returncode == 0
+    assert cli("check", HW, tmp_path / "one", "--gradescope", gs).returncode == 1
     answers(tmp_path / "two" / "c.toml", h1=H1)
-    assert cli("check", HW, tmp_path / "two", "--gradescope", gs).returncode == 0
+    assert cli("check", HW, tmp_path / "two", "--gradescope", gs).returncode == 1
     assert sorted(p.name for p in gs.iterdir()) == ["c.results.json", "run.json"]
     manifest = json.loads((gs / "run.json").read_text())
     assert [f["path"] for f in manifest["files"]] == ["c.results.json"] and manifest["run_id"] and manifest["time"]
@@ -211,10 +211,10 @@ def test_file_name_not_utf8_under_strict_locale(tmp_path):
     answers(folder / "plain.toml", "Ann", h1="0.9")
     strict = {"PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}
     r = cli("check", HW, folder, "--no-progress", env=strict)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr
     assert "caf\\xe9_\\xff.toml (Zoe): 1 / 12" in r.stdout.decode("utf-8")   # strict: fails on non-UTF-8
     r = cli("check", HW, folder, "--json", env=strict)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr
     subs = by_file(r.stdout)
     assert subs["caf\\xe9_\\xff.toml"]["score"] == 1 and subs["plain.toml"]["score"] == 0
 
@@ -225,7 +225,7 @@ def test_control_characters_are_escaped_in_every_report(tmp_path):
     for fmt in ([], ["--json"]):
         r = cli("check", HW, tmp_path / "s", *fmt, "--no-progress")
         out = r.stdout.decode()
-        assert r.returncode == 0 and "\x1b" not in out
+        assert r.returncode == 1 and "\x1b" not in out
         assert not any(line.startswith("fake.toml") for line in out.splitlines())
         assert "\\x1b[2J\\nfake.toml" in out.replace("\\\\", "\\")
     r = cli("check", HW, tmp_path / "s", "--gradescope", tmp_path / "gs")
@@ -256,7 +256,7 @@ def test_fifo_devices_and_links_are_invalid_records_and_the_run_goes_on(tmp_path
     (s / "copy.toml").symlink_to(s / "alice.toml")
     (s / "out.toml").symlink_to(tmp_path / "outside.toml")
     r = cli("check", HW, s, "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr
     subs = by_file(r.stdout)
     assert set(subs) == {"alice.toml", "fifo.toml", "zero.toml", "copy.toml", "out.toml"}
     assert subs["alice.toml"]["score"] == 1
@@ -267,7 +267,7 @@ def test_fifo_devices_and_links_are_invalid_records_and_the_run_goes_on(tmp_path
         assert subs[name]["score"] == 0 and subs[name]["max_score"] == HW_TOTAL
     # given as file arguments: each is one invalid record, and the good file is still graded
     r = cli("check", HW, s / "fifo.toml", s / "zero.toml", s / "alice.toml", "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr
     subs = by_file(r.stdout)
     assert subs["alice.toml"]["score"] == 1
     assert subs["fifo.toml"]["records"][0]["verdict"] == subs["zero.toml"]["records"][0]["verdict"] == "invalid"
@@ -500,7 +500,7 @@ def test_check_roster_grades_against_the_students_variant_and_flags_a_swap(roste
     own.update(student="s999")
     (tmp_path / "s" / "stranger.json").write_text(json.dumps(own))
     r = cli("check", d / "v", tmp_path / "s", "--json", "--roster", d / "roster.csv", "--course-key", d / "course.key")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr
     subs = by_file(r.stdout)
     swap = subs["swap.json"]
     assert swap["problem"] == f"variant_{mine[sid]:03d}" and "variant_001" in swap["flag"]

@@ -68,11 +68,11 @@ def test_right_matrix_formulas(mlp, quantity, index, text):
 
 
 WRONG_MLP = [
-    ("grad_h2", r"$W^{(3)} \delta^{(3)}$", "used W3 instead of W3ᵀ"),
-    ("delta2", r"$W^{(3)T}\delta^{(3)}$", "missing g′(z2)"),
+    ("grad_h2", r"$W^{(3)} \delta^{(3)}$", "used W³ instead of W³ᵀ"),
+    ("delta2", r"$W^{(3)T}\delta^{(3)}$", "missing g′(z²)"),
     ("grad_W3", r"$h^{(2)} \delta^{(3)T}$", "outer product reversed"),
     ("delta3", r"$(t - \hat{y}) \odot \hat{y} \odot (1 - \hat{y})$", "sign flipped"),
-    ("delta3", r"$\hat{y} - t$", "missing g′(z3)"),
+    ("delta3", r"$\hat{y} - t$", "missing g′(z³)"),
     ("delta3", r"$\hat{y}_1 - t_1$", "a scalar"),
     ("grad_b3", r"$\begin{bmatrix} \delta^{(3)}_1 \\ -\delta^{(3)}_2 \\ \delta^{(3)}_3 \end{bmatrix}$", "not equivalent"),
     ("grad_W3", r"$\begin{bmatrix} 1 & 2 \end{bmatrix}$", "shape 1x2"),
