@@ -63,6 +63,10 @@ def show(value: Num, decimals: int = DEFAULT_DECIMALS) -> Shown:
     if lo == hi:   # an enclosure of width zero is the exact value (0 from a product with an exact 0)
         return show(Num(value.enclosure, lo), decimals)
     n_lo, n_hi = _round(lo, decimals), _round(hi, decimals)
+    if n_lo == n_hi == 0 and lo < 0 < hi:
+        # both ends round to zero but the sign is unknown (a value that cancels to 0, such as the
+        # gradient of a log-sum-exp's shift, is known only to an interval around 0): "≈ 0.0000"
+        return Shown(_text(0, decimals, False), False)
     if n_lo != n_hi or (lo < 0) != (hi < 0):
         raise Undecided("enclosure too wide to round")
     return Shown(_text(n_lo, decimals, hi < 0), False)
