@@ -132,6 +132,11 @@ class ExprPrinter(LatexPrinter):
             return rf"\mathbf{{1}}\left[{self._print(expr.args[0].cond)}\right]"
         return super()._print_Piecewise(expr)
 
+    def _print_ITE(self, expr):
+        """SymPy's ITE(a, b, c) of a nested max/min: (a ∧ b) ∨ (¬a ∧ c), in the usual connectives."""
+        a, b, c = (self._print(x) for x in expr.args)
+        return rf"\left({a} \wedge {b}\right) \vee \left(\neg\left({a}\right) \wedge {c}\right)"
+
     def terms(self, expr: sp.Expr) -> Terms | str:
         """The printed terms of a sum, in the order ``_print_Add`` prints them."""
         if not isinstance(expr, sp.Add):

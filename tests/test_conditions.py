@@ -80,3 +80,21 @@ def test_and_or_are_decided_by_one_settling_argument_even_if_another_is_undecide
     assert _condition(sp.And(y > 0, x < 0), env) is False
     with pytest.raises(Undecided):
         _condition(sp.And(y > 0, x > 0), env)
+
+
+def test_the_log_sum_exp_handout_prints_with_checked_numbers():
+    """The handout of the same graph: the shift's gradient cancels to 0 and is known only to an
+    interval around 0 (shown ≈ 0.0000); the conditions print with ∧, ∨, ¬ instead of ITE."""
+    from derive.handout import build
+    from derive.names import names
+    from numbers_check import NumberCheck
+    spec = loads('[graph]\nvalues = { z1 = "1000", z2 = "-1000", z3 = "3" }\nparams = ["z1", "z2", "z3"]\n'
+                 'nodes = ["m = max(max(z1, z2), z3)", "s = exp(z1 - m) + exp(z2 - m) + exp(z3 - m)", '
+                 '"L = m + log(s)"]\n')
+    d = derive(spec)
+    h = build(spec)
+    for fmt, doc in (("tex", h.tex()), ("md", h.markdown())):
+        check = NumberCheck(names([d], "xjtu"), [d], evaluate(d))
+        check.document(doc, f"lse.{fmt}")
+        assert not check.problems, check.problems[:5]
+        assert r"\wedge" in doc and "ITE" not in doc
