@@ -566,10 +566,15 @@ class NumericGrader:
         """Printed to at least ``asked − precision_window`` decimals (``0e9`` is printed to −9)."""
         return a.stated.decimals >= self.p.policy.asked_decimals(a.quantity) - self.p.policy.precision_window
 
+    def significant(self, a: Answer) -> bool:
+        """Not zero at the decimals asked (``0.000007`` with 4 asked is zero there): it shows a digit."""
+        s = a.stated
+        return abs(s.value) >= half(min(s.decimals, self.p.policy.asked_decimals(a.quantity)))
+
     def base(self, a: Answer) -> bool:
         """May later answers be carried from this one?  Only when it is printed within the precision
-        window and has a significant digit (a zero shows no digit that a later value was computed from)."""
-        return a.stated.value != 0 and self.within_window(a)
+        window and shows a significant digit (a zero shows no digit a later value was computed from)."""
+        return self.within_window(a) and self.significant(a)
 
     def run(self) -> list[tuple[sp.Symbol, Answer, str, str, str]]:
         for bits in PRECISIONS:
@@ -609,7 +614,7 @@ class NumericGrader:
         if d < asked and asked - d <= window and within(v, s.value, half(d)):
             return PRECISION, f"right value rounded to {d} decimal{'s' if d != 1 else ''}; {asked} asked"
         # carried: printed within the window, and not a zero (a zero shows no digit computed from anything)
-        if sym in self.touched and self.within_window(a) and s.value != 0 and \
+        if sym in self.touched and self.within_window(a) and self.significant(a) and \
                 _possibly_within(self.carried[sym], s.value, half(min(d, asked))):
             if d < asked:
                 return PRECISION, f"{self.carried_feedback(sym)}; rounded to {d} decimals, {asked} asked"

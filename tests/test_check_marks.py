@@ -8,6 +8,7 @@ asked quantity is computed from", which each case states.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import mpmath as mpm
@@ -159,6 +160,16 @@ def test_a_coarse_or_zero_first_answer_is_no_base_for_carried_values(hw):
     assert score(records) == 0 and not any(r.verdict == CARRIED for r in records)
 
 
+def test_exponent_notation_counts_the_mantissa_digits(hw):
+    h1 = true_hw()["h1"]
+    four, two = rnd(h1, 4), rnd(h1, 2)
+    as_exp = lambda text: f"{Decimal(text).scaleb(1)}e-1"           # 0.5622 -> 5.622e-1
+    recs = by_name(grade_data(hw, {"answers": {"h1": as_exp(four), "h2": as_exp(two)}})[0])
+    assert recs[("h1", None)].verdict == CORRECT
+    recs = by_name(grade_data(hw, {"answers": {"h1": as_exp(two)}})[0])
+    assert recs[("h1", None)].verdict == PRECISION                  # 5.6e-1: two decimals
+
+
 def test_hostile_examples_in_the_docs_score_nothing(capsys):
     """docs/checking.md: the tautology, zeros and 0e9 files of docs/examples/hostile score 0 / 12."""
     assert main(["check", str(HW), str(HW.parent / "hostile"), "--json"]) == 1   # wrong answers found
@@ -177,6 +188,10 @@ def test_carried_from_a_zero_is_not_credited(hw):
     assert rnd(true_hw(h1=big)["o2"], 4) == "0.0000"
     recs = by_name(grade_data(hw, {"answers": {"h1": big, "o2": "0.0000"}})[0])
     assert recs[("o2", None)].verdict == WRONG
+    # zero at the 4 decimals asked: grad_w1 = grad_h1·h1(1 − h1)·x1 is about 9e-7 from grad_h1 = 7e-6
+    assert abs(true_hw(grad_h1="0.000007")["grad_w1"]) < mpm.mpf("0.00005")
+    recs = by_name(grade_data(hw, {"answers": {"grad_h1": "0.000007", "grad_w1": "0.000007"}})[0])
+    assert recs[("grad_w1", None)].verdict == WRONG
 
 
 def test_the_precision_window_holds_for_carried_values(hw):
