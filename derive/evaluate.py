@@ -19,6 +19,7 @@ from typing import Mapping
 
 import sympy as sp
 from mpmath import iv
+from mpmath import libmp as mlib
 from sympy.logic.boolalg import ITE, BooleanFunction
 
 from .errors import SpecError
@@ -194,11 +195,23 @@ def _piecewise(branches, env):
     raise ValueError("no branch of a Piecewise applies")
 
 
+def _known_exactly(num: Num) -> sp.Rational | None:
+    """The exact value of ``num``: its Rational, or the one point of an enclosure of width zero
+    (a rigorous enclosure [a, a] is the value a: 0 from relu at a negative input, σ(0) = 1/2)."""
+    if num.exact is not None:
+        return num.exact
+    a, b = num.enclosure._mpi_
+    if a != b or a in (mlib.finf, mlib.fninf, mlib.fnan):
+        return None
+    return sp.Rational(*mlib.to_rational(a))
+
+
 def value_of(expr: sp.Expr, env: Mapping[sp.Symbol, Num]) -> Num:
     """Evaluate ``expr``: exactly when its inputs are exact and the result is rational."""
     free = expr.free_symbols
-    if all(env[s].exact is not None for s in free):
-        exact = expr.xreplace({s: env[s].exact for s in free})
+    exacts = {s: _known_exactly(env[s]) for s in free}
+    if all(v is not None for v in exacts.values()):
+        exact = expr.xreplace(exacts)
         if exact.is_Rational:
             return rational(exact)
         if exact.has(sp.zoo, sp.nan, sp.oo, -sp.oo, sp.I):

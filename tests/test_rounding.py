@@ -104,3 +104,29 @@ def test_the_handout_of_a_zero_known_only_by_its_enclosure(tmp_path):
                     '[[network.layer]]\nweights = [["0"], ["0"]]\nactivation = "softplus"\n')
     assert cli.main(["handout", str(spec), "--format", "md", "-o", str(tmp_path / "h.md")]) == 0
     assert "0.0000" in (tmp_path / "h.md").read_text()
+
+
+TIE = ('[network]\ninput = ["1"]\ntarget = ["0.3"]\nloss = "half_sse"\n'
+       '[[network.layer]]\nweights = [["-0.5"]]\nactivation = "tanh"\n'      # h1 = tanh(−1/2): not rational
+       '[[network.layer]]\nweights = [["1"]]\nactivation = "relu"\n'        # h2 = relu(h1) = 0, by its enclosure
+       '[[network.layer]]\nweights = [["0.003"]]\nactivation = "sigmoid"\n')  # y = σ(0) = 1/2
+
+
+def test_a_zero_width_enclosure_counts_as_exact():
+    """Found by tests/test_properties_network.py: ∂L/∂h2 = 0.003 · (1/2 − 0.3) · 1/4 = 0.00015 is a
+    tie at 4 decimals; from the point enclosures of h2 = 0 and y = 1/2 it was computed as a
+    non-dyadic interval around the tie, Undecided at every precision, and the handout crashed."""
+    from derive.backprop import derive
+    from derive.evaluate import evaluate
+    from derive.spec import loads
+    from derive.steps import symbol
+    values = evaluate(derive(loads(TIE)))
+    assert values[symbol("h3", (0,))].exact == sp.Rational(1, 2)
+    assert values[symbol("grad_h2", (0,))].exact == sp.Rational(3, 1000) * sp.Rational(1, 5) / 4
+    assert show(values[symbol("grad_h2", (0,))], 4) == type(show(rational(sp.Integer(1)), 4))("0.0002", False)
+
+
+def test_the_handout_of_a_tie_known_by_point_enclosures(tmp_path):
+    from derive import cli
+    (tmp_path / "tie.toml").write_text(TIE)
+    assert cli.main(["handout", str(tmp_path / "tie.toml"), "--format", "md", "-o", str(tmp_path / "t.md")]) == 0
