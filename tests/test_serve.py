@@ -210,6 +210,16 @@ def test_sign_in_sets_a_strict_cookie_and_bad_tokens_fail(site):
         assert "Sign in" in c.get("/").text
 
 
+def test_failed_sign_ins_are_limited_per_address_and_good_ones_are_not(site):
+    tokens = [site.db.set_user(f"s{k}", "S", "student") for k in range(40)]
+    with TestClient(site.app) as c:
+        for t in tokens:                   # a class behind one address signs in at once
+            assert c.get(f"/login?token={t}", follow_redirects=False).status_code == 303
+        codes = [c.get("/login?token=" + "y" * 30, follow_redirects=False).status_code for _ in range(31)]
+        assert codes[:30] == [403] * 30 and codes[30] == 429
+        assert c.get(f"/login?token={tokens[0]}", follow_redirects=False).status_code == 429
+
+
 def test_static_katex_is_served_locally(site):
     with TestClient(site.app) as c:
         js = c.get("/static/katex/katex.min.js")

@@ -139,10 +139,18 @@ def cmd_serve(args) -> int:
                         memory_mb=args.memory, jobs=args.jobs)
     except CourseError as err:
         return _fail(str(err))
+    if args.cluster:
+        from .cluster import DaskExecutor
+        try:
+            course.executor = DaskExecutor(args.cluster)
+        except (RuntimeError, OSError) as err:
+            return _fail(f"--cluster {args.cluster}: {err}")
+        print(f"grading on the Dask cluster at {args.cluster}", file=sys.stderr)
     import uvicorn
 
     from .app import create_app
-    app = create_app(course, db, jobs=args.jobs or os.cpu_count() or 1, rate=(args.rate, args.rate_window))
+    app = create_app(course, db, jobs=args.jobs or os.cpu_count() or 1, rate=(args.rate, args.rate_window),
+                     secure_cookies=base.startswith("https://"))
     students = len(db.users("student"))
     print(f"nnderive serve: {course.title!r}, {len(course.problems)} problems, {students} students, at {base}")
     if lines:
@@ -176,4 +184,6 @@ def register(subparsers) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per answer set (default 60)")
     p.add_argument("--latex-timeout", type=float, default=10.0, help="seconds per LaTeX answer (default 10)")
     p.add_argument("--memory", type=int, default=1024, help="MB per grading worker (default 1024)")
+    p.add_argument("--cluster", metavar="ADDRESS", help="grade on this Dask scheduler (tcp://host:8786; "
+                                                        "the 'cluster' extra)")
     p.set_defaults(func=cmd_serve)

@@ -84,22 +84,24 @@ class Grader:
 
 
 class Limiter:
-    """At most ``count`` events per ``seconds`` per key (in memory; for sign-in attempts)."""
+    """At most ``count`` events per ``seconds`` per key (in memory; failed sign-ins per address)."""
 
     def __init__(self, count: int, seconds: float):
         self.count, self.seconds = count, seconds
         self.events: dict[str, list[float]] = {}
 
-    def allow(self, key: str) -> bool:
+    def _recent(self, key: str) -> list[float]:
         now = time.monotonic()
         if len(self.events) > 10_000:
             self.events.clear()
-        recent = [t for t in self.events.get(key, []) if now - t < self.seconds]
-        ok = len(recent) < self.count
-        if ok:
-            recent.append(now)
-        self.events[key] = recent
-        return ok
+        recent = self.events[key] = [t for t in self.events.get(key, []) if now - t < self.seconds]
+        return recent
+
+    def blocked(self, key: str) -> bool:
+        return len(self._recent(key)) >= self.count
+
+    def add(self, key: str) -> None:
+        self._recent(key).append(time.monotonic())
 
 
 def _env() -> Environment:
@@ -115,7 +117,7 @@ def create_app(course: Course, db: Database, *, jobs: int = 2, rate: tuple[int, 
                wait: float = 20.0, secure_cookies: bool = False) -> Starlette:
     env = _env()
     grader = Grader(course, db, jobs)
-    signins = Limiter(30, 60.0)
+    failed = Limiter(30, 60.0)      # failed sign-ins per address (a class behind one NAT signs in at once)
 
     def page(name: str, status: int = 200, **ctx) -> HTMLResponse:
         ctx.setdefault("course_title", course.title)
@@ -163,10 +165,11 @@ def create_app(course: Course, db: Database, *, jobs: int = 2, rate: tuple[int, 
     async def login(request: Request):
         token = request.query_params.get("token", "")
         ip = request.client.host if request.client else "?"
-        if not signins.allow(ip):
-            return message("Slow down", "Too many sign-in attempts; wait a minute.", 429)
+        if failed.blocked(ip):
+            return message("Slow down", "Too many failed sign-ins from your address; wait a minute.", 429)
         user = db.user_by_token(token) if 10 <= len(token) <= 100 else None
         if user is None:
+            failed.add(ip)
             return message("Not signed in", "That sign-in link or token is not valid. Ask your lecturer for yours.",
                            403)
         sid, _ = db.new_session(user["id"])

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
+from .cluster import Source
 
 COURSE_FILE = "course.toml"
 SPEC_SUFFIXES = (".toml", ".json")
@@ -236,6 +237,8 @@ class Course:
         self.title = settings.get("title", self.directory.name)
         self.count, self.seed = settings.get("variants", 8), settings.get("seed", 0)
         self.secret = _secret(self.state)
+        self.executor = None                 # a cluster.DaskExecutor sends grading to a Dask cluster
+        self.sources: dict = {}              # version key -> cluster.Source (its spec text)
         self.problems: dict[str, CourseProblem] = {}
         self.versions: dict[str, Version] = {}
         self._load()
@@ -291,6 +294,8 @@ class Course:
             if not d["fields"]:
                 raise CourseError(f"{path}: the problem asks for nothing to answer")
             _LOADED[key] = Problem.build(load(path))
+            self.sources[key] = Source(Path(path).read_text(encoding="utf-8"),
+                                       "json" if Path(path).suffix.lower() == ".json" else "toml", Path(path).stem)
             self.versions[key] = Version(key, d["title"], d["pieces"], [Field(**f) for f in d["fields"]])
             cp = self.problems.setdefault(pid, CourseProblem(pid, d["title"].split(" (variant ")[0]))
             cp.versions.append(key)
@@ -309,6 +314,8 @@ class Course:
     # -- grading (blocking: call it from a worker thread)
     def grade(self, key: str, answers: dict[str, str]) -> dict:
         """Records (verdict, score, feedback, ...) of one answer set, as ``nnderive check`` grades it."""
+        if self.executor is not None:
+            return self.executor.grade(self.sources[key], answers, (self.timeout, self.latex_timeout, self.memory_mb))
         return grade_answers(key, answers, timeout=self.timeout, latex_timeout=self.latex_timeout,
                              memory_mb=self.memory_mb)
 
