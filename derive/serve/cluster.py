@@ -1,7 +1,7 @@
 """Grading on a Dask distributed cluster (``nnderive serve --cluster ADDRESS``; the ``cluster`` extra).
 
 Each task carries the problem's spec text and one answer set.  On the Dask worker the problem is
-built once per spec (kept by the hash of its text), then the answer set is graded by the same
+built and warmed up once per spec (kept by the hash of its text), then the answer set is graded by the same
 function as on one machine (:func:`derive.serve.course.grade_answers`): numbers in one forked
 sandboxed worker, each LaTeX answer in another, with the same time and memory limits.  Forking needs
 non-daemonic Dask worker processes: start workers with ``distributed.worker.daemon: false``
@@ -30,12 +30,15 @@ class Source:
 
 def grade_remote(source: Source, answers: dict, limits: tuple[float, float, int]) -> dict:
     """Run on a Dask worker: the graded answer set, as :func:`grade_answers` gives it locally."""
+    from ..check import warm_up
     from ..grading import Problem
     from ..spec import loads
     from . import course
     key = f"dask:{source.digest}"
     if source.digest not in _BUILT:
-        course._LOADED[key] = Problem.build(loads(source.text, fmt=source.fmt, name=source.name))
+        problem = Problem.build(loads(source.text, fmt=source.fmt, name=source.name))
+        warm_up(problem)       # caches warm here, so that every sandboxed worker forked from here starts warm
+        course._LOADED[key] = problem
         _BUILT[source.digest] = key
     timeout, latex_timeout, memory_mb = limits
     return course.grade_answers(key, answers, timeout=timeout, latex_timeout=latex_timeout, memory_mb=memory_mb)
