@@ -220,6 +220,21 @@ def test_failed_sign_ins_are_limited_per_address_and_good_ones_are_not(site):
         assert c.get(f"/login?token={tokens[0]}", follow_redirects=False).status_code == 429
 
 
+def test_cookies_are_secure_behind_https_and_the_lecturer_is_no_student(course, tmp_path):
+    s = Site(course, tmp_path, secure_cookies=True)
+    token = s.db.set_user("lecturer", "Prof", "lecturer")
+    with TestClient(s.app) as c:
+        r = c.get(f"/login?token={token}", follow_redirects=False)
+        assert "Secure" in r.headers["set-cookie"] and r.headers["location"] == "/lecturer"
+    (tmp_path / "plain").mkdir()
+    s = Site(course, tmp_path / "plain")
+    lect = s.client("lecturer", "Prof", role="lecturer")
+    assert lect.get("/p/evil").status_code == 403
+    assert lect.post("/p/evil", data={"a:c": "1"}, follow_redirects=False).status_code == 403
+    assert s.db.attempts_of("lecturer", "evil") == []
+    s.close()
+
+
 def test_static_katex_is_served_locally(site):
     with TestClient(site.app) as c:
         js = c.get("/static/katex/katex.min.js")

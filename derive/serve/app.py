@@ -135,12 +135,14 @@ def create_app(course: Course, db: Database, *, jobs: int = 2, rate: tuple[int, 
     async def form_of(request: Request, user) -> tuple[dict | None, Response | None]:
         """The posted form, once the body size, the origin and the CSRF token check out."""
         size = request.headers.get("content-length")
-        if size is None or not size.isdigit() or int(size) > MAX_BODY:
+        if size is None or not size.isdigit():
+            return None, message("Refused", "The form was sent without its length.", 411, user)
+        if int(size) > MAX_BODY:
             return None, message("Too large", "The form is larger than this site accepts.", 413, user)
         origin = request.headers.get("origin")
         if origin is not None and origin.split("://", 1)[-1] != request.headers.get("host"):
             return None, message("Refused", "The form came from another site.", 403, user)
-        form = await request.form(max_files=0, max_fields=500)
+        form = await request.form(max_files=0, max_fields=5000)
         token = form.get("csrf")
         if not isinstance(token, str) or not hmac.compare_digest(token.encode(), user["csrf"].encode()):
             return None, message("Refused", "This form has expired. Reload the page and submit again.", 403, user)

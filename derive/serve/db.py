@@ -104,6 +104,7 @@ class Database:
     # -- sessions
     def new_session(self, user_id: str) -> tuple[str, str]:
         sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        self._tx("DELETE FROM sessions WHERE created < ?", (time.time() - SESSION_SECONDS,))
         self._tx("INSERT INTO sessions (id_hash, user_id, csrf, created) VALUES (?, ?, ?, ?)",
                  (digest(sid), user_id, csrf, time.time()))
         return sid, csrf
