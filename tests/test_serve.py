@@ -312,6 +312,23 @@ def test_every_attempt_is_kept_and_the_latest_is_shown(site):
     assert [json.loads(r["answers"]) for r in rows] == [{"h1": "0.2", "h2": "0.3"}, {"h1": "0.1"}]
 
 
+def test_a_submission_not_graded_in_time_shows_a_page_that_polls_for_it(course, tmp_path, monkeypatch):
+    import threading
+    release, real = threading.Event(), course.grade
+    monkeypatch.setattr(course, "grade", lambda key, answers: (release.wait(60), real(key, answers))[1])
+    s = Site(course, tmp_path, wait=0.0)
+    c = s.client("s1")
+    aid = attempt_id(submit(c, "hw_222", {"grad_o1": "$o_1 - y_1$"}))
+    page = c.get(f"/p/hw_222?attempt={aid}").text
+    assert f'data-pending="/p/hw_222/status/{aid}"' in page and "being graded" in page
+    assert c.get(f"/p/hw_222/status/{aid}").json() == {"status": "pending"}
+    release.set()
+    graded(s.db, aid)
+    assert c.get(f"/p/hw_222/status/{aid}").json() == {"status": "graded"}
+    assert 'data-pending=""' in c.get(f"/p/hw_222?attempt={aid}").text
+    s.close()
+
+
 # ----------------------------------------------------------------------------- isolation
 
 def test_students_cannot_see_or_change_each_others_attempts(site):
