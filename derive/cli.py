@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add subcommands: each defines ``register(subparsers)`` and keeps its heavy imports
 # (Numba, TeX) inside the command function, so ``nnderive --help`` stays fast.
-_EXTENSIONS = ["derive.handout", "derive.check", "derive.variants", "kernels.cli"]
+_EXTENSIONS = ["derive.handout", "derive.check", "derive.variants", "derive.serve", "kernels.cli"]
 
 
 def main(argv: list[str] | None = None) -> int:
