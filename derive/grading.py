@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 import tomllib
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -207,6 +208,11 @@ class Problem:
             except (KeyError, ValueError, TypeError):
                 pass
         return _latex_name(name)
+
+    def text(self, expr: sp.Expr) -> str:
+        """An expression in the course's notation, as plain text ("o₁ - y₁")."""
+        names = {x: self.latex(x.name) for x in expr.free_symbols}
+        return text_of(sp.latex(expr, symbol_names=names, order="old"))   # y₁ - o₁, 1 - o₁ (positive first)
 
     def readable(self, text: str) -> str:
         """Feedback with every engine identifier (a name with a digit or ``_``, as in ``h1``,
@@ -895,9 +901,57 @@ def _grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> 
     if decision.verdict == equiv.UNDETERMINED:
         return {"verdict": UNDETERMINED, "expected": expected, "feedback": decision.method + "; needs a human look"}
     label = _symbolic_mistake(p, value, target, seed)
-    detail = decision.detail or decision.method
-    return {"verdict": WRONG, "expected": expected, "feedback": f"{label}; {detail}" if label else
-            f"not equivalent to the derivation's formula: {detail}"}
+    where = _factor_difference(p, value, target)
+    if decision.method == "shape":
+        feedback = f"{label}; {decision.detail}" if label else f"not equivalent: {decision.detail}"
+    elif label and where and "sign" in label:      # say where the sign went wrong, not a factor that is right
+        feedback = "sign flipped: " + where.replace(" (its sign is flipped)", "")
+    elif label:
+        feedback = f"{label}; {where}" if where and "factor" not in label else label
+    elif where:
+        feedback = f"not equivalent to the derivation's formula: {where}"
+    else:
+        feedback = "not equivalent to the derivation's formula (the expected form is shown)"
+    return {"verdict": WRONG, "expected": expected, "feedback": feedback}
+
+
+def _factors(e: sp.Expr) -> Counter:
+    """The factors of a product, a sum's common number taken out (2·o₁ − 2·y₁ is 2 and o₁ − y₁)."""
+    out: Counter = Counter()
+    for f in sp.Mul.make_args(e):
+        c, rest = f.primitive() if f.is_Add else (sp.Integer(1), f)
+        for g in (c, rest):
+            if g != 1:
+                out[g] += 1
+    return out
+
+
+def _factor_difference(p: Problem, value: Any, target: Any) -> str | None:
+    """Which factor of a product differs from the derivation's, compared factor by factor after
+    unfolding both: "the factor y₁ − o₁ should be o₁ − y₁"; None when it is not one factor's slip."""
+    if hasattr(value, "shape") or hasattr(target, "shape"):
+        return None
+    try:
+        a, b = p.ctx.unfold(value), p.ctx.unfold(target)
+    except Exception:      # an answer that does not unfold is explained by the other feedback
+        return None
+    fa, fb = _factors(a), _factors(b)
+    extra, missing = fa - fb, fb - fa
+    common = fa & fb
+    if not common or len(extra) + len(missing) > 2 or (not extra and not missing):
+        return None
+    show = p.text
+    if set(extra) | set(missing) <= {sp.Integer(-1)}:
+        return "the whole product has the wrong sign"
+    if len(extra) == 1 and len(missing) == 1:
+        (e,), (m,) = extra, missing
+        flipped = " (its sign is flipped)" if sp.expand(e + m) == 0 else ""
+        return f"the factor {show(e)} should be {show(m)}{flipped}"
+    if missing and not extra:
+        return "missing the factor " + " and ".join(show(m) for m in missing)
+    if extra and not missing:
+        return "the factor " + " and ".join(show(e) for e in extra) + " should not be there"
+    return None
 
 
 def _expected_text(p: Problem, target: Any) -> str:
