@@ -195,6 +195,7 @@ def result_names(files: list[Entry]) -> list[str]:
 
 
 SPEC_TIMEOUT = 120.0     # seconds to load and solve the lecturer's spec (--timeout is per answer file)
+_LOADED_FROM: dict = {}  # (spec path, size, mtime) -> its name in _PROBLEMS
 
 
 def load_problem(spec_path: Path, name: str | None = None, timeout: float = SPEC_TIMEOUT):
@@ -203,11 +204,20 @@ def load_problem(spec_path: Path, name: str | None = None, timeout: float = SPEC
     from .sandbox import Limit, run
     from .spec import load
     try:
+        st = Path(spec_path).stat()
+        stamp = (str(Path(spec_path).resolve()), st.st_size, st.st_mtime_ns)
+    except OSError:
+        stamp = None
+    if stamp is not None and _LOADED_FROM.get(stamp) in _PROBLEMS and (name is None or name == _LOADED_FROM[stamp]):
+        return _PROBLEMS[_LOADED_FROM[stamp]]      # this process built it already (a Dask worker's next file)
+    try:
         run(_probe, str(spec_path), timeout=timeout)
     except Limit as err:
         raise InputError(f"{spec_path}: {err}") from None
     problem = Problem.build(load(spec_path))
     _PROBLEMS[name or problem.spec.name] = problem
+    if stamp is not None:
+        _LOADED_FROM[stamp] = name or problem.spec.name
     return problem
 
 
@@ -327,6 +337,81 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
                                                                    _total_points(_PROBLEMS[name]), name)
     _phase_latex(results, groups, jobs, latex_timeout, memory_mb, max_formulas, formula_budget)
     return [_finish(r) for r in results]
+
+
+# ----------------------------------------------------------------------------- on a Dask cluster
+
+def grade_on_cluster(address, spec: str, files: list[Entry], *, timeout: float = 60.0, latex_timeout: float = 10.0,
+                     memory_mb: int = 1024, max_formulas: int = MAX_FORMULAS, formula_budget: float = FORMULA_BUDGET,
+                     progress=None) -> list[dict]:
+    """:func:`grade`, one answer file per Dask task: each Dask worker runs this module's own
+    :func:`grade` on its file, so the sandboxed workers, their limits and the verdicts are the
+    ones of a local run.  ``address`` is a scheduler address or a ``distributed.Client``; its
+    workers must be non-daemonic to fork graders (``DASK_DISTRIBUTED__WORKER__DAEMON=False``)."""
+    import worked_examples
+    from .errors import SpecError
+    from .grading import read_bounded
+    try:
+        from distributed import Client
+    except ImportError:
+        raise InputError("--cluster needs the 'cluster' extra: pip install 'nnderive[cluster]'") from None
+    if Path(spec).is_dir():
+        raise InputError("--cluster grades against one spec; grade a variants folder without --cluster")
+    try:
+        path = worked_examples.resolve(spec)
+    except KeyError:
+        raise InputError(f"{spec}: no such file and no bundled example of that name (see 'nnderive list')") from None
+    problem = load_problem(path, None, max(timeout, SPEC_TIMEOUT))       # its total, for files that fail here
+    total, name = _total_points(problem), problem.spec.name
+    source = (path.read_text(encoding="utf-8"), path.suffix, path.name)
+    limits = {"timeout": timeout, "latex_timeout": latex_timeout, "memory_mb": memory_mb,
+              "max_formulas": max_formulas, "formula_budget": formula_budget}
+    try:
+        client = address if isinstance(address, Client) else Client(address, timeout="10s")
+    except OSError as err:
+        raise InputError(f"--cluster {address}: cannot reach the scheduler ({err})") from None
+    out: list = [None] * len(files)
+    futures = {}
+    for i, f in enumerate(files):
+        if f.problem is not None:
+            out[i] = _finish(_failed(f, f.problem, total, name))
+            continue
+        try:
+            data = read_bounded(f.path)
+        except (SpecError, OSError) as err:
+            out[i] = _finish(_failed(f, getattr(err, "message", None) or str(err), total, name))
+            continue
+        futures[i] = client.submit(_grade_remote, source, f.path.name, data, str(f.path), limits, pure=False)
+    for k, (i, fut) in enumerate(futures.items(), start=1):
+        try:
+            out[i] = fut.result()
+        except Exception as err:  # noqa: BLE001 - a lost worker: this file's record says so
+            out[i] = _finish(_failed(files[i], f"internal error: {type(err).__name__}: {err}", total, name))
+        if progress:
+            progress(k, len(futures))
+    if not isinstance(address, Client):
+        client.close()
+    return out
+
+
+def _grade_remote(source: tuple[str, str, str], file_name: str, data: bytes, shown_path: str, limits: dict) -> dict:
+    """On a Dask worker: the spec written once per worker, the answer file in a fresh folder, graded by
+    :func:`grade` exactly as on one machine."""
+    import hashlib
+    import tempfile
+    text, suffix, spec_name = source
+    digest = hashlib.sha256(f"{suffix}\0{spec_name}\0{text}".encode()).hexdigest()[:16]
+    spec_dir = Path(tempfile.gettempdir()) / f"nnderive-cluster-{digest}"
+    spec_file = spec_dir / spec_name
+    if not spec_file.exists():
+        from .files import write_atomic
+        write_atomic(spec_file, text)
+    with tempfile.TemporaryDirectory(prefix="nnderive-answer-") as tmp:
+        answer = Path(tmp) / file_name
+        answer.write_bytes(data)
+        (sub,) = grade(str(spec_file), [str(answer)], jobs=1, **limits)
+    sub["file"] = shown_path
+    return sub
 
 
 def _assigned(roster: tuple[bytes, set[str]], manifest: dict, named: str | None,
@@ -610,9 +695,18 @@ def cmd_check(args) -> int:
             roster = (course_key(args.course_key), set(read_roster(args.roster)))
         files = answer_files(args.answers)
         plan = _gradescope_plan(Path(args.gradescope), files) if args.gradescope else None
-        subs = grade(args.spec, args.answers, jobs=args.jobs, timeout=args.timeout, latex_timeout=args.latex_timeout,
-                     memory_mb=args.memory, progress=_bar if (show_bar and len(files) > 1) else None, files=files,
-                     max_formulas=args.max_formulas, formula_budget=args.formula_budget, roster=roster)
+        if args.cluster:
+            if roster is not None:
+                raise InputError("--cluster grades against one spec; grade with --roster without --cluster")
+            subs = grade_on_cluster(args.cluster, args.spec, files, timeout=args.timeout,
+                                    latex_timeout=args.latex_timeout, memory_mb=args.memory,
+                                    max_formulas=args.max_formulas, formula_budget=args.formula_budget,
+                                    progress=_bar if (show_bar and len(files) > 1) else None)
+        else:
+            subs = grade(args.spec, args.answers, jobs=args.jobs, timeout=args.timeout,
+                         latex_timeout=args.latex_timeout, memory_mb=args.memory,
+                         progress=_bar if (show_bar and len(files) > 1) else None, files=files,
+                         max_formulas=args.max_formulas, formula_budget=args.formula_budget, roster=roster)
         if plan is not None:
             one, names = plan
             results = [json.dumps(gradescope(s, args.visibility, args.expected_visibility), ensure_ascii=False,
@@ -689,6 +783,9 @@ def register(subparsers) -> None:
                    help="seconds of work for all LaTeX answers of one file together; past it the rest are "
                         f"undetermined (default {FORMULA_BUDGET:g})")
     p.add_argument("--memory", type=positive(int), default=1024, help="MB per worker (default 1024)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="grade on a Dask cluster (tcp://host:8786): one answer file per task, the same sandboxed "
+                        "workers and limits on each Dask worker (the 'cluster' extra; docs/serve.md)")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show a progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false")

@@ -408,7 +408,7 @@ class _Bad:
         self.token = token
 
 
-def _read_bounded(path: Path) -> bytes:
+def read_bounded(path: Path) -> bytes:
     """The bytes of a regular file, at most MAX_FILE_BYTES; a FIFO or device is never waited on."""
     import os
     import stat
@@ -446,7 +446,7 @@ def _separators(text: str, is_json: bool) -> int:
 def read_answer_file(path: Path) -> dict:
     """The parsed mapping of an answer file, or a SpecError naming what is wrong with the file."""
     try:
-        raw = _read_bounded(path)
+        raw = read_bounded(path)
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError("", "not UTF-8 text") from None
