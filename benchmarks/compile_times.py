@@ -26,6 +26,7 @@ SIZES = "2-2-2,3-3-3-3,8-8-8,16-16-16,16-16-16-16,32-32-10"
 _CHILD = r"""
 import json, statistics, sys, time
 t0 = time.perf_counter()
+c0 = time.process_time()
 import numpy as np
 import kernels
 from derive.spec import from_mapping
@@ -34,12 +35,15 @@ spec = from_mapping({{"network": {{"input_size": sizes[0], "loss": "half_sse",
     "layer": [{{"size": n, "activation": "sigmoid"}} for n in sizes[1:]]}}}})
 k = kernels.compile(spec, shape={shape!r})
 t1 = time.perf_counter()
+c1 = time.process_time()
 rng = np.random.default_rng(0)
 theta = k.init_params(0)
 X = rng.uniform(0, 1, (1, sizes[0])); T = rng.uniform(0, 1, (1, sizes[-1]))
 k.raw.sgd_step(theta, X, T, 0.1)
 t2 = time.perf_counter()
-out = {{"shape": k.shape, "params": k.n_params, "derive_s": t1 - t0, "first_call_s": t2 - t1}}
+c2 = time.process_time()
+out = {{"shape": k.shape, "params": k.n_params, "derive_s": t1 - t0, "first_call_s": t2 - t1,
+        "derive_cpu_s": c1 - c0, "first_call_cpu_s": c2 - c1}}
 print(json.dumps(out), flush=True)
 raw = k.raw.sgd_step
 samples = []
@@ -94,7 +98,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     rows = []
-    print(f"{'net':<14} {'shape':<9} {'params':>6}  {'derive':>8}  {'first call':>10}  {'step':>9}"
+    print(f"{'net':<14} {'shape':<9} {'params':>6}  {'derive':>8}  {'first call':>10}  {'(CPU)':>8}  {'step':>9}"
           + ("  many first call" if args.many else ""), flush=True)
     for text in args.sizes.split(","):
         sizes = [int(n) for n in text.split("-")]
@@ -105,7 +109,7 @@ def main(argv=None) -> int:
             continue
         first = _s(row.get("first_call_s")) if "first_call_s" in row else f"> {args.timeout:.0f} s"
         print(f"{text:<14} {row.get('shape', '?'):<9} {row.get('params', 0):>6}  {_s(row.get('derive_s')):>8}  "
-              f"{first:>10}  {_s(row.get('step_s')):>9}"
+              f"{first:>10}  {_s(row.get('first_call_cpu_s')):>8}  {_s(row.get('step_s')):>9}"
               + (f"  {_s(row.get('many_first_call_s'))}" if args.many else ""), flush=True)
     print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
