@@ -132,7 +132,7 @@ MANY_BLOCK = 32        # problems per block of the vectorised kernel (a compile-
 MANY_CHUNK = 32        # blocks per parallel task (one scratch buffer each)
 
 
-def _many(n: _Net, blocked: bool = False, block: int = MANY_BLOCK, chunk: int = MANY_CHUNK) -> str:
+def _many(n: _Net, blocked: bool = False, block: int = MANY_BLOCK, chunk: int = MANY_CHUNK) -> tuple[str, str]:
     """The many-problems step, vectorised across problems.
 
     Inside the kernel the problems of a block are laid out struct-of-arrays in one scratch vector
@@ -164,11 +164,10 @@ def _many(n: _Net, blocked: bool = False, block: int = MANY_BLOCK, chunk: int = 
                    f"                {at(RED)} += {at(RED, 'lane + ' + str(width))}"]
         width //= 2
     if blocked:
-        head = ["def many_sgd_step_blocked(ThetaB, XB, TB, lr, losses):",
-                '    """The many-problems step on the blocked layout: problem p = blk*{0} + lane is ThetaB[blk, :, lane],'
-                .format(block),
+        name, args = "many_blocked_blocks", "ThetaB, XB, TB, lr, losses"
+        head = [f"def {name}({args}, start, stop):",
+                f'    """Blocks start..stop of the blocked layout: problem p = blk*{block} + lane is ThetaB[blk, :, lane],',
                 '    XB[blk, :, lane], TB[blk, :, lane]; its loss into losses[p] (NaN, problem untouched, when not finite)."""',
-                "    nblocks = ThetaB.shape[0]",
                 "    Theta = ThetaB"]
         gather = [f"            size = {block}",
                   f"            for k in range({P}):                # a contiguous copy per row",
@@ -182,12 +181,12 @@ def _many(n: _Net, blocked: bool = False, block: int = MANY_BLOCK, chunk: int = 
                   f"                    buf[({P + nx} + k) * {block} + lane] = TB[blk, k, lane]"]
         put = f"ThetaB[blk, k, lane]"
     else:
-        head = ["def many_sgd_step(Theta, X, T, lr, losses):",
-                '    """Row p of Theta is one problem with sample X[p], T[p]: one SGD step each, in place.',
+        name, args = "many_rows_blocks", "Theta, X, T, lr, losses"
+        head = [f"def {name}({args}, start, stop):",
+                f'    """Blocks start..stop of {block} problems (rows of Theta, X, T): one SGD step each, in place.',
                 "",
                 '    losses[p] is the loss before the step, or NaN (row p untouched) when something is not finite.',
-                f'    Vectorised across problems: blocks of {block} problems, struct-of-arrays in buf (see the generator)."""',
-                f"    nblocks = (Theta.shape[0] + {block - 1}) // {block}"]
+                '    Vectorised across the problems of a block, struct-of-arrays in buf (see the generator)."""']
         gather = [f"            size = min({block}, Theta.shape[0] - first)",
                   "            for lane in range(size):             # transposed into the blocked layout",
                   f"                for k in range({P}):",
@@ -203,11 +202,10 @@ def _many(n: _Net, blocked: bool = False, block: int = MANY_BLOCK, chunk: int = 
     store = [f"                    for k in range({P}):",
              f"                        {put} = buf[({OUT} + k) * {block} + lane]",
              f"                    losses[first + lane] = {at(LOSS)}"]
-    return lines(
+    worker = lines(
         head,
-        f"    for task in prange((nblocks + {chunk - 1}) // {chunk}):",
-        f"        buf = np.empty({rows * block}, dtype=Theta.dtype)",
-        f"        for blk in range(task * {chunk}, min(nblocks, (task + 1) * {chunk})):",
+        f"    buf = np.empty({rows * block}, dtype=Theta.dtype)",
+        "    for blk in range(start, stop):            # (the body is indented as deep as a driver's would be)",
         f"            first = blk * {block}",
         gather,
         f"            for lane in range({block}):           # the derivation, one problem per lane",
@@ -229,6 +227,36 @@ def _many(n: _Net, blocked: bool = False, block: int = MANY_BLOCK, chunk: int = 
         "                    else:",
         "                        losses[first + lane] = math.nan",
     )
+    if blocked:
+        driver = lines(
+            "def many_sgd_step_blocked(ThetaB, XB, TB, lr, losses):",
+            f'    """The many-problems step on the blocked layout (blocks, columns, {block}), in parallel tasks of',
+            f'    {chunk} blocks; problem p = blk*{block} + lane, its loss into losses[p] (NaN: untouched)."""',
+            "    nblocks = ThetaB.shape[0]",
+            f"    for task in prange((nblocks + {chunk - 1}) // {chunk}):",
+            f"        {name}({args}, task * {chunk}, min(nblocks, (task + 1) * {chunk}))")
+    else:
+        driver = lines(
+            "def many_sgd_step(Theta, X, T, lr, losses):",
+            '    """Row p of Theta is one problem with sample X[p], T[p]: one SGD step each, in place.',
+            "",
+            '    losses[p] is the loss before the step, or NaN (row p untouched) when something is not finite.',
+            f'    Parallel tasks of {chunk} blocks of {block} problems, each vectorised (many_rows_blocks)."""',
+            f"    nblocks = (Theta.shape[0] + {block - 1}) // {block}",
+            f"    for task in prange((nblocks + {chunk - 1}) // {chunk}):",
+            f"        {name}({args}, task * {chunk}, min(nblocks, (task + 1) * {chunk}))")
+    return worker, driver
+
+
+def _many_functions(n: _Net) -> list[Function]:
+    """The vectorised block workers (no ``parallel``: its passes would take the large loop body
+    apart and cost several times the compile time) and their parallel drivers, a call per task."""
+    out = []
+    for blocked, driver_name, worker_name in [(False, "many_sgd_step", "many_rows_blocks"),
+                                              (True, "many_sgd_step_blocked", "many_blocked_blocks")]:
+        worker, driver = _many(n, blocked)
+        out += [Function(worker_name, worker, fastmath='{"contract"}'), Function(driver_name, driver, parallel=True)]
+    return out
 
 
 def _trace(program: prog.Program, names: dict, head: str, loads: list[str], available) -> tuple[str, Layout]:
@@ -266,8 +294,7 @@ def network_source(net: Network) -> KernelSource:
                                  n.load("t[{}]", n.t, "    "), n.inputs)
     functions = (Function("sgd_step", _sgd_step(n)), Function("loss_grad", _loss_grad(n)),
                  Function("forward", _forward(n)),
-                 Function("many_sgd_step", _many(n), parallel=True, fastmath='{"contract"}'),
-                 Function("many_sgd_step_blocked", _many(n, blocked=True), parallel=True, fastmath='{"contract"}'),
+                 *_many_functions(n),
                  Function("trace", trace))
     meta = {"kind": "network", "shape": "unrolled", **structure(net), "params": layout.to_json(),
             "trace": trace_layout.to_json(), "derivation": derivation_hash(derivation),

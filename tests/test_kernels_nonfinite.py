@@ -14,7 +14,7 @@ from kernels import NonFiniteError
 from kernel_fixtures import CACHE
 
 
-@pytest.fixture(scope="module", params=["unrolled", "blas"])
+@pytest.fixture(scope="module", params=["unrolled", "blas", "loops"])
 def mlp(request):
     k = kernels.compile("000_3_mlp_3333", shape=request.param, cache_dir=CACHE)
     theta = k.params_from_spec()
