@@ -428,6 +428,8 @@ def blas_in_use() -> dict[str, str]:
     out = {}
     if available("threadpoolctl"):
         from threadpoolctl import threadpool_info
+        if available("scipy"):
+            import scipy.linalg.cython_blas  # noqa: F401 -- loads the OpenBLAS the kernels' np.dot calls
         for lib in threadpool_info():
             if lib.get("user_api") != "blas":
                 continue
