@@ -1,13 +1,15 @@
 """Derived expressions → readable Python source for Numba.  No kernel is written by hand.
 
 A network or scalar graph is derived by the engine (``derive.backprop``) with symbols in place of
-its numbers, so one kernel serves every instance of the same structure.  Two code shapes:
+its numbers, so one kernel serves every instance of the same structure.  Three code shapes:
 
 * **unrolled** (small networks, every scalar graph): the derivation's element expressions, made
   numerically stable and lifted into helpers (``program.build``), printed as straight-line code
   through ``sympy.cse``;
 * **blas** (large layers, ``blas.py``): the affine map derived once in index form, its products
   printed as ``np.dot``, the element-wise parts taken from the engine's derivation of the layers.
+* **loops** (``blas.py`` with ``loops=True``): the same program with its products printed as loops;
+  its compile time does not grow with the widths.  ``choose_shape`` picks by measured compile cost.
 
 ``generate`` returns a :class:`KernelSource`: plain strings (tests read them) and JSON-able
 metadata.  Identifiers are generated here: quantity names of a network come from the engine

@@ -6,7 +6,9 @@ Each ``*_mlp`` returns ``(step, params)`` for an MLP given as layer sizes, activ
 one SGD step in place (NumPy, PyTorch) or replaces the held parameters (JAX); ``params()`` returns
 the current parameters as float64 NumPy arrays [W1, b1, W2, b2, ...] so the benchmark can check
 that every peer computes what the generated kernels compute.  Import of torch and jax happens in
-the functions that need them.
+the functions that need them.  Each is written as a user who cares about speed writes it (issue
+13): NumPy with preallocated buffers and ``out=``, PyTorch eager and through ``torch.compile``,
+JAX jitted with its parameters donated.
 """
 from __future__ import annotations
 
