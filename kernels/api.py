@@ -179,6 +179,49 @@ class NetworkKernel(_Kernel):
                                  f"rows {rows[:10]}{' ...' if len(rows) > 10 else ''}", rows)
         return losses
 
+    # the blocked layout of the many-problems kernel --------------------------------------
+    @property
+    def many_block(self) -> int:
+        """Problems per block of the vectorised many-problems kernel (unrolled shape)."""
+        if "many_block" not in self.meta:
+            raise NotImplementedError("the vectorised many-problems form is generated for small (unrolled) networks")
+        return int(self.meta["many_block"])
+
+    def to_blocked(self, A) -> np.ndarray:
+        """Rows = problems → the blocked layout (blocks, columns, many_block): problem p is
+        ``[p // block, :, p % block]``; the last block is padded with zeros."""
+        A = np.asarray(A, dtype=self.dtype)
+        b = self.many_block
+        nb = -(-len(A) // b)
+        out = np.zeros((nb * b, A.shape[1]), dtype=self.dtype)
+        out[:len(A)] = A
+        return np.ascontiguousarray(out.reshape(nb, b, A.shape[1]).transpose(0, 2, 1))
+
+    def from_blocked(self, AB, rows: int | None = None) -> np.ndarray:
+        """The blocked layout → rows = problems (the first ``rows`` of them)."""
+        AB = np.asarray(AB)
+        out = AB.transpose(0, 2, 1).reshape(-1, AB.shape[1])
+        return np.ascontiguousarray(out[:rows] if rows is not None else out)
+
+    def many_sgd_step_blocked(self, ThetaB, XB, TB, lr) -> np.ndarray:
+        """:meth:`many_sgd_step` on arrays already in the blocked layout (:meth:`to_blocked`): no
+        transposes in the kernel.  Returns the losses, problem p at index p; padding problems
+        (zeros) are stepped like the others and should be ignored."""
+        b = self.many_block
+        ThetaB = self._inplace(ThetaB, "ThetaB", (None, self.n_params, b))
+        XB, TB = (np.ascontiguousarray(a, dtype=self.dtype) for a in (XB, TB))
+        if XB.shape != (len(ThetaB), self.sizes[0], b) or TB.shape != (len(ThetaB), self.sizes[-1], b):
+            raise ValueError(f"XB and TB need shapes {(len(ThetaB), self.sizes[0], b)} and "
+                             f"{(len(ThetaB), self.sizes[-1], b)}, got {XB.shape} and {TB.shape}")
+        losses = np.empty(len(ThetaB) * b, dtype=self.dtype)
+        self.raw.many_sgd_step_blocked(ThetaB, XB, TB, float(lr), losses)
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if len(bad):
+            rows = [int(r) for r in bad]
+            raise NonFiniteError(f"many_sgd_step_blocked: {len(rows)} problem(s) not finite, left untouched: "
+                                 f"{rows[:10]}{' ...' if len(rows) > 10 else ''}", rows)
+        return losses
+
     def trace(self, theta, x, t, lr=0.0) -> dict[str, np.ndarray]:
         """Every quantity of the derivation for one sample (``z1``, ``delta2``, ``W1_new``, ...)."""
         if self.trace_layout is None:

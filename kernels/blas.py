@@ -62,11 +62,46 @@ def check_affine(derivation: Derivation, net: Network) -> None:
                     raise AssertionError(f"index form of {name}{list(index)} differs from the engine: {got} vs {expr}")
 
 
-class _Printer:
-    """Prints the BLAS-shape functions of one network from its representative program."""
+# The products of the index form as loops (the ``loops`` shape): out = A·B with either factor
+# transposed, over the elements, no call into BLAS.  Numba compiles these in a fraction of a second
+# whatever the sizes, and for small matrices they beat a BLAS call's overhead.
+PRODUCT_LOOPS = {
+    "mm_ab": '''def mm_ab(A, B, out):
+    """out = A B: out[n, j] = Σ_k A[n, k] B[k, j] (the inner loop runs along rows of B and out)."""
+    for n in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[n, j] = 0.0
+        for k in range(A.shape[1]):
+            a = A[n, k]
+            for j in range(out.shape[1]):
+                out[n, j] += a * B[k, j]''',
+    "mm_abt": '''def mm_abt(A, B, out):
+    """out = A Bᵀ: out[n, i] = Σ_j A[n, j] B[i, j] (a dot product of two rows)."""
+    for n in range(out.shape[0]):
+        for i in range(out.shape[1]):
+            acc = 0.0
+            for j in range(A.shape[1]):
+                acc += A[n, j] * B[i, j]
+            out[n, i] = acc''',
+    "mm_atb": '''def mm_atb(A, B, out):
+    """out = Aᵀ B: out[k, l] = Σ_n A[n, k] B[n, l] (the inner loop runs along rows of B and out)."""
+    for k in range(out.shape[0]):
+        for l in range(out.shape[1]):
+            out[k, l] = 0.0
+    for n in range(A.shape[0]):
+        for k in range(out.shape[0]):
+            a = A[n, k]
+            for l in range(out.shape[1]):
+                out[k, l] += a * B[n, l]''',
+}
 
-    def __init__(self, net: Network, program: prog.Program):
-        self.net, self.program = net, program
+
+class _Printer:
+    """Prints the BLAS-shape functions of one network from its representative program
+    (``loops``: the products as loops instead of ``np.dot``)."""
+
+    def __init__(self, net: Network, program: prog.Program, loops: bool = False):
+        self.net, self.program, self.loops = net, program, loops
         self.forms = indexform.affine_forms()
         self.L, self.sizes = len(net.layers), net.sizes
         n_out = self.sizes[-1]
@@ -94,6 +129,21 @@ class _Printer:
     def mat(self, expr, **rename) -> str:
         return KernelPrinter({indexform.MATRICES[k]: v for k, v in rename.items()}).doprint(expr)
 
+    def product(self, expr, out: str, rows: str, cols: int, **rename) -> list[str]:
+        """Lines that put the index form's product ``expr`` (A·B, either factor transposed) into
+        ``out``, a new (rows, cols) array unless ``rows`` is empty: by BLAS, or by loops."""
+        if not self.loops:
+            if rows:
+                return [f"    {out} = {self.mat(expr, **rename)}"]
+            a, b = expr.args
+            return [f"    np.dot({self.mat(a, **rename)}, {self.mat(b, **rename)}, {out})"]
+        a, b = expr.args
+        kind = {(False, False): "mm_ab", (False, True): "mm_abt", (True, False): "mm_atb"}[
+            (isinstance(a, sp.Transpose), isinstance(b, sp.Transpose))]
+        plain = [self.mat(x.arg if isinstance(x, sp.Transpose) else x, **rename) for x in (a, b)]
+        alloc = [f"    {out} = np.empty(({rows}, {cols}), dtype=X.dtype)"] if rows else []
+        return alloc + [f"    {kind}({plain[0]}, {plain[1]}, {out})"]
+
     def emit(self, targets, available, indent, prefix):
         return prog.emit(self.program, targets, self.names, available, indent, prefix)
 
@@ -116,7 +166,7 @@ class _Printer:
             plus = f" + b{l}[i]" if self.bias(l) else ""
             out += [f"    # layer {l}: z{l} = h{l - 1} W{l}ᵀ{' + b' + str(l) if plus else ''} (index form: "
                     f"z[n,i] = Σ_j W[i,j] h[n,j]{' + b[i]' if plus else ''}), h{l} = g(z{l})",
-                    f"    Z{l} = {self.mat(self.forms.forward, H=self.h(l - 1), W=f'W{l}')}",
+                    *self.product(self.forms.forward, f"Z{l}", "B", self.sizes[l], H=self.h(l - 1), W=f"W{l}"),
                     f"    H{l} = np.empty_like(Z{l})",
                     "    for row in range(B):",
                     f"        for i in range({self.sizes[l]}):",
@@ -128,7 +178,7 @@ class _Printer:
         L = self.L
         return out + [f"    # output layer {L}: z{L} = h{L - 1} W{L}ᵀ{' + b' + str(L) if self.bias(L) else ''}, "
                       "then per row (the loss couples the outputs)",
-                      f"    Z{L} = {self.mat(self.forms.forward, H=self.h(L - 1), W=f'W{L}')}"]
+                      *self.product(self.forms.forward, f"Z{L}", "B", self.sizes[L], H=self.h(L - 1), W=f"W{L}")]
 
     def head(self, targets, available, body_out) -> list[str]:
         """The output layer, unrolled over its units, one row at a time."""
@@ -147,9 +197,8 @@ class _Printer:
                          [f"        total += {names[self.loss]}"] +
                          [f"        D{L}[row, {i}] = {names[d]} * scale" for i, d in enumerate(self.delta_out)])
         for l in range(L, 0, -1):
-            a, b = self.forms.weight.args
             out += [f"    # ∂L/∂W{l} = δ{l}ᵀ h{l - 1} (index form: Σ_n δ[n,k] h[n,l])",
-                    f"    np.dot({self.mat(a, D=f'D{l}')}, {self.mat(b, H=self.h(l - 1))}, {g}W{l})"]
+                    *self.product(self.forms.weight, f"{g}W{l}", "", 0, D=f"D{l}", H=self.h(l - 1))]
             if self.bias(l):
                 out += [f"    # ∂L/∂b{l} = Σ_n δ{l}[n,:] (index form: Σ_n δ[n,k])",
                         f"    {g}b{l}[:] = 0.0",
@@ -168,20 +217,21 @@ class _Printer:
         if _reads(self.program, dl, zl):
             reads.append(f"            {names[zl]} = Z{k}[row, i]")
         return ([f"    # ∂L/∂h{k} = δ{l} W{l} (index form: Σ_i δ[n,i] W[i,l]); δ{k} = ∂L/∂h{k} ⊙ g'",
-                 f"    D{k} = {self.mat(self.forms.back, D=f'D{l}', W=f'W{l}')}",
+                 *self.product(self.forms.back, f"D{k}", "B", self.sizes[k], D=f"D{l}", W=f"W{l}"),
                  "    for row in range(B):",
                  f"        for i in range({self.sizes[k]}):"] + reads +
                 self.emit([dl], [gl, hl, zl], "            ", f"c{k}_") +
                 [f"            D{k}[row, i] = {names[dl]}"])
 
 
-def generate_blas(net: Network) -> KernelSource:
-    """Kernel source of a network in the BLAS shape (``net`` is already symbolic)."""
+def generate_blas(net: Network, loops: bool = False) -> KernelSource:
+    """Kernel source of a network in the BLAS shape (``net`` is already symbolic); with ``loops``,
+    the ``loops`` shape: the same program with its products as loops (``PRODUCT_LOOPS``)."""
     rep_net = representative(net)
     derivation = derive_network(rep_net)
     check_affine(derivation, rep_net)
     program = prog.build(derivation)
-    p = _Printer(net, program)
+    p = _Printer(net, program, loops)
     theta, grad, new = _update_form(derivation)               # θ_new = θ − η ∂L/∂θ, one form for all
     update = KernelPrinter({theta: "theta[k]", grad: "G[k]", symbol(LR): "lr"}).doprint(new)
     loss_grad = lines(
@@ -221,10 +271,14 @@ def generate_blas(net: Network) -> KernelSource:
         p.head(p.h_out, p.z_out, [f"        Y[row, {i}] = {p.names[h]}" for i, h in enumerate(p.h_out)]),
     )
     helpers = tuple(prog.helper_source(program.helpers[h], program.helpers) for h in prog.helper_order(program.helpers))
+    if loops:
+        helpers += tuple(PRODUCT_LOOPS.values())
     acts = ", ".join(l.activation.name for l in net.layers)
-    meta = {"kind": "network", "shape": "blas", **structure(net), "params": p.layout.to_json(),
+    shape = "loops" if loops else "blas"
+    meta = {"kind": "network", "shape": shape, **structure(net), "params": p.layout.to_json(),
             "derivation": derivation_hash(derivation), "functions": ["sgd_step", "loss_grad", "forward"]}
-    return KernelSource("network", "blas", f"{'-'.join(map(str, net.sizes))} network ({acts}; {net.loss}), BLAS",
+    return KernelSource("network", shape, f"{'-'.join(map(str, net.sizes))} network ({acts}; {net.loss}), "
+                        f"{'products as loops' if loops else 'BLAS'}",
                         helpers, (Function("sgd_step", sgd), Function("loss_grad", loss_grad),
                                   Function("forward", forward)), meta)
 

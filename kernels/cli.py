@@ -17,6 +17,8 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="fewer and shorter rounds")
     p.add_argument("--only", metavar="NAMES", help=f"comma-separated workloads among {', '.join(WORKLOADS)}")
     p.add_argument("--cache", metavar="DIR", help="kernel cache directory (default: $NNDERIVE_CACHE or ~/.cache)")
+    p.add_argument("--no-torch-compile", action="store_true",
+                   help="leave out the torch.compile peers (compiling them takes minutes on a loaded machine)")
     p.set_defaults(func=cmd_bench)
 
     p = subparsers.add_parser(
@@ -39,7 +41,8 @@ def cmd_bench(args) -> int:
         if unknown:
             raise InputError(f"--only: unknown workload(s) {', '.join(sorted(unknown))} (known: {', '.join(WORKLOADS)})")
     log = (lambda s: print(s, file=sys.stderr)) if not args.json else (lambda s: None)
-    result = bench.run(quick=args.quick, only=only, cache_dir=args.cache, log=log)
+    result = bench.run(quick=args.quick, only=only, cache_dir=args.cache, log=log,
+                       skip=("torch.compile",) if args.no_torch_compile else ())
     print(bench.main_json(result) if args.json else bench.table(result))
     return 0
 

@@ -1,13 +1,15 @@
 """Derived expressions → readable Python source for Numba.  No kernel is written by hand.
 
 A network or scalar graph is derived by the engine (``derive.backprop``) with symbols in place of
-its numbers, so one kernel serves every instance of the same structure.  Two code shapes:
+its numbers, so one kernel serves every instance of the same structure.  Three code shapes:
 
 * **unrolled** (small networks, every scalar graph): the derivation's element expressions, made
   numerically stable and lifted into helpers (``program.build``), printed as straight-line code
   through ``sympy.cse``;
 * **blas** (large layers, ``blas.py``): the affine map derived once in index form, its products
   printed as ``np.dot``, the element-wise parts taken from the engine's derivation of the layers.
+* **loops** (``blas.py`` with ``loops=True``): the same program with its products printed as loops;
+  its compile time does not grow with the widths.  ``choose_shape`` picks by measured compile cost.
 
 ``generate`` returns a :class:`KernelSource`: plain strings (tests read them) and JSON-able
 metadata.  Identifiers are generated here: quantity names of a network come from the engine
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -28,8 +31,25 @@ from derive.spec import Graph, Layer, Network
 from derive.steps import Derivation, Quantity
 
 
-MAX_UNROLLED_WIDTH = 16       # widest layer printed element by element
-MAX_UNROLLED_PARAMS = 1000
+# Numba's compile time of the first sgd_step call, in CPU seconds on the development machine (2-core
+# Xeon, AVX-512; benchmarks/compile_times.py and docs/kernels.md).  Unrolled code grows with the
+# parameters (straight-line code: about params^1.1 here, params^1.5 and more beyond); the loops and
+# BLAS shapes do not grow with the size (their bodies are one layer's element expressions).
+UNROLLED_COMPILE_CPU_S = {12: 0.69, 36: 1.26, 60: 2.25, 144: 5.66}
+LOOPS_COMPILE_CPU_S = 2.3          # 3-3-3-3: 2.21, 8-8-8: 2.55, 32-32-10: 2.32
+BLAS_COMPILE_CPU_S = 3.0           # 3-3-3-3: 2.88, 32-32-10: 3.25 (np.dot's typing and BLAS bindings)
+MAX_LOOPS_PARAMS = 1000            # beyond this, products by BLAS (loops: 7x slower at 784-15-10)
+
+
+def unrolled_compile_estimate(params: int) -> float:
+    """Measured compile seconds of the unrolled shape, interpolated (log-log) between the sizes
+    measured, extrapolated with the last slope beyond them."""
+    pts = sorted(UNROLLED_COMPILE_CPU_S.items())
+    (p0, c0), (p1, c1) = next(((a, b) for a, b in zip(pts, pts[1:]) if params <= b[0]), pts[-2:])
+    if params <= p0:
+        return c0 * params / p0
+    slope = math.log(c1 / c0) / math.log(p1 / p0)
+    return c0 * (params / p0) ** slope
 
 _ENGINE_NAME = re.compile(r"x|t|p|loss|loss_new|grad_y|(?:W|b|z|h|gprime|delta|grad_W|grad_b|grad_h)\d{1,2}(?:_new)?")
 RESERVED = {"theta", "Theta", "X", "T", "Y", "x", "t", "v", "V", "lr", "out", "grad", "losses", "row", "prob",
@@ -41,6 +61,7 @@ class Function:
     name: str
     text: str
     parallel: bool = False
+    fastmath: str = ""              # Numba's fastmath flags, e.g. '{"contract"}' (never nnan or ninf)
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,7 @@ class KernelSource:
     helpers: tuple[str, ...]
     functions: tuple[Function, ...]
     meta: dict = field(default_factory=dict)
+    preamble: str = ""              # module-level source printed as is, before the helpers (vecmath)
 
     def body(self) -> str:
         """The helpers and functions, undecorated (compile.py adds the Numba decorators)."""
@@ -90,8 +112,13 @@ def structure(net: Network) -> dict:
 
 
 def choose_shape(net: Network) -> str:
-    small = max(net.sizes) <= MAX_UNROLLED_WIDTH and net.param_count <= MAX_UNROLLED_PARAMS
-    return "unrolled" if small else "blas"
+    """The shape whose first call compiles fastest, by the measured costs above: unrolled while it
+    compiles about as fast as the loops shape (up to about 65 parameters: the slides' networks; it
+    also has ``many_sgd_step`` and ``trace``), then loops up to ``MAX_LOOPS_PARAMS``, then BLAS
+    (where the products outweigh any compile time)."""
+    if unrolled_compile_estimate(net.param_count) <= 1.1 * LOOPS_COMPILE_CPU_S:
+        return "unrolled"
+    return "loops" if net.param_count <= MAX_LOOPS_PARAMS else "blas"
 
 
 # ----------------------------------------------------------------------------- identifiers
@@ -129,11 +156,11 @@ def generate_network(net: Network, shape: str = "auto") -> KernelSource:
     """The kernel source of a layered network (its numbers are ignored: they are arguments)."""
     net = symbolic_network(net)
     shape = choose_shape(net) if shape == "auto" else shape
-    if shape == "blas":
+    if shape in ("blas", "loops"):
         from .blas import generate_blas
-        return generate_blas(net)
+        return generate_blas(net, loops=shape == "loops")
     if shape != "unrolled":
-        raise ValueError(f"unknown code shape {shape!r} (expected 'auto', 'unrolled' or 'blas')")
+        raise ValueError(f"unknown code shape {shape!r} (expected 'auto', 'unrolled', 'loops' or 'blas')")
     from .unrolled import network_source
     return network_source(net)
 

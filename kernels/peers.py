@@ -6,7 +6,9 @@ Each ``*_mlp`` returns ``(step, params)`` for an MLP given as layer sizes, activ
 one SGD step in place (NumPy, PyTorch) or replaces the held parameters (JAX); ``params()`` returns
 the current parameters as float64 NumPy arrays [W1, b1, W2, b2, ...] so the benchmark can check
 that every peer computes what the generated kernels compute.  Import of torch and jax happens in
-the functions that need them.
+the functions that need them.  Each is written as a user who cares about speed writes it (issue
+13): NumPy with preallocated buffers and ``out=``, PyTorch eager and through ``torch.compile``,
+JAX jitted with its parameters donated.
 """
 from __future__ import annotations
 
@@ -14,77 +16,111 @@ import numpy as np
 
 
 # ----------------------------------------------------------------------------- NumPy
+# As a NumPy user who cares about speed writes it: every buffer allocated once, every operation
+# into it with ``out=``, matrix products by ``np.dot(..., out=)`` (BLAS), nothing allocated per step
+# but small temporaries of reductions.
 
-def _np_act(name, z):
+def _np_act_into(name, z, h):
     if name == "relu":
-        return np.maximum(z, 0)
-    if name == "sigmoid":
-        return 1 / (1 + np.exp(-z))
-    return z
+        np.maximum(z, 0, out=h)
+    elif name == "sigmoid":
+        np.negative(z, out=h)
+        np.exp(h, out=h)
+        h += 1
+        np.reciprocal(h, out=h)
+    else:
+        np.copyto(h, z)
 
 
-def _np_dact(name, z, h):
+def _np_times_dact(name, z, h, d, tmp, mask):
+    """d *= g'(z), in place (``tmp`` and ``mask`` are scratch buffers shaped like d)."""
     if name == "relu":
-        return (z > 0).astype(z.dtype)
-    if name == "sigmoid":
-        return h * (1 - h)
-    return np.ones_like(z)
+        np.greater(z, 0, out=mask)
+        np.multiply(d, mask, out=d)
+    elif name == "sigmoid":
+        np.subtract(1, h, out=tmp)
+        tmp *= h
+        d *= tmp
 
 
-def _np_output_delta(loss, y, t):
-    if loss == "half_sse":
-        return y - t
-    e = np.exp(y - y.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True) - t
+def _np_buffers(params, X):
+    lead = X.shape[:-1]
+    Z = [np.empty(lead + (W.shape[-2],), dtype=X.dtype) for W in params[::2]]
+    return (Z, [X] + [np.empty_like(z) for z in Z], [np.empty_like(z) for z in Z],
+            [np.empty_like(z) for z in Z], [np.empty(z.shape, dtype=bool) for z in Z])
 
 
 def numpy_mlp(params, acts, loss, X, T, lr):
-    """Vectorised NumPy over the minibatch: rows are samples, W has shape (out, in)."""
+    """Vectorised NumPy over the minibatch: rows are samples, W has shape (out, in); buffers reused."""
     params = [p.copy() for p in params]
+    Ws, bs = params[::2], params[1::2]
+    Z, H, D, TMP, MASK = _np_buffers(params, X)
+    GW, GB = [np.empty_like(W) for W in Ws], [np.empty_like(b) for b in bs]
+    L, scale = len(acts), 1.0 / len(X)
+    rowmax = np.empty((len(X), 1), dtype=X.dtype)
+    rowsum = np.empty((len(X), 1), dtype=X.dtype)
 
     def step():
-        hs, zs = [X], []
         for l, act in enumerate(acts):
-            z = hs[-1] @ params[2 * l].T + params[2 * l + 1]
-            zs.append(z)
-            hs.append(_np_act(act, z))
-        d = _np_output_delta(loss, hs[-1], T) / len(X)
+            np.dot(H[l], Ws[l].T, out=Z[l])
+            Z[l] += bs[l]
+            _np_act_into(act, Z[l], H[l + 1])
+        d = D[-1]
         if loss == "half_sse":
-            d = d * _np_dact(acts[-1], zs[-1], hs[-1])
-        for l in range(len(acts) - 1, -1, -1):
-            gW, gb = d.T @ hs[l], d.sum(axis=0)
+            np.subtract(H[-1], T, out=d)
+            d *= scale
+            _np_times_dact(acts[-1], Z[-1], H[-1], d, TMP[-1], MASK[-1])
+        else:                                               # softmax cross-entropy on the logits H[-1]
+            np.max(H[-1], axis=1, keepdims=True, out=rowmax)
+            np.subtract(H[-1], rowmax, out=d)
+            np.exp(d, out=d)
+            np.sum(d, axis=1, keepdims=True, out=rowsum)
+            d /= rowsum
+            d -= T
+            d *= scale
+        for l in range(L - 1, -1, -1):
+            np.dot(D[l].T, H[l], out=GW[l])
+            np.sum(D[l], axis=0, out=GB[l])
             if l:
-                d = (d @ params[2 * l]) * _np_dact(acts[l - 1], zs[l - 1], hs[l])
-            params[2 * l] -= lr * gW
-            params[2 * l + 1] -= lr * gb
+                np.dot(D[l], Ws[l], out=D[l - 1])
+                _np_times_dact(acts[l - 1], Z[l - 1], H[l], D[l - 1], TMP[l - 1], MASK[l - 1])
+            GW[l] *= lr
+            Ws[l] -= GW[l]
+            GB[l] *= lr
+            bs[l] -= GB[l]
     return step, lambda: [np.asarray(p, dtype=np.float64) for p in params]
 
 
 def numpy_many(params, acts, X, T, lr):
-    """Many independent half-SSE problems at once: stacked parameters (P, out, in), batched einsum."""
+    """Many independent half-SSE problems at once: stacked parameters (P, out, in), batched einsum,
+    buffers reused."""
     params = [p.copy() for p in params]
+    Ws, bs = params[::2], params[1::2]
+    Z, H, D, TMP, MASK = _np_buffers(params, X)
+    GW = [np.empty_like(W) for W in Ws]
 
     def step():
-        hs, zs = [X], []
         for l, act in enumerate(acts):
-            z = np.einsum("pij,pj->pi", params[2 * l], hs[-1]) + params[2 * l + 1]
-            zs.append(z)
-            hs.append(_np_act(act, z))
-        d = (hs[-1] - T) * _np_dact(acts[-1], zs[-1], hs[-1])
+            np.einsum("pij,pj->pi", Ws[l], H[l], out=Z[l])
+            Z[l] += bs[l]
+            _np_act_into(act, Z[l], H[l + 1])
+        np.subtract(H[-1], T, out=D[-1])
+        _np_times_dact(acts[-1], Z[-1], H[-1], D[-1], TMP[-1], MASK[-1])
         for l in range(len(acts) - 1, -1, -1):
-            gW = d[:, :, None] * hs[l][:, None, :]
-            gb = d
+            np.multiply(D[l][:, :, None], H[l][:, None, :], out=GW[l])
             if l:
-                d = np.einsum("pij,pi->pj", params[2 * l], d) * _np_dact(acts[l - 1], zs[l - 1], hs[l])
-            params[2 * l] -= lr * gW
-            params[2 * l + 1] -= lr * gb
+                np.einsum("pij,pi->pj", Ws[l], D[l], out=D[l - 1])
+                _np_times_dact(acts[l - 1], Z[l - 1], H[l], D[l - 1], TMP[l - 1], MASK[l - 1])
+            GW[l] *= lr
+            Ws[l] -= GW[l]
+            D[l] *= lr
+            bs[l] -= D[l]
     return step, lambda: [np.asarray(p, dtype=np.float64) for p in params]
 
 
 # ----------------------------------------------------------------------------- PyTorch
 
-def torch_mlp(params, acts, loss, X, T, lr):
-    """``torch.nn.Sequential`` of ``nn.Linear`` and activations, ``torch.optim.SGD``."""
+def _torch_model(params, acts):
     import torch
     from torch import nn
     dtype = torch.float64 if params[0].dtype == np.float64 else torch.float32
@@ -97,39 +133,76 @@ def torch_mlp(params, acts, loss, X, T, lr):
         layers.append(lin)
         if act != "identity":
             layers.append({"relu": nn.ReLU, "sigmoid": nn.Sigmoid}[act]())
-    model = nn.Sequential(*layers)
+    return nn.Sequential(*layers)
+
+
+def torch_mlp(params, acts, loss, X, T, lr, compiled=False):
+    """``torch.nn.Sequential`` of ``nn.Linear`` and activations, ``torch.optim.SGD``.
+
+    ``compiled``: the forward pass and loss through ``torch.compile`` (its backward is compiled
+    with it by AOTAutograd), and the optimizer step through ``torch.compile`` too, as PyTorch's
+    tutorial "Compiling the optimizer" does.  Compiling happens on the first call of ``step``."""
+    import torch
+    from torch import nn
+    model = _torch_model(params, acts)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     Xt, Tt = torch.from_numpy(X), torch.from_numpy(T)
     ce = nn.CrossEntropyLoss()
 
+    def value():
+        y = model(Xt)
+        return 0.5 * ((y - Tt) ** 2).sum(dim=1).mean() if loss == "half_sse" else ce(y, Tt)
+
+    def update():
+        opt.step()
+
+    if compiled:
+        value, update = torch.compile(value), torch.compile(update)
+
     def step():
         opt.zero_grad()
-        y = model(Xt)
-        value = 0.5 * ((y - Tt) ** 2).sum(dim=1).mean() if loss == "half_sse" else ce(y, Tt)
-        value.backward()
-        opt.step()
+        value().backward()
+        update()
 
     def current():
         return [p.detach().numpy().astype(np.float64) for p in model.parameters()]
     return step, current
 
 
-def torch_many(params, acts, X, T, lr):
-    """Stacked parameters as leaf tensors, ``torch.bmm``, one backward of the summed losses, SGD."""
+def torch_many(params, acts, X, T, lr, compiled=False):
+    """Stacked parameters as leaf tensors, ``torch.bmm``, one backward of the summed losses, SGD
+    (``compiled``: the loss and the optimizer step through ``torch.compile``)."""
     import torch
     ps = [torch.tensor(p, requires_grad=True) for p in params]
     opt = torch.optim.SGD(ps, lr=lr)
     Xt, Tt = torch.from_numpy(X), torch.from_numpy(T)
     fns = {"relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda z: z}
 
-    def step():
-        opt.zero_grad()
+    def value():
         h = Xt
         for l, act in enumerate(acts):
             h = fns[act](torch.bmm(ps[2 * l], h.unsqueeze(2)).squeeze(2) + ps[2 * l + 1])
-        (0.5 * ((h - Tt) ** 2).sum()).backward()      # problems are independent: the sum's gradient is each one's
+        return 0.5 * ((h - Tt) ** 2).sum()      # problems are independent: the sum's gradient is each one's
+
+    def update():
         opt.step()
+
+    if compiled:
+        value, update = torch.compile(value), torch.compile(update)
+
+    def step():
+        opt.zero_grad()
+        value().backward()
+        update()
     return step, lambda: [p.detach().numpy().astype(np.float64) for p in ps]
+
+
+def torch_compiled_mlp(params, acts, loss, X, T, lr):
+    return torch_mlp(params, acts, loss, X, T, lr, compiled=True)
+
+
+def torch_compiled_many(params, acts, X, T, lr):
+    return torch_many(params, acts, X, T, lr, compiled=True)
 
 
 # ----------------------------------------------------------------------------- JAX
@@ -150,16 +223,17 @@ def _jax_loss(acts, loss):
 
 
 def jax_mlp(params, acts, loss, X, T, lr):
-    """``jax.jit`` of a step built on ``jax.grad``; parameters held as a tuple and replaced."""
+    """``jax.jit`` of a step built on ``jax.grad``, the parameters donated (``donate_argnums``: XLA
+    writes the new parameters into the old buffers); held as a tuple and replaced."""
     import jax
     value = _jax_loss(acts, loss)
 
-    @jax.jit
     def update(params, X, T):
         grads = jax.grad(value)(params, X, T)
         return tuple(p - lr * g for p, g in zip(params, grads))
+    update = jax.jit(update, donate_argnums=(0,))
 
-    state = {"p": tuple(jax.numpy.asarray(p) for p in params)}
+    state = {"p": tuple(jax.numpy.array(p) for p in params)}
     Xj, Tj = jax.numpy.asarray(X), jax.numpy.asarray(T)
 
     def step():
@@ -169,15 +243,15 @@ def jax_mlp(params, acts, loss, X, T, lr):
 
 
 def jax_many(params, acts, X, T, lr):
-    """``jax.jit(jax.vmap(step))`` over the stacked problems."""
+    """``jax.jit(jax.vmap(step))`` over the stacked problems, the parameters donated."""
     import jax
     value = _jax_loss(acts, "half_sse")
 
     def one(params, x, t):
         grads = jax.grad(value)(params, x[None, :], t[None, :])
         return tuple(p - lr * g for p, g in zip(params, grads))
-    update = jax.jit(jax.vmap(one))
-    state = {"p": tuple(jax.numpy.asarray(p) for p in params)}
+    update = jax.jit(jax.vmap(one), donate_argnums=(0,))
+    state = {"p": tuple(jax.numpy.array(p) for p in params)}
     Xj, Tj = jax.numpy.asarray(X), jax.numpy.asarray(T)
 
     def step():

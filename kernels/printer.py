@@ -62,3 +62,21 @@ class KernelPrinter(PythonCodePrinter):
         for a in args[1:]:
             out = f"np.dot({out}, {self._print(a)})"
         return out
+
+
+class VectorPrinter(KernelPrinter):
+    """For the vectorised many-problems kernel: ``exp`` and ``log`` as ``vexp`` and ``vlog`` (written
+    in arithmetic, ``kernels/vecmath.py``), and each helper by its ``_v`` twin that calls them."""
+
+    def _print_exp(self, expr):
+        return f"vexp({self._print(expr.args[0])})"
+
+    def _print_log(self, expr):
+        if len(expr.args) != 1:
+            return super()._print_log(expr)
+        return f"vlog({self._print(expr.args[0])})"
+
+    def _print_Function(self, expr):
+        if isinstance(expr, AppliedUndef) and expr.func.__name__ in self.helpers:
+            return f"{expr.func.__name__}_v({', '.join(self._print(a) for a in expr.args)})"
+        return super()._print_Function(expr)

@@ -179,8 +179,9 @@ def needed(program: Program, targets: Iterable[sp.Symbol], available: Iterable[s
 
 
 def emit(program: Program, targets: Iterable[sp.Symbol], names: Mapping[sp.Symbol, str],
-         available: Iterable[sp.Symbol], indent: str, prefix: str = "c") -> list[str]:
-    """Lines assigning every target (and what it needs) by its identifier in ``names``, CSE'd."""
+         available: Iterable[sp.Symbol], indent: str, prefix: str = "c", printer=KernelPrinter) -> list[str]:
+    """Lines assigning every target (and what it needs) by its identifier in ``names``, CSE'd
+    (``printer``: the printer class, ``VectorPrinter`` for the vectorised many-problems kernel)."""
     chosen = needed(program, targets, available)
     if not chosen:
         return []
@@ -188,7 +189,7 @@ def emit(program: Program, targets: Iterable[sp.Symbol], names: Mapping[sp.Symbo
                                     order="none")
     names = dict(names)
     names.update({s: s.name for s, _ in replacements})
-    printer = KernelPrinter(names, frozenset(program.helpers))
+    printer = printer(names, frozenset(program.helpers))
     pending = dict(replacements)
     order = [s for s, _ in replacements]
     lines: list[str] = []
@@ -208,31 +209,33 @@ def emit(program: Program, targets: Iterable[sp.Symbol], names: Mapping[sp.Symbo
     return lines
 
 
-def helper_source(helper: Helper, all_helpers: Mapping[str, Helper]) -> str:
-    """``def name(a0, ...):`` with a CSE'd body; a Piecewise body as if/elif/else."""
+def helper_source(helper: Helper, all_helpers: Mapping[str, Helper], printer=KernelPrinter,
+                  suffix: str = "") -> str:
+    """``def name(a0, ...):`` with a CSE'd body; a Piecewise body as if/elif/else (``name`` +
+    ``suffix``, printed by ``printer``: the ``_v`` twins of the vectorised kernel)."""
     names = {a: a.name for a in helper.args}
-    lines = [f"def {helper.name}({', '.join(a.name for a in helper.args)}):"]
+    lines = [f"def {helper.name}{suffix}({', '.join(a.name for a in helper.args)}):"]
     body = helper.body
     if isinstance(body, sp.Piecewise):
-        printer = KernelPrinter(names, frozenset(all_helpers))
+        cond_printer = printer(names, frozenset(all_helpers))
         for k, (expr, cond) in enumerate(body.args):
             if cond == sp.true:
-                lines += _return_lines(expr, names, all_helpers, "    ")
+                lines += _return_lines(expr, names, all_helpers, "    ", printer)
                 break
-            lines.append(f"    {'if' if k == 0 else 'elif'} {printer.doprint(cond)}:")
-            lines += _return_lines(expr, names, all_helpers, "        ")
+            lines.append(f"    {'if' if k == 0 else 'elif'} {cond_printer.doprint(cond)}:")
+            lines += _return_lines(expr, names, all_helpers, "        ", printer)
         else:
             lines.append("    return math.nan")
     else:
-        lines += _return_lines(body, names, all_helpers, "    ")
+        lines += _return_lines(body, names, all_helpers, "    ", printer)
     return "\n".join(lines)
 
 
-def _return_lines(expr: sp.Expr, names: Mapping, all_helpers, indent: str) -> list[str]:
+def _return_lines(expr: sp.Expr, names: Mapping, all_helpers, indent: str, printer=KernelPrinter) -> list[str]:
     replacements, (reduced,) = sp.cse([expr], symbols=sp.numbered_symbols("c", real=True), order="none")
     names = dict(names)
     names.update({s: s.name for s, _ in replacements})
-    printer = KernelPrinter(names, frozenset(all_helpers))
+    printer = printer(names, frozenset(all_helpers))
     out = [f"{indent}{s.name} = {printer.doprint(e)}" for s, e in replacements]
     return out + [f"{indent}return {printer.doprint(reduced)}"]
 

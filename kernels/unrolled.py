@@ -17,7 +17,8 @@ from derive.steps import Derivation, Update
 from . import program as prog
 from .codegen import Function, KernelSource, derivation_hash, identifiers, lines, structure
 from .layout import Layout
-from .printer import KernelPrinter
+from .printer import KernelPrinter, VectorPrinter
+from .vecmath import VECMATH
 
 NONFINITE = ('    """{what}\n\n'
              '    NaN, with {arrays} untouched, when an input or a result is not finite."""')
@@ -39,8 +40,8 @@ class _Net:
     news: list            # θ_new symbols, in the order of params
     updates: dict         # θ_new symbol -> θ − η ∂L/∂θ
 
-    def emit(self, targets, available, indent, prefix="c"):
-        return prog.emit(self.program, targets, self.names, available, indent, prefix)
+    def emit(self, targets, available, indent, prefix="c", printer=KernelPrinter):
+        return prog.emit(self.program, targets, self.names, available, indent, prefix, printer)
 
     def load_params(self, source: str, indent: str):
         return [f"{indent}{self.names[s]} = {source.format(k)}" for k, s in self.params]
@@ -127,25 +128,135 @@ def _forward(n: _Net) -> str:
     )
 
 
-def _many(n: _Net) -> str:
-    return lines(
-        "def many_sgd_step(Theta, X, T, lr, losses):",
-        '    """Row p of Theta is one problem with sample X[p], T[p]: one SGD step each, in place.',
-        "",
-        '    losses[p] is the loss before the step, or NaN (row p untouched) when something is not finite."""',
-        "    for prob in prange(Theta.shape[0]):",
-        n.load_params("Theta[prob, {}]", "        "),
-        n.load("X[prob, {}]", n.x, "        "),
-        n.load("T[prob, {}]", n.t, "        "),
-        n.emit([n.loss] + n.news, n.inputs, "        "),
-        f"        ok = math.isfinite({n.names[n.loss]})",
-        [f"        ok &= math.isfinite({n.names[new]})" for new in n.news],
-        "        if ok:",
-        [f"            Theta[prob, {k}] = {n.names[new]}" for (k, _), new in zip(n.params, n.news)],
-        f"            losses[prob] = {n.names[n.loss]}",
-        "        else:",
-        "            losses[prob] = math.nan",
+MANY_BLOCK = 32        # problems per block of the vectorised kernel (a compile-time constant in its code)
+MANY_CHUNK = 32        # blocks per parallel task (one scratch buffer each)
+
+
+def _many(n: _Net, blocked: bool = False, block: int = MANY_BLOCK, chunk: int = MANY_CHUNK) -> tuple[str, str]:
+    """The many-problems step, vectorised across problems.
+
+    Inside the kernel the problems of a block are laid out struct-of-arrays in one scratch vector
+    ``buf``: row r of the block (a parameter, an input, a result) is ``buf[r*block:(r+1)*block]``,
+    one element per problem.  The derived expressions are the body of a loop over the problems of
+    the block, every access ``buf[constant + lane]``: one base, constant strides, so LLVM
+    vectorises it (exp and log by ``vexp``/``vlog``, helpers by their ``_v`` twins).  Theta keeps
+    its rows = problems; the transposes into and out of ``buf`` are part of the kernel.  The new
+    values are checked once per block: 0·v is 0 for a finite v and NaN otherwise, summed over a
+    problem's results and reduced over the block pairwise (loops of independent adds, which
+    vectorise); only a block that is not all finite is looked at problem by problem.
+    """
+    P, nx, nt = len(n.params), len(n.x), len(n.t)
+    IN, OUT = 0, P + nx + nt
+    LOSS, CHK, RED = OUT + P, OUT + P + 1, OUT + P + 2
+    rows = RED + 1
+
+    def at(row, lane="lane"):
+        return f"buf[{row * block} + {lane}]" if row else f"buf[{lane}]"
+
+    loads = ([f"                {n.names[s]} = {at(IN + k)}" for k, (_, s) in enumerate(n.params)] +
+             [f"                {n.names[s]} = {at(P + i)}" for i, s in enumerate(n.x)] +
+             [f"                {n.names[s]} = {at(P + nx + i)}" for i, s in enumerate(n.t)])
+    zero_terms = " + ".join(f"0.0 * {at(r)}" for r in [LOSS] + [OUT + k for k in range(P)])
+    reduce = []
+    width = block // 2
+    while width:
+        reduce += [f"            for lane in range({width}):",
+                   f"                {at(RED)} += {at(RED, 'lane + ' + str(width))}"]
+        width //= 2
+    if blocked:
+        name, args = "many_blocked_blocks", "ThetaB, XB, TB, lr, losses"
+        head = [f"def {name}({args}, start, stop):",
+                f'    """Blocks start..stop of the blocked layout: problem p = blk*{block} + lane is ThetaB[blk, :, lane],',
+                '    XB[blk, :, lane], TB[blk, :, lane]; its loss into losses[p] (NaN, problem untouched, when not finite)."""',
+                "    Theta = ThetaB"]
+        gather = [f"            size = {block}",
+                  f"            for k in range({P}):                # a contiguous copy per row",
+                  f"                for lane in range({block}):",
+                  f"                    buf[k * {block} + lane] = ThetaB[blk, k, lane]",
+                  f"            for k in range({nx}):",
+                  f"                for lane in range({block}):",
+                  f"                    buf[({P} + k) * {block} + lane] = XB[blk, k, lane]",
+                  f"            for k in range({nt}):",
+                  f"                for lane in range({block}):",
+                  f"                    buf[({P + nx} + k) * {block} + lane] = TB[blk, k, lane]"]
+        put = f"ThetaB[blk, k, lane]"
+    else:
+        name, args = "many_rows_blocks", "Theta, X, T, lr, losses"
+        head = [f"def {name}({args}, start, stop):",
+                f'    """Blocks start..stop of {block} problems (rows of Theta, X, T): one SGD step each, in place.',
+                "",
+                '    losses[p] is the loss before the step, or NaN (row p untouched) when something is not finite.',
+                '    Vectorised across the problems of a block, struct-of-arrays in buf (see the generator)."""']
+        gather = [f"            size = min({block}, Theta.shape[0] - first)",
+                  "            for lane in range(size):             # transposed into the blocked layout",
+                  f"                for k in range({P}):",
+                  f"                    buf[k * {block} + lane] = Theta[first + lane, k]",
+                  f"                for k in range({nx}):",
+                  f"                    buf[({P} + k) * {block} + lane] = X[first + lane, k]",
+                  f"                for k in range({nt}):",
+                  f"                    buf[({P + nx} + k) * {block} + lane] = T[first + lane, k]",
+                  f"            for lane in range(size, {block}):     # the last block's empty lanes compute on zeros",
+                  f"                for k in range({OUT}):",
+                  f"                    buf[k * {block} + lane] = 0.0"]
+        put = "Theta[first + lane, k]"
+    store = [f"                    for k in range({P}):",
+             f"                        {put} = buf[({OUT} + k) * {block} + lane]",
+             f"                    losses[first + lane] = {at(LOSS)}"]
+    worker = lines(
+        head,
+        f"    buf = np.empty({rows * block}, dtype=Theta.dtype)",
+        "    for blk in range(start, stop):            # (the body is indented as deep as a driver's would be)",
+        f"            first = blk * {block}",
+        gather,
+        f"            for lane in range({block}):           # the derivation, one problem per lane",
+        loads,
+        n.emit([n.loss] + n.news, n.inputs, "                ", printer=VectorPrinter),
+        [f"                {at(OUT + k)} = {n.names[new]}" for k, new in enumerate(n.news)],
+        f"                {at(LOSS)} = {n.names[n.loss]}",
+        f"            for lane in range({block}):           # 0 when every result of the problem is finite, else NaN",
+        f"                {at(CHK)} = {zero_terms}",
+        f"                {at(RED)} = {at(CHK)}",
+        reduce,
+        f"            if {at(RED, '0')} == 0.0:           # the whole block is finite",
+        "                for lane in range(size):",
+        store,
+        "            else:",
+        "                for lane in range(size):",
+        f"                    if {at(CHK)} == 0.0:",
+        ["    " + line for line in store],
+        "                    else:",
+        "                        losses[first + lane] = math.nan",
     )
+    if blocked:
+        driver = lines(
+            "def many_sgd_step_blocked(ThetaB, XB, TB, lr, losses):",
+            f'    """The many-problems step on the blocked layout (blocks, columns, {block}), in parallel tasks of',
+            f'    {chunk} blocks; problem p = blk*{block} + lane, its loss into losses[p] (NaN: untouched)."""',
+            "    nblocks = ThetaB.shape[0]",
+            f"    for task in prange((nblocks + {chunk - 1}) // {chunk}):",
+            f"        {name}({args}, task * {chunk}, min(nblocks, (task + 1) * {chunk}))")
+    else:
+        driver = lines(
+            "def many_sgd_step(Theta, X, T, lr, losses):",
+            '    """Row p of Theta is one problem with sample X[p], T[p]: one SGD step each, in place.',
+            "",
+            '    losses[p] is the loss before the step, or NaN (row p untouched) when something is not finite.',
+            f'    Parallel tasks of {chunk} blocks of {block} problems, each vectorised (many_rows_blocks)."""',
+            f"    nblocks = (Theta.shape[0] + {block - 1}) // {block}",
+            f"    for task in prange((nblocks + {chunk - 1}) // {chunk}):",
+            f"        {name}({args}, task * {chunk}, min(nblocks, (task + 1) * {chunk}))")
+    return worker, driver
+
+
+def _many_functions(n: _Net) -> list[Function]:
+    """The vectorised block workers (no ``parallel``: its passes would take the large loop body
+    apart and cost several times the compile time) and their parallel drivers, a call per task."""
+    out = []
+    for blocked, driver_name, worker_name in [(False, "many_sgd_step", "many_rows_blocks"),
+                                              (True, "many_sgd_step_blocked", "many_blocked_blocks")]:
+        worker, driver = _many(n, blocked)
+        out += [Function(worker_name, worker, fastmath='{"contract"}'), Function(driver_name, driver, parallel=True)]
+    return out
 
 
 def _trace(program: prog.Program, names: dict, head: str, loads: list[str], available) -> tuple[str, Layout]:
@@ -161,8 +272,18 @@ def _trace(program: prog.Program, names: dict, head: str, loads: list[str], avai
     return text, layout
 
 
-def _helpers(program: prog.Program) -> tuple[str, ...]:
-    return tuple(prog.helper_source(program.helpers[h], program.helpers) for h in prog.helper_order(program.helpers))
+def _helpers(program: prog.Program, vector: bool = False) -> tuple[str, ...]:
+    """The helpers' source; with ``vector`` also their ``_v`` twins (vexp/vlog, for the many kernel)."""
+    order = prog.helper_order(program.helpers)
+    return tuple(prog.helper_source(program.helpers[h], program.helpers) for h in order)
+
+
+def _vector_preamble(program: prog.Program) -> str:
+    """vexp and vlog, and the helpers' ``_v`` twins that call them, all inlined by Numba into the
+    vectorised kernel (a call would keep its loop scalar)."""
+    order = prog.helper_order(program.helpers)
+    twins = [prog.helper_source(program.helpers[h], program.helpers, VectorPrinter, "_v") for h in order]
+    return "\n\n".join([VECMATH] + ['@njit(cache=True, error_model="numpy", inline="always")\n' + t for t in twins])
 
 
 def network_source(net: Network) -> KernelSource:
@@ -172,14 +293,16 @@ def network_source(net: Network) -> KernelSource:
                                  n.load_params("theta[{}]", "    ") + n.load("x[{}]", n.x, "    ") +
                                  n.load("t[{}]", n.t, "    "), n.inputs)
     functions = (Function("sgd_step", _sgd_step(n)), Function("loss_grad", _loss_grad(n)),
-                 Function("forward", _forward(n)), Function("many_sgd_step", _many(n), parallel=True),
+                 Function("forward", _forward(n)),
+                 *_many_functions(n),
                  Function("trace", trace))
     meta = {"kind": "network", "shape": "unrolled", **structure(net), "params": layout.to_json(),
             "trace": trace_layout.to_json(), "derivation": derivation_hash(derivation),
-            "functions": [f.name for f in functions]}
+            "functions": [f.name for f in functions], "many_block": MANY_BLOCK}
     title = f"{'-'.join(map(str, net.sizes))} network ({', '.join(l.activation.name for l in net.layers)}; " \
             f"{net.loss}), unrolled"
-    return KernelSource("network", "unrolled", title, _helpers(n.program), functions, meta)
+    return KernelSource("network", "unrolled", title, _helpers(n.program), functions, meta,
+                        preamble=_vector_preamble(n.program))
 
 
 # ----------------------------------------------------------------------------- scalar graphs

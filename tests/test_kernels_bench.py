@@ -1,14 +1,15 @@
 """The benchmark's machinery: peers are checked against the kernels before anything is timed."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from kernels import bench
+from kernels import bench, peers
 from kernel_fixtures import CACHE
 
 
 def test_tiny_workload_runs_and_every_peer_agrees():
-    result = bench.run(quick=True, only=["tiny"], cache_dir=CACHE)
+    result = bench.run(quick=True, only=["tiny"], cache_dir=CACHE, skip=("torch.compile",))
     (row,) = result["workloads"]
     assert set(row) >= {"name", "ours_s", "peers", "speedup_vs_fastest_peer"}
     assert row["ours_s"] > 0 and row["peers"]["numpy"] > 0
@@ -34,4 +35,58 @@ def test_a_peer_that_computes_something_else_is_refused():
     assert bench.validate(wl)["numpy"] < 1e-12
     wl = bench.Workload("tiny", "", [bench._ours(k, theta, X, T, lr), off])
     with pytest.raises(AssertionError, match="off"):
+        bench.validate(wl)
+
+
+def _small_classifier(loss, acts):
+    import kernels
+    import numpy as np
+    k = kernels.compile(bench._spec((5, 4, 3), acts, loss), cache_dir=CACHE)
+    rng = np.random.default_rng(1)
+    theta = k.init_params(1)
+    X = rng.normal(0, 1, (6, 5))
+    T = np.eye(3)[rng.integers(0, 3, 6)]
+    return k, theta, X, T
+
+
+@pytest.mark.parametrize("loss, acts", [("softmax_cross_entropy", ["relu", "identity"]),
+                                         ("half_sse", ["sigmoid", "relu"])])
+def test_the_numpy_peer_with_preallocated_buffers_steps_as_the_kernel_does(loss, acts):
+    """The `out=` NumPy peer, several steps in a row (its buffers are reused), against the kernel."""
+    k, theta, X, T = _small_classifier(loss, acts)
+    step, params = peers.numpy_mlp(bench._split(k, theta), acts, loss, X, T, 0.3)
+    for _ in range(3):
+        step()
+        k.sgd_step(theta, X, T, 0.3)
+    for got, want in zip(params(), k.unpack(theta).values()):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
+def test_the_stacked_numpy_peer_steps_every_problem_as_the_kernel_does():
+    import kernels
+    k = kernels.compile("000_3_mlp_3333", cache_dir=CACHE)
+    rng = np.random.default_rng(2)
+    Theta = k.params_from_spec() + 0.1 * rng.standard_normal((7, k.n_params))
+    X, T = rng.uniform(0, 1, (7, 3)), rng.uniform(0, 1, (7, 3))
+    step, params = peers.numpy_many([v.copy() for v in k.unpack(Theta).values()], ["relu", "sigmoid", "sigmoid"],
+                                    X, T, 0.5)
+    for _ in range(2):
+        step()
+        k.many_sgd_step(Theta, X, T, 0.5)
+    for got, want in zip(params(), k.unpack(Theta).values()):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
+def test_a_fragile_peer_that_fails_is_left_out_and_named_a_sturdy_one_stops_the_run():
+    k, theta, X, T = _small_classifier("half_sse", ["sigmoid", "relu"])
+
+    def broken():
+        raise RuntimeError("no compiler\nsecond line")
+    ours = bench._ours(k, theta, X, T, 0.3)
+    wl = bench.Workload("tiny", "", [ours, bench.Contender("torch.compile", broken, ours.params, fragile=True)])
+    bench.validate(wl)
+    assert [c.name for c in wl.contenders] == ["ours"]
+    assert wl.dropped == {"torch.compile": "RuntimeError: no compiler"}
+    wl = bench.Workload("tiny", "", [bench._ours(k, theta, X, T, 0.3), bench.Contender("numpy", broken, ours.params)])
+    with pytest.raises(RuntimeError):
         bench.validate(wl)

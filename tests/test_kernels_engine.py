@@ -161,11 +161,12 @@ def test_entry_points_of_the_mlp_example():
         close(row, new)
 
 
-def test_blas_shape_agrees_with_the_engine():
+@pytest.mark.parametrize("shape, product", [("blas", "np.dot("), ("loops", "mm_abt(")])
+def test_blas_and_loops_shapes_agree_with_the_engine(shape, product):
     problem = load(worked_examples.path("000_3_mlp_3333")).problem
     d, values = engine_values(problem)
-    k = kernels.compile(problem, shape="blas", cache_dir=CACHE)
-    assert k.shape == "blas" and "np.dot(" in k.source
+    k = kernels.compile(problem, shape=shape, cache_dir=CACHE)
+    assert k.shape == shape and product in k.source
     _network_checks(k, d, values)
 
 

@@ -82,3 +82,36 @@ def test_blas_float32_matches_pytorch():
     tol = 1000 * np.finfo(np.float32).eps
     np.testing.assert_allclose(loss, ref_loss, rtol=tol)
     np.testing.assert_allclose(grad, ref_grad, rtol=tol, atol=tol * np.abs(ref_grad).max())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loops_shape_matches_pytorch_autograd(name):
+    """The loops shape (products as loops; what ``auto`` picks from ~65 to 1000 parameters) on
+    every activation and loss, against autograd, in float64 and float32."""
+    pytest.importorskip("torch", reason="PyTorch is the optional 'torch' extra")
+    k = kernels.compile(spec(name), shape="loops", cache_dir=CACHE)
+    assert k.shape == "loops" and "np.dot" not in k.source
+    theta, X, T = data(k, seed=19, rows=5)
+    ref_loss, ref_grad = torch_loss(NETS[name], k, theta, X, T)
+    loss, grad = k.loss_and_grad(theta, X, T)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-12)
+    k32 = kernels.compile(spec(name), dtype="float32", shape="loops", cache_dir=CACHE)
+    loss32, grad32 = k32.loss_and_grad(*(a.astype(np.float32) for a in (theta, X, T)))
+    tol = 1000 * np.finfo(np.float32).eps
+    np.testing.assert_allclose(loss32, ref_loss, rtol=tol, atol=tol)
+    np.testing.assert_allclose(grad32, ref_grad, rtol=tol, atol=tol * np.abs(ref_grad).max())
+    stepped = theta.copy()
+    k.sgd_step(stepped, X, T, 0.1)
+    np.testing.assert_allclose(stepped, theta - 0.1 * ref_grad, rtol=1e-12, atol=1e-13)
+
+
+def test_auto_shape_follows_the_measured_compile_cost():
+    """Unrolled code compiles in time growing with the parameters (34 s at 16-16-16 before issue
+    13): auto keeps it for the slides' sizes only, loops up to 1000 parameters, BLAS beyond."""
+    from kernels import codegen
+    from kernels.bench import _spec
+    shape = lambda *sizes: codegen.choose_shape(_spec(sizes, ["sigmoid"] * (len(sizes) - 1), "half_sse").problem)
+    assert shape(2, 2, 2) == shape(3, 3, 3, 3) == "unrolled"
+    assert shape(8, 8, 8) == shape(16, 16, 16) == shape(16, 16, 16, 16) == "loops"
+    assert shape(32, 32, 10) == shape(784, 15, 10) == "blas"

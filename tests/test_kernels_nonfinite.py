@@ -14,7 +14,7 @@ from kernels import NonFiniteError
 from kernel_fixtures import CACHE
 
 
-@pytest.fixture(scope="module", params=["unrolled", "blas"])
+@pytest.fixture(scope="module", params=["unrolled", "blas", "loops"])
 def mlp(request):
     k = kernels.compile("000_3_mlp_3333", shape=request.param, cache_dir=CACHE)
     theta = k.params_from_spec()
@@ -88,7 +88,8 @@ def test_many_problems_marks_only_the_bad_rows():
     with pytest.raises(NonFiniteError) as err:
         k.many_sgd_step(Theta, X, T, lr)
     assert err.value.rows == [2, 4]
-    np.testing.assert_array_equal(Theta[[0, 1, 3]], expected[[0, 1, 3]])   # the others were stepped
+    # the others were stepped (to rounding: the many-problems kernel has its own exp and FMAs)
+    np.testing.assert_allclose(Theta[[0, 1, 3]], expected[[0, 1, 3]], rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(Theta[[2, 4]], expected[[2, 4]])         # the bad ones untouched
 
 
