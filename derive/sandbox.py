@@ -139,7 +139,7 @@ def run_many(fn: Callable[[Any], Any], items: list, *, timeout: float = DEFAULT_
             if budget is not None and groups is not None:
                 g = groups[i]
                 limit = min(timeout, left.setdefault(g, budget))
-                if limit < 0.05:
+                if limit < min(0.05, timeout):     # nothing useful left for this group
                     results[i] = OverBudget(f"not started: the {budget:g} s allowed for this group were used up")
                     done += 1
                     if progress:
