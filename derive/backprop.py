@@ -184,6 +184,19 @@ def _updates(net: Network, steps: list[Step]) -> list[Step]:
     return out
 
 
+def loss_gradient(expr: sp.Expr, ys) -> tuple[sp.Expr, ...]:
+    """``(∂expr/∂y for y in ys)``, the same expressions as ``sp.diff`` gives, but each derivative
+    only looks at the terms of the sum that hold its ``y``: a loss over 1 000 outputs costs
+    1 000 small derivatives instead of 1 000 derivatives of a 1 000-term sum."""
+    coeff, rest = expr.as_coeff_Mul()
+    wanted = set(ys)
+    holding: dict = {}
+    for term in sp.Add.make_args(rest):
+        for y in term.free_symbols & wanted:
+            holding.setdefault(y, []).append(term)
+    return tuple(sp.diff(coeff * sp.Add(*holding.get(y, ())), y) for y in ys)
+
+
 def derive_network(net: Network, recompute: bool = True) -> Derivation:
     """The matrix-form derivation of a layered network (column vectors, W of shape (out, in))."""
     if net.samples:
@@ -205,7 +218,7 @@ def derive_network(net: Network, recompute: bool = True) -> Derivation:
 
     # output gradient ∇_y L
     loss = primitives.LOSSES[net.loss]
-    raw = tuple(sp.diff(loss.define(y, t), v) for v in y)
+    raw = loss_gradient(loss.define(y, t), y)
     grad_y, assumption, raw_kept = raw, None, None
     pair = _logit_gradient(net.loss, sizes[-1]) if loss.grad_sum_one else None
     if pair is not None and _sums_to_one(net.target):

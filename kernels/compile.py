@@ -128,8 +128,9 @@ def load_module(mkey: str, root: Path | None = None):
     meta, text = _cached(folder / "kernel.py", folder / "meta.json")
     if meta is None:
         return None
-    _drop_damaged(folder / "__pycache__")
-    return _import(folder / "kernel.py", mkey, text), mkey, meta, text
+    module = _import(folder / "kernel.py", mkey, text)
+    _drop_damaged(folder / "__pycache__")     # after the import: the data files refer to the module
+    return module, mkey, meta, text
 
 
 def _drop_damaged(pycache: Path) -> None:

@@ -19,15 +19,21 @@ PROGRAM = """
 import sys, kernels, worked_examples
 from derive.spec import load
 k = kernels.compile(load(worked_examples.path("001_4_net_222")), cache_dir=sys.argv[1])
-print(repr(k.loss_and_grad(k.values_from_spec())[0]))
+loss = k.loss_and_grad(k.values_from_spec())[0]
+s = k.raw.loss_grad.stats
+print(repr(loss), sum(s.cache_misses.values()))
 """
 
 
-def run(cache: Path) -> float:
+def run(cache: Path, misses: int | None = None) -> float:
+    """The loss computed in a fresh process; ``misses``: how many Numba cache misses it must have had."""
     r = subprocess.run([sys.executable, "-c", PROGRAM, str(cache)], capture_output=True, text=True, timeout=600,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
-    return float(r.stdout.strip().splitlines()[-1])
+    loss, missed = r.stdout.strip().splitlines()[-1].split()
+    if misses is not None:
+        assert int(missed) == misses
+    return float(loss)
 
 
 @pytest.fixture(scope="module")
@@ -69,4 +75,11 @@ def test_a_damaged_cache_entry_is_rebuilt(warm, tmp_path, how):
     _damage(cache, how)
     expected = float(net222()["Error"])
     assert run(cache) == pytest.approx(expected, rel=1e-12)
-    assert run(cache) == pytest.approx(expected, rel=1e-12)   # and the rebuilt entry is usable again
+    # the rebuilt entry is used again: loaded, not compiled
+    assert run(cache, misses=0) == pytest.approx(expected, rel=1e-12)
+
+
+def test_an_intact_cache_is_loaded_not_compiled(warm, tmp_path):
+    cache = tmp_path / "k"
+    shutil.copytree(warm, cache)
+    assert run(cache, misses=0) == pytest.approx(float(net222()["Error"]), rel=1e-12)
