@@ -127,6 +127,12 @@ def _torch_loss(case: NetworkCase, torch):
              "sign": lambda: torch.where(z >= 0, 1.0, -1.0).to(torch.float64),
              "step": lambda: (z >= 0).to(torch.float64), "softmax": lambda: torch.softmax(z, dim=1)}[name]()
     y = h
+    # log y and log(1 − y) from the logits where the output is σ or softmax: 1 − σ(20) in floats
+    # keeps only 7 digits, and the engine's exact values would be compared with that rounding error
+    last = case.layers[-1]["activation"]
+    log_y = (torch.log_softmax(z, dim=1) if last == "softmax" else F.logsigmoid(z) if last == "sigmoid"
+             else torch.log(y))
+    log_1my = F.logsigmoid(-z) if last == "sigmoid" else torch.log(1 - y)
     if case.loss == "mae":
         kinks.append((y - T).detach().abs().min().item())
     if case.loss == "hinge":
@@ -138,8 +144,8 @@ def _torch_loss(case: NetworkCase, torch):
     else:
         per = {"half_sse": lambda: 0.5 * ((y - T) ** 2).sum(dim=1), "mse": lambda: ((y - T) ** 2).mean(dim=1),
                "mae": lambda: (y - T).abs().mean(dim=1),
-               "bce": lambda: -(T * torch.log(y) + (1 - T) * torch.log(1 - y)).mean(dim=1),
-               "cross_entropy": lambda: -(T * torch.log(y)).sum(dim=1),
+               "bce": lambda: -(T * log_y + (1 - T) * log_1my).mean(dim=1),
+               "cross_entropy": lambda: -(T * log_y).sum(dim=1),
                "softmax_cross_entropy": lambda: -(T * torch.log_softmax(y, dim=1)).sum(dim=1)}[case.loss]()
     return per.mean(), params, min(kinks, default=1.0)
 
