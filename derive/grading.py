@@ -530,7 +530,7 @@ class NumericGrader:
         window = p.policy.precision_window
         if d < asked and asked - d <= window and within(v, s.value, half(d)):
             return PRECISION, f"right value rounded to {d} decimal{'s' if d != 1 else ''}; {asked} asked"
-        # carried: printed within the window, and not a zero (a zero shows no digit computed from anything)
+        # carried: printed within the window and not zero at the asked decimals (a zero shows no work)
         if sym in self.touched and self.within_window(a) and self.significant(a) and \
                 _possibly_within(self.carried[sym], s.value, half(min(d, asked))):
             if d < asked:
