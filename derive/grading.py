@@ -579,8 +579,11 @@ class NumericGrader:
 
     def base(self, a: Answer) -> bool:
         """May later answers be carried from this one?  Only when it is printed within the precision
-        window and shows a significant digit (a zero shows no digit a later value was computed from)."""
-        return self.within_window(a) and self.significant(a)
+        window, is not zero at the asked decimals, and shows two significant digits (``0.001`` says
+        only 'somewhere from 0.0005 to 0.0015': too little to tell a computed value from a guess)."""
+        s = a.stated
+        digits = len(str(abs(int(s.value * sp.Integer(10) ** s.decimals)))) if s.decimals >= 0 else 0
+        return self.within_window(a) and self.significant(a) and digits >= 2
 
     def run(self) -> list[tuple[sp.Symbol, Answer, str, str, str]]:
         for bits in PRECISIONS:
@@ -619,7 +622,7 @@ class NumericGrader:
         window = p.policy.precision_window
         if d < asked and asked - d <= window and within(v, s.value, half(d)):
             return PRECISION, f"right value rounded to {d} decimal{'s' if d != 1 else ''}; {asked} asked"
-        # carried: printed within the window, and not a zero (a zero shows no digit computed from anything)
+        # carried: printed within the window and not zero at the asked decimals (a zero shows no work)
         if sym in self.touched and self.within_window(a) and self.significant(a) and \
                 _possibly_within(self.carried[sym], s.value, half(min(d, asked))):
             if d < asked:

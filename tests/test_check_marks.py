@@ -194,6 +194,17 @@ def test_carried_from_a_zero_is_not_credited(hw):
     assert recs[("grad_w1", None)].verdict == WRONG
 
 
+def test_a_base_needs_two_significant_digits(hw):
+    """grad_h1 = 0.001 says 'from 0.0005 to 0.0015'; grad_w1 = grad_h1·h1(1 − h1)·x1 from it is any
+    of 0.0001, 0.0002: a guess, not a computation (Hypothesis found such files scoring 20%)."""
+    one_digit = rnd(true_hw(grad_h1="0.001")["grad_w1"], 4)
+    recs = by_name(grade_data(hw, {"answers": {"grad_h1": "0.001", "grad_w1": one_digit}})[0])
+    assert recs[("grad_w1", None)].verdict == WRONG
+    two_digits = rnd(true_hw(grad_h1="0.0062")["grad_w1"], 4)          # docs/examples/answers/ada.toml
+    recs = by_name(grade_data(hw, {"answers": {"grad_h1": "0.0062", "grad_w1": two_digits}})[0])
+    assert recs[("grad_w1", None)].verdict == CARRIED
+
+
 def test_the_precision_window_holds_for_carried_values(hw):
     """h1 wrong (0.9000); o1 recomputed from it is about 0.485: printed to 1 decimal ('0.5') that is
     three decimals fewer than asked, outside the window of 2, so wrong, as it is standing alone."""

@@ -5,6 +5,7 @@ runs many more (see docs/checking.md); the worst garbage score found is printed 
 """
 from __future__ import annotations
 
+import math
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -92,10 +93,6 @@ def right(text: str, x) -> bool:
     return abs(v - x) <= ulp / 2 or (v != 0 and abs(v + (ulp / 2 if v > 0 else -ulp / 2) - x) <= ulp / 2)
 
 
-def magnitude(value, k: int) -> str:
-    return rnd(value * 10 ** k, 4)
-
-
 @st.composite
 def garbage_file(draw, quantities: list[str], true: dict, tex: dict, shapes: dict, downstream: dict) -> dict:
     """Every asked quantity answered by some kind of garbage; one constant and one pool per file."""
@@ -121,8 +118,10 @@ def garbage_file(draw, quantities: list[str], true: dict, tex: dict, shapes: dic
         if v is None:
             return constant
         x = v[idx] if idx else v
-        if kind == "magnitude":
-            return magnitude(x, draw(st.sampled_from([-3, -2, -1, 1, 2, 3])))
+        if kind == "magnitude":   # random digits at the wrong power of ten (not a multiple of the key's value)
+            power = math.floor(math.log10(abs(float(x)) or 1e-9)) + draw(st.sampled_from([-3, -2, -1, 1, 2, 3]))
+            digits = draw(st.integers(1000, 9999)) * draw(st.sampled_from([1, -1]))
+            return rnd(Decimal(digits).scaleb(power - 3), 4)
         coarse = rnd(x, draw(st.integers(0, 1)))        # 4 asked, window 2: too coarse for credit ...
         return coarse if abs(float(coarse) - float(x)) > 0.5e-4 else constant   # ... unless it is exact
 
