@@ -1,6 +1,6 @@
 """Property tests of the marks (issue 9): garbage earns at most a small bound, no file beats its total.
 
-Bounded for CI: a few dozen examples per property, no deadline.  ``NNDERIVE_HYPOTHESIS=long``
+Bounded for CI: a few dozen examples per property, no deadline.  ``NNDERIVE_HYPOTHESIS_PROFILE=long``
 runs many more (see docs/checking.md); the worst garbage score found is printed with ``-s``.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from derive.grading import Problem, grade_data, grade_latex
 from derive.spec import load
 from oracle import mlp3333, rnd
 
-LONG = os.environ.get("NNDERIVE_HYPOTHESIS") == "long"
+LONG = os.environ.get("NNDERIVE_HYPOTHESIS_PROFILE") == "long"   # the one switch of tests/strategies.py
 # CI: few examples and no shrinking (a failure is reported as found); long: many, shrunk
 SETTINGS = settings(max_examples=300 if LONG else 15, deadline=None,
                     phases=list(Phase) if LONG else [Phase.explicit, Phase.reuse, Phase.generate, Phase.target],
