@@ -31,22 +31,56 @@ def width(tex: str) -> float:
     return len(re.sub(r"[{}\s^_&\\]", "", tex)) * 1.15
 
 
-def _rows(chain: Chain, line: int) -> list[str]:
-    """The align rows of one chain: forms packed onto a row while they fit, a long sum broken."""
-    rows, current = [], chain.lhs + " &"
-    fresh = True
+_SPACING = re.compile(r"\\(?:left|right|bigl|bigr)(?![A-Za-z])|\\[,;:!]|[{}\s]")
+
+
+def same_form(a, b) -> bool:
+    """Whether two printed forms read the same (``\\tanh(x)`` and ``\\tanh{\\left(x \\right)}``)."""
+    return _SPACING.sub("", str(a)) == _SPACING.sub("", str(b))
+
+
+def forms(chain: Chain) -> tuple:
+    """The chain's forms without one equal to what stands before it: no ``tanh(x) = tanh(x)``."""
+    out = []
     for rel, form in chain.rhs:
+        if rel == "=" and same_form(form, out[-1][1] if out else chain.lhs):
+            if out:          # ``-u = - 1 = -1``: the later form (the value as printed) stays
+                out[-1] = (out[-1][0], form)
+            continue
+        out.append((rel, form))
+    return tuple(out)
+
+
+def _short_value(k: int, rhs: tuple) -> bool:
+    """The chain's last form, a number or a short value (``≈ −0.1246``): it never stands on a row alone."""
+    return k == len(rhs) - 1 and k > 0 and not isinstance(rhs[k][1], Terms) and width(rhs[k][1]) <= 14
+
+
+def _rows(chain: Chain, line: int) -> list[str]:
+    """The align rows of one chain: forms packed onto a row while they fit, a long sum broken; the
+    final value goes onto a row with the form before it."""
+    rhs = forms(chain)
+    if chain.rhs and not rhs:           # only ``x = x``: nothing to say
+        return []
+    rows, current = [], chain.lhs + " &"
+    pieces = []                          # the forms on the current row (a row broken from a sum: none)
+    for k, (rel, form) in enumerate(rhs):
         piece = f" {rel} {form}"
-        if not fresh and width(current + piece) > line:
-            rows.append(current)
-            current, fresh = "&", True
-        if width(current + piece) > line and isinstance(form, Terms):
+        if pieces and width(current + piece) > line:
+            if _short_value(k, rhs) and len(pieces) > 1:     # take the form before down with the value
+                rows.append(current[: len(current) - len(pieces[-1])])
+                current, pieces = "&" + pieces[-1], [pieces[-1]]
+            elif not _short_value(k, rhs):
+                rows.append(current)
+                current, pieces = "&", []
+        if pieces == [] and width(current + piece) > line and isinstance(form, Terms):
             broken = _broken(current + f" {rel} ", form, line)
             rows += broken[:-1]
             current = broken[-1]
+            pieces = [None]   # the last row of a broken sum: a value may follow it but not take it along
         else:
             current += piece
-        fresh = False
+            pieces.append(piece)
     return rows + [current]
 
 
@@ -54,7 +88,10 @@ def _columns(chains, line: int) -> list[str]:
     """Short chains (given values) side by side: ``a &= 1 & b &= 2``."""
     rows, current, used = [], [], 0.0
     for c in chains:
-        text = f"{c.lhs} &" + "".join(f" {rel} {f}" for rel, f in c.rhs)
+        rhs = forms(c)
+        if c.rhs and not rhs:
+            continue
+        text = f"{c.lhs} &" + "".join(f" {rel} {f}" for rel, f in rhs)
         if current and used + width(text) > line:
             rows.append(" & ".join(current))
             current, used = [], 0.0
@@ -96,6 +133,9 @@ PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage{amsmath,amssymb}
 \usepackage{longtable,booktabs,array}
 \usepackage{tikz}
+\usepackage{pgfplots}
+\usepgfplotslibrary{groupplots}
+\pgfplotsset{compat=1.16}
 \allowdisplaybreaks
 \setcounter{MaxMatrixCols}{20}
 \setlength{\parindent}{0pt}
@@ -114,8 +154,10 @@ def block_tex(block: Block) -> str:
 def table_tex(table) -> str:
     cols = "".join(table.columns)
     head = " & ".join(_cell_tex(h) for h in table.header)
-    rows = "\n".join(" & ".join(_cell_tex(c) for c in row) + r" \\" for row in table.rows)
-    intro = caption_tex(table.caption) + "\n" if table.caption else ""
+    groups = table.groups or tuple(range(len(table.rows)))
+    ends = [r" \\*" if k + 1 < len(groups) and groups[k + 1] == groups[k] else r" \\" for k in range(len(groups))]
+    rows = "\n".join(" & ".join(_cell_tex(c) for c in row) + end for row, end in zip(table.rows, ends))
+    intro = caption_tex(table.caption) + "\\par\\nopagebreak\n" if table.caption else ""
     return (f"{intro}\\begin{{longtable}}{{{cols}}}\n\\toprule\n{head} \\\\\n\\midrule\n\\endhead\n"
             f"{rows}\n\\bottomrule\n\\end{{longtable}}")
 
@@ -160,8 +202,10 @@ def document_tex(handout) -> str:
 
 def _item_tex(item) -> str:
     from .tikz import Figure
-    if isinstance(item, Figure):
-        return f"{item.tikz}\n{tex_text(item.caption)}"
+    if isinstance(item, Figure):     # one unbreakable box: the drawing and its caption share a page
+        body = item.tikz.replace("\\begin{center}", "").replace("\\end{center}", "").strip()
+        return (f"\\par\\medskip\\noindent\\begin{{minipage}}{{\\linewidth}}\\centering\n{body}\n"
+                f"\\par\\medskip\n{tex_text(item.caption)}\n\\end{{minipage}}\\par\\medskip")
     if isinstance(item, Block):
         return block_tex(item)
     if isinstance(item, tuple):          # a paragraph of prose and maths
