@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .latex import Block, Chain, Code, Math, Terms
+from .latex import Block, Chain, Code, Math, Table, Terms
 from .texsafe import md_text, tex_text
 
 LINE = 66        # roughly the characters of maths that fit on a line of the .tex page
@@ -141,6 +141,11 @@ PREAMBLE = r"""\documentclass[11pt]{article}
 \setlength{\parindent}{0pt}
 \setlength{\parskip}{4pt}
 \renewcommand{\arraystretch}{1.25}
+\makeatletter
+\newcommand{\keepspace}[1]{\par\penalty-100\begingroup\setlength{\dimen@}{#1}%
+  \dimen@ii\pagegoal\advance\dimen@ii-\pagetotal
+  \ifdim\dimen@>\dimen@ii\ifdim\dimen@ii>\z@\vfil\fi\break\fi\endgroup}
+\makeatother
 """
 
 
@@ -151,13 +156,39 @@ def block_tex(block: Block) -> str:
     return "\n".join(out)
 
 
+SHORT_TABLE = 8   # rows: a table this short is never broken across pages
+
+
+def table_need(table) -> int:
+    """Lines a table needs on the page it starts: its caption, head and first two rows; a short
+    table whole (about two lines a row).  Less left on the page: the table starts on the next."""
+    rows = table.rows if len(table.rows) <= SHORT_TABLE else table.rows[:2]
+    return round(min(40, 5 + sum(_row_lines(row, table.columns) for row in rows)))
+
+
+def _row_lines(row, columns) -> float:
+    """Printed lines of a table row, roughly: a paragraph column p{share} holds about 90·share characters."""
+    lines = 1.0
+    for cell, col in zip(row, columns):
+        share = re.search(r"p\{([\d.]+)\\linewidth\}", col)
+        if share:
+            text = width(cell.tex) if isinstance(cell, Math) else len(getattr(cell, "text", str(cell)))
+            lines = max(lines, 1.3 * -(-text // (90 * float(share.group(1)))))
+    return lines
+
+
 def table_tex(table) -> str:
     cols = "".join(table.columns)
     head = " & ".join(_cell_tex(h) for h in table.header)
-    groups = table.groups or tuple(range(len(table.rows)))
-    ends = [r" \\*" if k + 1 < len(groups) and groups[k + 1] == groups[k] else r" \\" for k in range(len(groups))]
+    n = len(table.rows)
+    groups = table.groups or tuple(range(n))
+    # a page breaks only between row groups, never in a short table, nor after its first or before its last row
+    whole = n <= SHORT_TABLE
+    ends = [r" \\*" if k + 1 < n and (whole or k in (0, n - 2) or groups[k + 1] == groups[k]) else r" \\"
+            for k in range(n)]
     rows = "\n".join(" & ".join(_cell_tex(c) for c in row) + end for row, end in zip(table.rows, ends))
     intro = caption_tex(table.caption) + "\\par\\nopagebreak\n" if table.caption else ""
+    intro = f"\\keepspace{{{table_need(table)}\\baselineskip}}\n" + intro
     return (f"{intro}\\begin{{longtable}}{{{cols}}}\n\\toprule\n{head} \\\\\n\\midrule\n\\endhead\n"
             f"{rows}\n\\bottomrule\n\\end{{longtable}}")
 
@@ -193,8 +224,10 @@ def document_tex(handout) -> str:
     parts = [PREAMBLE, f"\\title{{{tex_text(handout.title)}}}", "\\date{}", "\\author{}",
              "\\begin{document}", "\\maketitle", "\\vspace{-4em}"]
     parts += [caption_tex(line) + r"\par" for line in handout.meta]
-    for section in handout.sections:
-        parts.append(f"\n\\section*{{{tex_text(section.title)}}}")
+    for section in handout.sections:         # a heading is not left alone at the foot of a page
+        first = section.items[0] if section.items else None
+        need = 3 + (table_need(first) if isinstance(first, Table) else 4)
+        parts.append(f"\n\\keepspace{{{need}\\baselineskip}}\n\\section*{{{tex_text(section.title)}}}")
         parts.append("\n\n".join(_item_tex(item) for item in section.items))
     parts.append("\n\\end{document}\n")
     return "\n".join(parts)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -116,11 +118,18 @@ def test_natural_order_keeps_every_step_after_what_it_reads(names, data):
             assert a.name in b.inputs or b.name in a.inputs
 
 
-def test_a_table_breaks_only_between_row_groups():
-    t = Table(("cap",), ("a", "b"), (("1", "2"), ("3", "4"), ("5", "6"), ("7", "8")), ("l", "l"), ("x", "x", "y", "z"))
-    rows = [line for line in table_tex(t).splitlines() if line[:1].isdigit()]
-    assert [r.endswith(r"\\*") for r in rows] == [True, False, False, False]
+def _breaks(groups) -> list[bool]:
+    """Where table_tex lets a page break: after row k (True) or not."""
+    t = Table(("cap",), ("a", "b"), tuple((str(k), "x") for k in range(len(groups))), ("l", "l"), tuple(groups))
     assert r"cap\par\nopagebreak" in table_tex(t)      # the caption stays with the table
+    rows = [line for line in table_tex(t).splitlines() if line[:1].isdigit()]
+    return [not r.endswith(r"\\*") for r in rows][:-1]
+
+
+def test_a_table_breaks_only_between_row_groups_and_keeps_two_rows_at_each_end():
+    assert _breaks("aabcddeeffgg") == [False, True, True, True, False, True, False, True, False, True, False]
+    assert _breaks("abcdefghij")[0] is False and _breaks("abcdefghij")[-1] is False
+    assert not any(_breaks("abcdefgh"))          # a short table is never broken
 
 
 def test_the_symbol_table_and_each_quantity_of_the_check_table_hold_together():
@@ -130,8 +139,9 @@ def test_the_symbol_table_and_each_quantity_of_the_check_table_hold_together():
     assert all(r.endswith(r"\\*") for r in symbols[:-1]) and symbols[-1].endswith("\\\\")
     checks = [r for r in tables[-1].splitlines()]
     keys = [re.sub(r"_\{[\d,]+\}", "", r.split("&")[0]) for r in checks]     # the symbol without its indices
+    assert len(checks) > 8
     for k, row in enumerate(checks[:-1]):
-        assert row.endswith(r"\\*") == (keys[k] == keys[k + 1]), row
+        assert row.endswith(r"\\*") == (keys[k] == keys[k + 1] or k in (0, len(checks) - 2)), row
 
 
 @pytest.mark.parametrize("path", TEX, ids=lambda p: p.name)
@@ -148,16 +158,19 @@ def test_each_drawing_and_its_caption_sit_in_one_unbreakable_box(path):
 
 # ----------------------------------------------------------------------------- plots
 
-torch = pytest.importorskip("torch")
+def _torch():
+    import torch
+    return torch
+
 
 TORCH = {
-    "sigmoid": lambda x, p: torch.sigmoid(x),
-    "tanh": lambda x, p: torch.tanh(x),
-    "relu": lambda x, p: torch.relu(x),
-    "leaky_relu": lambda x, p: torch.nn.functional.leaky_relu(x, float(p["alpha"])),
-    "elu": lambda x, p: torch.nn.functional.elu(x, float(p["alpha"])),
-    "softplus": lambda x, p: torch.nn.functional.softplus(x),
-    "swish": lambda x, p: x * torch.sigmoid(float(p["beta"]) * x),
+    "sigmoid": lambda x, p: _torch().sigmoid(x),
+    "tanh": lambda x, p: _torch().tanh(x),
+    "relu": lambda x, p: _torch().relu(x),
+    "leaky_relu": lambda x, p: _torch().nn.functional.leaky_relu(x, float(p["alpha"])),
+    "elu": lambda x, p: _torch().nn.functional.elu(x, float(p["alpha"])),
+    "softplus": lambda x, p: _torch().nn.functional.softplus(x),
+    "swish": lambda x, p: x * _torch().sigmoid(float(p["beta"]) * x),
 }
 TITLES = {r"\sigma": "sigmoid", r"\tanh": "tanh", r"\operatorname{ReLU}": "relu",
           r"\operatorname{LReLU}": "leaky_relu", r"\operatorname{ELU}": "elu",
@@ -182,6 +195,7 @@ def _plots(text: str):
     ("002_3_activations", {"sigmoid", "tanh", "relu", "leaky_relu", "elu"}),
     ("004_7_activations", {"sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "swish"})])
 def test_activation_plots_show_each_function_and_its_derivative_as_pytorch_computes_them(name, expected):
+    torch = pytest.importorskip("torch")
     plots = _plots((DOCS / f"{name}.tex").read_text(encoding="utf-8"))
     assert {p[0] for p in plots} == expected
     for act, params, g, dg in plots:
@@ -207,3 +221,28 @@ def test_the_markdown_activation_handouts_show_the_plot_as_svg():
         assert f"({name}-figure1.svg)" in md
         svg = (DOCS / f"{name}-figure1.svg").read_text(encoding="utf-8")
         assert "<svg" in svg and svg.count("<path") > 20
+
+
+needs_pdf = pytest.mark.skipif(not (shutil.which("pdflatex") and shutil.which("pdftotext")),
+                               reason="needs pdflatex and pdftotext (Debian: texlive-latex-base poppler-utils)")
+
+
+def _pages(pdf: Path) -> list[str]:
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return text.split("\f")
+
+
+@needs_pdf
+@pytest.mark.parametrize("name", ["001_1_activation_table", "002_3_activations", "001_4_net_222"])
+def test_on_the_printed_pages_a_heading_a_table_caption_and_the_table_share_a_page(tmp_path, name):
+    """Compiled: the section heading, the table's caption, its head and first two rows are on one page."""
+    from derive.handout import compile_pdf
+    tex = tmp_path / f"{name}.tex"
+    shutil.copy(DOCS / tex.name, tex)
+    pages = _pages(compile_pdf(tex))
+    for words in (["Checked against the source", "Every", "verdict"],):
+        holding = [k for k, p in enumerate(pages) if all(w in p for w in words)]
+        assert holding, f"{words} are not on one page"
+    start = next(p for p in pages if "verdict" in p)
+    under_head = start[start.index("verdict"):]    # the head and the first two rows: no row alone under the head
+    assert len(re.findall(r"\b(?:proved|differs|undetermined|exact|carried|wrong)\b", under_head)) >= 2
