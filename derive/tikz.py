@@ -170,8 +170,10 @@ def graph_figure(printer, derivation: Derivation) -> Figure:
         for a in n.args:
             lines.append(rf"\draw[->] (n-{a}) -- (n-{n.name});")
     lines.append(r"\end{tikzpicture}")
+    numeric = any(r"\node[val" in line for line in lines)
     return Figure(_center("\n".join(lines)), "The computational graph: values above the nodes, gradients of the "
-                                          "loss below them (red).")
+                                          "loss below them (red)." if numeric else
+                  "The computational graph (a symbolic problem: no values to show).")
 
 
 # ----------------------------------------------------------------------------- plots (pgfplots)

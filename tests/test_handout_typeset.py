@@ -246,3 +246,12 @@ def test_on_the_printed_pages_a_heading_a_table_caption_and_the_table_share_a_pa
     start = next(p for p in pages if "verdict" in p)
     under_head = start[start.index("verdict"):]    # the head and the first two rows: no row alone under the head
     assert len(re.findall(r"\b(?:proved|differs|undetermined|exact|carried|wrong)\b", under_head)) >= 2
+
+
+@pytest.mark.parametrize("path", TEX, ids=lambda p: p.name)
+def test_a_drawing_caption_promises_values_only_when_the_drawing_shows_them(path):
+    for box in re.findall(r"\\begin\{minipage\}.*?\\end\{minipage\}", path.read_text(encoding="utf-8"), re.S):
+        caption = box[box.rindex(r"\end{tikzpicture}"):]
+        shown = r"\node[val" in box or r"\node[v," in box
+        if "values above the nodes" in caption or "values under the neurons" in caption:
+            assert shown, caption
