@@ -203,6 +203,7 @@ def _network(spec, derivations, printer) -> list[Section]:
     backward = [printer.doprint(s) for s in _steps(main, st.OutputGradient, st.LocalDerivative, st.DeltaOutput,
                                                     st.SoftmaxCrossEntropy, st.BackError, st.DeltaHidden,
                                                     st.WeightGradient, st.BiasGradient)]
+    backward += _delta_sizes(printer, main, len(net.layers))
     update = [printer.doprint(Group(tuple(_steps(main, st.Update))))] if _steps(main, st.Update) else []
     again = [printer.doprint(Group(tuple(_steps(main, st.Recompute))))] if _steps(main, st.Recompute) else []
     return [Section("The problem", tuple(problem)), Section("Forward pass", tuple(forward)),
@@ -210,6 +211,27 @@ def _network(spec, derivations, printer) -> list[Section]:
             Section("Backward pass, element by element", tuple(_elementwise(elementwise, printer))),
             Section("Gradient-descent update", tuple(update)),
             Section("Forward pass with the updated parameters", tuple(again))]
+
+
+DEEP = 3   # layers from which a numeric network's handout shows the size of δ per layer
+
+
+def _delta_sizes(printer, main, layers: int) -> list:
+    """A numeric network of DEEP or more layers: a bar chart of ‖δˡ‖ per layer."""
+    import math
+    from .tikz import delta_plot
+    names = [f"delta{l}" for l in range(1, layers + 1)]
+    if printer.values is None or layers < DEEP or not all(n in printer.quantities for n in names):
+        return []
+    rows = []
+    for n in names:
+        syms = main.quantity(n).symbols()
+        if not printer.has_values(syms):
+            return []
+        rows.append((rf"\|{printer.q(n)}\|", math.sqrt(sum(float(printer.values[s]) ** 2 for s in syms))))
+    if not all(v > 0 for _, v in rows):      # a log scale shows no zero
+        return []
+    return [delta_plot(rows)]
 
 
 def _batch(spec, main, printer) -> list[Section]:
@@ -285,7 +307,7 @@ def _elementwise(elementwise, printer) -> list:
     rules = [s for s in elementwise.steps if isinstance(s, ChainRule) and leaves.get(s.of, "param") == "param"]
     intro = caption("The same gradients from the chain rule on single numbers: every node of the network "
                     "(pre-activations, activations) and every parameter, from the output back to the input.")
-    out = [intro, printer.doprint(Group(tuple(rules)))]
+    out = [intro, printer.doprint(Group(natural_order(rules)))]
     layer = 1
     while f"W{layer}" in printer.quantities:
         chain = path_chain(elementwise, f"W{layer}[0,0]")
@@ -321,9 +343,10 @@ def _graph(spec, main, printer) -> list[Section]:
 
 
 def _natural_key(name: str) -> tuple:
-    """``grad_o12`` → ("grad_o", 12): the name's letters and its number, to order o₁ before o₂."""
-    m = re.fullmatch(r"(.*?)(\d+)", name)
-    return (name, -1) if m is None else (m.group(1), int(m.group(2)))
+    """What to compare for the natural order: ``grad_o12`` → (("grad_o#",), (12,)); with a layer first
+    (``grad_h3[2]``), the layer belongs to the stem: (("grad_h#[#]", 3), (2,)) (layers keep their order)."""
+    stem, nums = re.sub(r"\d+", "#", name), tuple(int(n) for n in re.findall(r"\d+", name))
+    return ((stem,), nums) if len(nums) < 2 else ((stem, nums[0]), nums[1:])
 
 
 def natural_order(steps) -> tuple:

@@ -231,3 +231,23 @@ def activation_plot(acts: list[tuple[str, tuple]]) -> Figure:
                   "Each activation (solid, blue) and its derivative (dashed, red) on −3 ≤ x ≤ 3, computed from the "
                   "same definitions the formulas are checked against (parameters as in each title); a jump is drawn "
                   "as a gap.")
+
+
+def delta_plot(rows: list[tuple[str, float]]) -> Figure:
+    """The size ‖δˡ‖ of each layer's error term, a bar per layer on a log scale (input side left)."""
+    ticks = ",".join(f"{{${label}$}}" for label, _ in rows)
+    bars = " ".join(f"({k},{value:.6g})" for k, (_, value) in enumerate(rows, start=1))
+    body = "\n".join([
+        r"\begin{tikzpicture}",
+        r"\begin{axis}[ybar, ymode=log, width=8cm, height=5.5cm, bar width=14pt, xtick={" +
+        ",".join(str(k) for k in range(1, len(rows) + 1)) + "}, xticklabels={" + ticks + "}, "
+        r"xmin=0.4, xmax=" + f"{len(rows) + 0.6}" + r", ylabel={Euclidean norm}, log origin=infty, "
+        r"tick label style={font=\small}, nodes near coords, nodes near coords style={font=\scriptsize}, "
+        r"point meta=rawy, every node near coord/.append style={/pgf/number format/.cd, fixed, precision=4}, "
+        r"xtick style={draw=none}, enlarge y limits={upper, value=0.25}]",
+        rf"\addplot[fill=blue!35, draw=blue!70!black] coordinates {{{bars}}};",
+        r"\end{axis}",
+        r"\end{tikzpicture}"])
+    return Figure(_center(body), "The size of the error term of each layer (Euclidean norm of the vector, log "
+                                 "scale), from the first layer to the output: how the gradient grows or shrinks on "
+                                 "its way back, the picture behind vanishing gradients.")

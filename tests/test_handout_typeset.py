@@ -255,3 +255,24 @@ def test_a_drawing_caption_promises_values_only_when_the_drawing_shows_them(path
         shown = r"\node[val" in box or r"\node[v," in box
         if "values above the nodes" in caption or "values under the neurons" in caption:
             assert shown, caption
+
+
+def test_a_deep_network_shows_the_size_of_delta_per_layer_as_printed_in_its_equations():
+    """000_3 (three layers): one bar per layer, the norm of the δ vector the handout prints (to its
+    4 decimals); networks of fewer layers have no such chart."""
+    text = (DOCS / "000_3_mlp_3333.tex").read_text(encoding="utf-8")
+    bars = dict(re.findall(r"\((\d),([\d.e-]+)\)", re.search(r"\\addplot\[fill.*?\};", text).group(0)))
+    assert sorted(bars) == ["1", "2", "3"]
+    for layer, value in bars.items():
+        printed = re.search(r"\\boldsymbol\{\\delta\}\^\{" + layer + r"\} \\approx \\begin\{bmatrix\}(.*?)\\end", text)
+        cells = [float(c) for c in printed.group(1).split(r"\\")]
+        assert math.isclose(float(value), math.sqrt(sum(c * c for c in cells)), abs_tol=2e-4), layer
+    for name in ("002_2_net_232_softmax", "004_5_linear_regression"):
+        assert "ybar" not in (DOCS / f"{name}.tex").read_text(encoding="utf-8")
+
+
+def test_the_element_by_element_gradients_run_in_index_order():
+    text = (DOCS / "000_3_mlp_3333.tex").read_text(encoding="utf-8")
+    part = text[text.index("Backward pass, element by element"):]
+    order = [int(m) for m in re.findall(r"^\\frac\{\\partial \\mathcal\{L\}\}\{\\partial y_\{(\d)\}\}", part, re.M)]
+    assert order == [1, 2, 3]
