@@ -9,6 +9,7 @@ pass again, and the check of every number and formula the source printed.  The p
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -138,7 +139,7 @@ def _meta(spec, prof, decimals: int, numeric: bool, own=None) -> tuple:
 def _sections(spec, derivations, printer, report, own=None) -> list[Section]:
     from .steps import Derivation
     if not derivations:
-        return [_formulas_only(spec, printer)] + _checks(spec, derivations, printer, report)
+        return [_formulas_only(spec, printer)] + _plots(spec) + _checks(spec, derivations, printer, report)
     main: Derivation = derivations[0]
     if own is not None:
         out, placed = own.sections(spec, derivations, printer), own.placed
@@ -202,6 +203,7 @@ def _network(spec, derivations, printer) -> list[Section]:
     backward = [printer.doprint(s) for s in _steps(main, st.OutputGradient, st.LocalDerivative, st.DeltaOutput,
                                                     st.SoftmaxCrossEntropy, st.BackError, st.DeltaHidden,
                                                     st.WeightGradient, st.BiasGradient)]
+    backward += _delta_sizes(printer, main, len(net.layers))
     update = [printer.doprint(Group(tuple(_steps(main, st.Update))))] if _steps(main, st.Update) else []
     again = [printer.doprint(Group(tuple(_steps(main, st.Recompute))))] if _steps(main, st.Recompute) else []
     return [Section("The problem", tuple(problem)), Section("Forward pass", tuple(forward)),
@@ -209,6 +211,27 @@ def _network(spec, derivations, printer) -> list[Section]:
             Section("Backward pass, element by element", tuple(_elementwise(elementwise, printer))),
             Section("Gradient-descent update", tuple(update)),
             Section("Forward pass with the updated parameters", tuple(again))]
+
+
+DEEP = 3   # layers from which a numeric network's handout shows the size of δ per layer
+
+
+def _delta_sizes(printer, main, layers: int) -> list:
+    """A numeric network of DEEP or more layers: a bar chart of ‖δˡ‖ per layer."""
+    import math
+    from .tikz import delta_plot
+    names = [f"delta{l}" for l in range(1, layers + 1)]
+    if printer.values is None or layers < DEEP or not all(n in printer.quantities for n in names):
+        return []
+    rows = []
+    for n in names:
+        syms = main.quantity(n).symbols()
+        if not printer.has_values(syms):
+            return []
+        rows.append((rf"\|{printer.q(n)}\|", math.sqrt(sum(float(printer.values[s]) ** 2 for s in syms))))
+    if not all(v > 0 for _, v in rows):      # a log scale shows no zero
+        return []
+    return [delta_plot(rows)]
 
 
 def _batch(spec, main, printer) -> list[Section]:
@@ -271,7 +294,8 @@ def _symbol_table(printer, main):
                                               ("learning rate", "learning_rate")) if name in printer.quantities]
     header = ("layer",) + tuple(str(l) for l in range(1, L + 1))
     extra = tuple((what, Math(printer.q(name))) + ("",) * (L - 1) for what, name in others)
-    return Table(("Symbols used below.",), header, tuple(rows) + extra, ("l",) + ("c",) * L)
+    body = tuple(rows) + extra
+    return Table(("Symbols used below.",), header, body, ("l",) + ("c",) * L, (0,) * len(body))
 
 
 def _elementwise(elementwise, printer) -> list:
@@ -283,7 +307,7 @@ def _elementwise(elementwise, printer) -> list:
     rules = [s for s in elementwise.steps if isinstance(s, ChainRule) and leaves.get(s.of, "param") == "param"]
     intro = caption("The same gradients from the chain rule on single numbers: every node of the network "
                     "(pre-activations, activations) and every parameter, from the output back to the input.")
-    out = [intro, printer.doprint(Group(tuple(rules)))]
+    out = [intro, printer.doprint(Group(natural_order(rules)))]
     layer = 1
     while f"W{layer}" in printer.quantities:
         chain = path_chain(elementwise, f"W{layer}[0,0]")
@@ -306,7 +330,7 @@ def _graph(spec, main, printer) -> list[Section]:
                     ("; one step of gradient descent." if g.learning_rate is not None else "."))
     problem = [intro, printer.doprint(Group(tuple(_steps(main, st.Given)))), graph_figure(printer, main)]
     forward = [printer.doprint(Group(tuple(_steps(main, st.Node))))]
-    backward = [printer.doprint(Group(tuple(_steps(main, st.Seed, st.ChainRule))))]
+    backward = [printer.doprint(Group(natural_order(_steps(main, st.Seed, st.ChainRule))))]
     chains = [path_chain(main, p) for p in g.params]
     chains = [c for c in chains if c is not None and partials(c.tree) >= 3]
     if chains:
@@ -316,6 +340,58 @@ def _graph(spec, main, printer) -> list[Section]:
     return [Section("The problem", tuple(problem)), Section("Forward pass", tuple(forward)),
             Section("Backward pass", tuple(backward)), Section("Gradient-descent update", tuple(update)),
             Section("Forward pass with the updated parameters", tuple(again))]
+
+
+def _natural_key(name: str) -> tuple:
+    """What to compare for the natural order: ``grad_o12`` → (("grad_o#",), (12,)); with a layer first
+    (``grad_h3[2]``), the layer belongs to the stem: (("grad_h#[#]", 3), (2,)) (layers keep their order)."""
+    stem, nums = re.sub(r"\d+", "#", name), tuple(int(n) for n in re.findall(r"\d+", name))
+    return ((stem,), nums) if len(nums) < 2 else ((stem, nums[0]), nums[1:])
+
+
+def natural_order(steps) -> tuple:
+    """The steps with siblings in their natural order (∂/∂o₁ before ∂/∂o₂), no step moved before one
+    it reads: neighbours of the same stem and out of numeric order swap while neither reads the other."""
+    out = list(steps)
+    moved = True
+    while moved:
+        moved = False
+        for k in range(len(out) - 1):
+            a, b = out[k], out[k + 1]
+            ka, kb = _natural_key(a.name), _natural_key(b.name)
+            if ka[0] == kb[0] and kb[1] < ka[1] and a.name not in b.inputs and b.name not in a.inputs:
+                out[k], out[k + 1] = b, a
+                moved = True
+    return tuple(out)
+
+
+_ACTIVATION_CLAIM = re.compile(r"\s*\[?\s*(?:diff\(\s*)?([a-z_]+)\(\s*x\s*(?:,([^()]*))?\)")
+_PARAM = re.compile(r"\s*([a-z]+)\s*=\s*(\d+(?:\.\d+)?)\s*")
+
+
+def plotted_activations(spec) -> list[tuple[str, tuple]]:
+    """The scalar activations a formulas-only spec states claims about (a claim whose left side is
+    g(x) or diff(g(x), x)), each with its parameters: a number as the claim gives it, else the default."""
+    out = []
+    for claim in spec.claims:
+        m = _ACTIVATION_CLAIM.match(claim.lhs)
+        act = primitives.ACTIVATIONS.get(m.group(1)) if m else None
+        if act is None or act.vector:
+            continue
+        given = dict(p.groups() for p in map(_PARAM.fullmatch, (m.group(2) or "").split(",")) if p)
+        params = tuple((k, given.get(k, default)) for k, default in act.params)
+        if (act.name, params) not in out:
+            out.append((act.name, params))
+    return out
+
+
+def _plots(spec) -> list[Section]:
+    """A plot of each activation the formulas are about, with its derivative."""
+    from .tikz import activation_plot
+    acts = plotted_activations(spec)
+    if not acts:
+        return []
+    return [Section("The activations and their derivatives", (activation_plot(acts),))]
 
 
 def _formulas_only(spec, printer) -> Section:
@@ -348,7 +424,7 @@ def _checks(spec, derivations, printer, report) -> list[Section]:
                                    "source's own rounded inputs, 'wrong' otherwise." +
                                    (flipped if printer.names.negated else "")),
                            ("quantity", "stated", "engine", "carried", "verdict"), tuple(rows),
-                           ("l", "r", "r", "r", "l")))
+                           ("l", "r", "r", "r", "l"), tuple(r.quantity for r in report.records)))
     if report.claims:
         rows = []
         for c in report.claims:
@@ -422,6 +498,9 @@ def handout_text(path: str, fmt: str, notation: str | None, decimals: int, figur
 FIGURE_DOC = r"""\documentclass{article}
 \usepackage{amsmath,amssymb}
 \usepackage{tikz}
+\usepackage{pgfplots}
+\usepgfplotslibrary{groupplots}
+\pgfplotsset{compat=1.16}
 \pagestyle{empty}
 \begin{document}
 %s

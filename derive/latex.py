@@ -84,6 +84,7 @@ class Table:
     header: tuple
     rows: tuple[tuple, ...]        # cells: prose (str), Math or Code
     columns: tuple[str, ...]       # LaTeX column types
+    groups: tuple = ()             # a group key per row: a page may break only between groups (none: anywhere)
 
 
 # ----------------------------------------------------------------------------- expressions
@@ -766,4 +767,7 @@ def definition(act, params=()) -> str:
     if act.vector:
         return rf"{act.latex}(\mathbf{{x}})_i = \frac{{\exp(x_i)}}{{\sum_j \exp(x_j)}}"
     x = sp.Symbol("x", real=True)
-    return rf"{act.latex}(x) = {ExprPrinter(_NoNames()).doprint(act.define(x, **dict(params)))}"
+    expr = act.define(x, **dict(params))
+    if isinstance(expr, sp.Function) and expr.args == (x,):   # tanh is defined as itself: show its formula
+        expr = expr.rewrite(sp.exp)
+    return rf"{act.latex}(x) = {ExprPrinter(_NoNames()).doprint(expr)}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .latex import Block, Chain, Code, Math, Terms
+from .latex import Block, Chain, Code, Math, Table, Terms
 from .texsafe import md_text, tex_text
 
 LINE = 66        # roughly the characters of maths that fit on a line of the .tex page
@@ -31,22 +31,56 @@ def width(tex: str) -> float:
     return len(re.sub(r"[{}\s^_&\\]", "", tex)) * 1.15
 
 
-def _rows(chain: Chain, line: int) -> list[str]:
-    """The align rows of one chain: forms packed onto a row while they fit, a long sum broken."""
-    rows, current = [], chain.lhs + " &"
-    fresh = True
+_SPACING = re.compile(r"\\(?:left|right|bigl|bigr)(?![A-Za-z])|\\[,;:!]|[{}\s]")
+
+
+def same_form(a, b) -> bool:
+    """Whether two printed forms read the same (``\\tanh(x)`` and ``\\tanh{\\left(x \\right)}``)."""
+    return _SPACING.sub("", str(a)) == _SPACING.sub("", str(b))
+
+
+def forms(chain: Chain) -> tuple:
+    """The chain's forms without one equal to what stands before it: no ``tanh(x) = tanh(x)``."""
+    out = []
     for rel, form in chain.rhs:
+        if rel == "=" and same_form(form, out[-1][1] if out else chain.lhs):
+            if out:          # ``-u = - 1 = -1``: the later form (the value as printed) stays
+                out[-1] = (out[-1][0], form)
+            continue
+        out.append((rel, form))
+    return tuple(out)
+
+
+def _short_value(k: int, rhs: tuple) -> bool:
+    """The chain's last form, a number or a short value (``≈ −0.1246``): it never stands on a row alone."""
+    return k == len(rhs) - 1 and k > 0 and not isinstance(rhs[k][1], Terms) and width(rhs[k][1]) <= 14
+
+
+def _rows(chain: Chain, line: int) -> list[str]:
+    """The align rows of one chain: forms packed onto a row while they fit, a long sum broken; the
+    final value goes onto a row with the form before it."""
+    rhs = forms(chain)
+    if chain.rhs and not rhs:           # only ``x = x``: nothing to say
+        return []
+    rows, current = [], chain.lhs + " &"
+    pieces = []                          # the forms on the current row (a row broken from a sum: none)
+    for k, (rel, form) in enumerate(rhs):
         piece = f" {rel} {form}"
-        if not fresh and width(current + piece) > line:
-            rows.append(current)
-            current, fresh = "&", True
-        if width(current + piece) > line and isinstance(form, Terms):
+        if pieces and width(current + piece) > line:
+            if _short_value(k, rhs) and len(pieces) > 1:     # take the form before down with the value
+                rows.append(current[: len(current) - len(pieces[-1])])
+                current, pieces = "&" + pieces[-1], [pieces[-1]]
+            elif not _short_value(k, rhs):
+                rows.append(current)
+                current, pieces = "&", []
+        if pieces == [] and width(current + piece) > line and isinstance(form, Terms):
             broken = _broken(current + f" {rel} ", form, line)
             rows += broken[:-1]
             current = broken[-1]
+            pieces = [None]   # the last row of a broken sum: a value may follow it but not take it along
         else:
             current += piece
-        fresh = False
+            pieces.append(piece)
     return rows + [current]
 
 
@@ -54,7 +88,10 @@ def _columns(chains, line: int) -> list[str]:
     """Short chains (given values) side by side: ``a &= 1 & b &= 2``."""
     rows, current, used = [], [], 0.0
     for c in chains:
-        text = f"{c.lhs} &" + "".join(f" {rel} {f}" for rel, f in c.rhs)
+        rhs = forms(c)
+        if c.rhs and not rhs:
+            continue
+        text = f"{c.lhs} &" + "".join(f" {rel} {f}" for rel, f in rhs)
         if current and used + width(text) > line:
             rows.append(" & ".join(current))
             current, used = [], 0.0
@@ -96,11 +133,19 @@ PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage{amsmath,amssymb}
 \usepackage{longtable,booktabs,array}
 \usepackage{tikz}
+\usepackage{pgfplots}
+\usepgfplotslibrary{groupplots}
+\pgfplotsset{compat=1.16}
 \allowdisplaybreaks
 \setcounter{MaxMatrixCols}{20}
 \setlength{\parindent}{0pt}
 \setlength{\parskip}{4pt}
 \renewcommand{\arraystretch}{1.25}
+\makeatletter
+\newcommand{\keepspace}[1]{\par\penalty-100\begingroup\setlength{\dimen@}{#1}%
+  \dimen@ii\pagegoal\advance\dimen@ii-\pagetotal
+  \ifdim\dimen@>\dimen@ii\ifdim\dimen@ii>\z@\vfil\fi\break\fi\endgroup}
+\makeatother
 """
 
 
@@ -111,11 +156,39 @@ def block_tex(block: Block) -> str:
     return "\n".join(out)
 
 
+SHORT_TABLE = 8   # rows: a table this short is never broken across pages
+
+
+def table_need(table) -> int:
+    """Lines a table needs on the page it starts: its caption, head and first two rows; a short
+    table whole (about two lines a row).  Less left on the page: the table starts on the next."""
+    rows = table.rows if len(table.rows) <= SHORT_TABLE else table.rows[:2]
+    return round(min(40, 5 + sum(_row_lines(row, table.columns) for row in rows)))
+
+
+def _row_lines(row, columns) -> float:
+    """Printed lines of a table row, roughly: a paragraph column p{share} holds about 90·share characters."""
+    lines = 1.0
+    for cell, col in zip(row, columns):
+        share = re.search(r"p\{([\d.]+)\\linewidth\}", col)
+        if share:
+            text = width(cell.tex) if isinstance(cell, Math) else len(getattr(cell, "text", str(cell)))
+            lines = max(lines, 1.3 * -(-text // (90 * float(share.group(1)))))
+    return lines
+
+
 def table_tex(table) -> str:
     cols = "".join(table.columns)
     head = " & ".join(_cell_tex(h) for h in table.header)
-    rows = "\n".join(" & ".join(_cell_tex(c) for c in row) + r" \\" for row in table.rows)
-    intro = caption_tex(table.caption) + "\n" if table.caption else ""
+    n = len(table.rows)
+    groups = table.groups or tuple(range(n))
+    # a page breaks only between row groups, never in a short table, nor after its first or before its last row
+    whole = n <= SHORT_TABLE
+    ends = [r" \\*" if k + 1 < n and (whole or k in (0, n - 2) or groups[k + 1] == groups[k]) else r" \\"
+            for k in range(n)]
+    rows = "\n".join(" & ".join(_cell_tex(c) for c in row) + end for row, end in zip(table.rows, ends))
+    intro = caption_tex(table.caption) + "\\par\\nopagebreak\n" if table.caption else ""
+    intro = f"\\keepspace{{{table_need(table)}\\baselineskip}}\n" + intro
     return (f"{intro}\\begin{{longtable}}{{{cols}}}\n\\toprule\n{head} \\\\\n\\midrule\n\\endhead\n"
             f"{rows}\n\\bottomrule\n\\end{{longtable}}")
 
@@ -151,8 +224,10 @@ def document_tex(handout) -> str:
     parts = [PREAMBLE, f"\\title{{{tex_text(handout.title)}}}", "\\date{}", "\\author{}",
              "\\begin{document}", "\\maketitle", "\\vspace{-4em}"]
     parts += [caption_tex(line) + r"\par" for line in handout.meta]
-    for section in handout.sections:
-        parts.append(f"\n\\section*{{{tex_text(section.title)}}}")
+    for section in handout.sections:         # a heading is not left alone at the foot of a page
+        first = section.items[0] if section.items else None
+        need = 3 + (table_need(first) if isinstance(first, Table) else 4)
+        parts.append(f"\n\\keepspace{{{need}\\baselineskip}}\n\\section*{{{tex_text(section.title)}}}")
         parts.append("\n\n".join(_item_tex(item) for item in section.items))
     parts.append("\n\\end{document}\n")
     return "\n".join(parts)
@@ -160,8 +235,10 @@ def document_tex(handout) -> str:
 
 def _item_tex(item) -> str:
     from .tikz import Figure
-    if isinstance(item, Figure):
-        return f"{item.tikz}\n{tex_text(item.caption)}"
+    if isinstance(item, Figure):     # one unbreakable box: the drawing and its caption share a page
+        body = item.tikz.replace("\\begin{center}", "").replace("\\end{center}", "").strip()
+        return (f"\\par\\medskip\\noindent\\begin{{minipage}}{{\\linewidth}}\\centering\n{body}\n"
+                f"\\par\\medskip\n{tex_text(item.caption)}\n\\end{{minipage}}\\par\\medskip")
     if isinstance(item, Block):
         return block_tex(item)
     if isinstance(item, tuple):          # a paragraph of prose and maths

@@ -170,5 +170,84 @@ def graph_figure(printer, derivation: Derivation) -> Figure:
         for a in n.args:
             lines.append(rf"\draw[->] (n-{a}) -- (n-{n.name});")
     lines.append(r"\end{tikzpicture}")
+    numeric = any(r"\node[val" in line for line in lines)
     return Figure(_center("\n".join(lines)), "The computational graph: values above the nodes, gradients of the "
-                                          "loss below them (red).")
+                                          "loss below them (red)." if numeric else
+                  "The computational graph (a symbolic problem: no values to show).")
+
+
+# ----------------------------------------------------------------------------- plots (pgfplots)
+
+PLOT_RANGE = (-3, 3)     # the x range of an activation plot
+PLOT_STEP = sp.Rational(1, 20)
+PLOTS_PER_ROW = 3
+JUMP = 0.25              # a change larger than this between neighbouring samples is drawn as a jump
+
+
+def samples(expr: sp.Expr, x: sp.Symbol) -> list[tuple[float, float]]:
+    """(x, expr) at every PLOT_STEP over PLOT_RANGE, evaluated exactly at rational points, then rounded."""
+    lo, hi = PLOT_RANGE
+    n = int((hi - lo) / PLOT_STEP)
+    out = []
+    for k in range(n + 1):
+        v = lo + k * PLOT_STEP
+        out.append((float(v), float(sp.N(expr.subs(x, v), 15))))
+    return out
+
+
+def _coordinates(points: list[tuple[float, float]]) -> str:
+    """pgfplots coordinates, with a gap (nan) where the function jumps, so a step is not drawn as a slope."""
+    parts = []
+    for k, (x, y) in enumerate(points):
+        if k and abs(y - points[k - 1][1]) > JUMP:
+            parts.append(f"({x:.2f},nan)")
+        parts.append(f"({x:.2f},{y:.5f})")
+    return " ".join(parts)
+
+
+def activation_plot(acts: list[tuple[str, tuple]]) -> Figure:
+    """Each activation ``(name, params)`` and its derivative (sympy.diff of the same definition) on
+    [−3, 3], one small plot each: the curves are sampled from the registry, not redrawn by hand."""
+    from . import primitives
+    x = primitives.X
+    rows = -(-len(acts) // PLOTS_PER_ROW)
+    cols = min(len(acts), PLOTS_PER_ROW)
+    lines = [r"\begin{tikzpicture}",
+             r"\begin{groupplot}[group style={group size=" + f"{cols} by {rows}" +
+             r", horizontal sep=1.3cm, vertical sep=1.6cm}, width=5.4cm, height=4.4cm, "
+             r"xmin=-3, xmax=3, grid=major, grid style={gray!25}, tick label style={font=\scriptsize}, "
+             r"title style={font=\small}, unbounded coords=jump, every axis plot/.append style={no markers}]"]
+    for name, params in acts:
+        act = primitives.ACTIVATIONS[name]
+        values = {k: sp.nsimplify(v) for k, v in params}
+        g = act.define(x, **values)
+        shown = ", ".join(rf"\{k} = {v}" for k, v in params)      # alpha, beta: Greek letters in TeX
+        title = f"${act.latex}(x)" + (f", {shown}$" if shown else "$")
+        lines.append(rf"\nextgroupplot[title={{{title}}}]")
+        lines.append(rf"\addplot[thick, blue!70!black] coordinates {{{_coordinates(samples(g, x))}}};")
+        lines.append(rf"\addplot[thick, dashed, red!70!black] coordinates {{{_coordinates(samples(sp.diff(g, x), x))}}};")
+    lines += [r"\end{groupplot}", r"\end{tikzpicture}"]
+    return Figure(_center("\n".join(lines)),
+                  "Each activation (solid, blue) and its derivative (dashed, red) on −3 ≤ x ≤ 3, computed from the "
+                  "same definitions the formulas are checked against (parameters as in each title); a jump is drawn "
+                  "as a gap.")
+
+
+def delta_plot(rows: list[tuple[str, float]]) -> Figure:
+    """The size ‖δˡ‖ of each layer's error term, a bar per layer on a log scale (input side left)."""
+    ticks = ",".join(f"{{${label}$}}" for label, _ in rows)
+    bars = " ".join(f"({k},{value:.6g})" for k, (_, value) in enumerate(rows, start=1))
+    body = "\n".join([
+        r"\begin{tikzpicture}",
+        r"\begin{axis}[ybar, ymode=log, width=8cm, height=5.5cm, bar width=14pt, xtick={" +
+        ",".join(str(k) for k in range(1, len(rows) + 1)) + "}, xticklabels={" + ticks + "}, "
+        r"xmin=0.4, xmax=" + f"{len(rows) + 0.6}" + r", ylabel={Euclidean norm}, log origin=infty, "
+        r"tick label style={font=\small}, nodes near coords, nodes near coords style={font=\scriptsize}, "
+        r"point meta=rawy, every node near coord/.append style={/pgf/number format/.cd, fixed, precision=4}, "
+        r"xtick style={draw=none}, enlarge y limits={upper, value=0.25}]",
+        rf"\addplot[fill=blue!35, draw=blue!70!black] coordinates {{{bars}}};",
+        r"\end{axis}",
+        r"\end{tikzpicture}"])
+    return Figure(_center(body), "The size of the error term of each layer (Euclidean norm of the vector, log "
+                                 "scale), from the first layer to the output: how the gradient grows or shrinks on "
+                                 "its way back, the picture behind vanishing gradients.")

@@ -92,6 +92,11 @@ class NumberCheck:
                 return False
         return True
 
+    def _unnamed(self, lhs: str) -> list:
+        """The tokens of a left side read as a formula: a quantity named like ``\\tanh(C_{1,1})`` (the
+        printer does not repeat it as ``= \\tanh(C_{1,1})``) reads as its argument ``C_{1,1}``."""
+        return self.tok(lhs.replace("(", r"\left(").replace(")", r"\right)"))
+
     def chain(self, chain, where: str) -> None:
         lhs = self.tok(chain.lhs)
         forms = [(rel, self.tok(text), text) for rel, text in chain.forms]
@@ -107,7 +112,7 @@ class NumberCheck:
                     self.number(toks[0].text, target.name, exact, here)
                 else:
                     self.problems.append(f"{here}: final form does not match its left-hand side")
-            elif k == 0 or not self.align(forms[k - 1][1], toks, here):
+            elif not self.align(self._unnamed(chain.lhs) if k == 0 else forms[k - 1][1], toks, here):
                 self.problems.append(f"{here}: a numeric form that is not the substitution of the form before it")
 
     # -- documents
