@@ -38,7 +38,7 @@ def test_affine_step_of_the_3333_net(mlp):
     """Slide 000, forward pass: z¹ = W¹x + b¹ with the matrices written out, = [1.35 1.27 1.80]."""
     p, d = mlp
     assert block_tex(p.doprint(d.step("z1"))) == (
-        r"Layer 1, pre-activation: the affine map (rule: affine), reading $\mathbf{W}^{1}$, $\mathbf{x}$ and "
+        r"Layer 1, pre-activation: the affine map, reading $\mathbf{W}^{1}$, $\mathbf{x}$ and "
         r"$\mathbf{b}^{1}$." "\n"
         r"\begin{align*}" "\n"
         r"\mathbf{z}^{1} & = \mathbf{W}^{1} \mathbf{x} + \mathbf{b}^{1} = \begin{bmatrix} 0.1 & 0.3 & 0.4 \\ "
@@ -57,7 +57,7 @@ def test_delta_recursion_of_the_3333_net(mlp):
     """Slide 000: δ² = (W^{3T} δ³) ⊙ g²'(z²), with the vectors written out."""
     p, d = mlp
     assert block_tex(p.doprint(d.step("delta2"))) == (
-        r"Layer 2, error term: the \ensuremath{\delta} recursion (rule: delta\_hidden), the error sent back "
+        r"Layer 2, error term: the \ensuremath{\delta} recursion, the error sent back "
         r"times the local derivative." "\n"
         r"\begin{align*}" "\n"
         r"\boldsymbol{\delta}^{2} & = \left(\mathbf{W}^{3\top} \boldsymbol{\delta}^{3}\right) \odot "

@@ -639,7 +639,7 @@ def test_the_checker_grades_recurrent_answers(tmp_path, monkeypatch, capsys):
     out = json.loads(capsys.readouterr().out)
     verdicts = {r["quantity"] + ("" if r["index"] is None else str(r["index"])): r["verdict"]
                 for r in out["submissions"][0]["records"]}
-    assert code == 0 and verdicts == {"grad_W_hh[0, 1]": "correct", "grad_W_hh[1, 0]": "wrong",
+    assert code == 1 and verdicts == {"grad_W_hh[0, 1]": "correct", "grad_W_hh[1, 0]": "wrong",
                                       "grad_h1": "correct", "grad_h0": "wrong"}, verdicts
 
 
