@@ -284,7 +284,7 @@ def test_whole_formula_and_elements_never_above_the_total(tmp_path, capsys):
         "W1_new": r"$W^{(1)} - \eta \delta^{(1)} x^T$",       # 9 points ...
         "W1_new[0,0]": mat[0][0], "W1_new[2,2]": mat[2][2],   # ... and not 9 + 2
         "delta2": [rnd(x, 4) for x in v["delta2"]]}}))
-    assert main(["check", str(spec), str(f), "--json"]) == 0
+    assert main(["check", str(spec), str(f), "--json"]) == 1   # the repeated answers are invalid records
     (sub,) = json.loads(capsys.readouterr().out)["submissions"]
     assert sub["max_score"] == MLP_TOTAL and sub["score"] == MLP_TOTAL
     z1 = next(r for r in sub["records"] if r["quantity"] == "z1")

@@ -62,6 +62,7 @@ CASES = {
     "handout unwritable": (["handout", "{d}/good.toml", "-o", "{d}/good.toml/x.tex"], 2),
     "bench bad": (["bench", "--only", "nonesuch"], 2),
     "demo bad": (["demo", "xor", "--seed", "-1"], 2),
+    "serve bad": (["serve", "{d}/no-such-course"], 2),
 }
 
 

@@ -148,7 +148,7 @@ def test_a_mistaken_rule_is_named():
                                                               "W3": flipped}})
     wrong = [r for r in records if r.quantity == "W3" and r.verdict == WRONG]
     assert wrong and all("sign flipped" in r.feedback for r in wrong)
-    assert formula_feedback(p, "W3", r"$W_2 + \eta d_3 X_3$").startswith("used the desired output d3")
+    assert formula_feedback(p, "W3", r"$W_2 + \eta d_3 X_3$").startswith("used the desired output d³")
 
 
 def formula_feedback(p, quantity, text):
