@@ -150,5 +150,50 @@ def test_canonical_names_still_read_beside_the_deck_symbols(deck003):
     """The documented canonical names stay: δ^{(2)}_1 is ∂E/∂z (the engine's sign), t_1 the target."""
     got = grade_latex(deck003, "grad_W2", (0, 1), r"$\delta^{(2)}_{1} h^{(1)}_{2}$")
     assert got["verdict"] == CORRECT, got["feedback"]
-    got = grade_latex(deck003, "delta2", (0,), r"$(o_{1} - t_{1}) o_{1} (1 - o_{1})$")
+    got = grade_latex(deck003, "delta2", (0,), r"$(\hat{y}_{1} - t_{1}) \hat{y}_{1} (1 - \hat{y}_{1})$")
     assert got["verdict"] == CORRECT, got["feedback"]
+
+
+# ----------------------------------------------------------------------------- every printed name
+from functools import lru_cache  # noqa: E402
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from derive.parse import parse_answer  # noqa: E402
+from derive.steps import symbol  # noqa: E402
+
+_ELEMENT_NAME = re.compile(r"([A-Za-z][A-Za-z0-9_]*)\[(\d+)(?:,(\d+))?\]")
+
+
+@lru_cache(maxsize=None)
+def _net(prof: str):
+    spec = _in_profile(load(worked_examples.path("003_4_bp_formulas")), prof)
+    p = Problem.build(spec)
+    return p, _printed_names(spec, p, prof)
+
+
+def _element_names(p: Problem, nm) -> list[str]:
+    """Element names of the derivation's quantities that the handout prints (engine names)."""
+    out = []
+    for step in p.derivation.steps:
+        q = step.target
+        for idx in q.indices() if q.shape else []:
+            key = f"{q.name}[{','.join(map(str, idx))}]"
+            if key in nm.elements:
+                out.append(key)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(sorted(PROFILES)), st.data(), st.integers(-9, 9), st.integers(1, 9))
+def test_every_printed_element_reads_as_its_signed_value(prof, data, a, b):
+    """``a·N₁ + b·N₂`` written with two printed element names N reads as a·s₁·e₁ + b·s₂·e₂, where e
+    is the element's symbol (built here from the engine name) and s the profile's sign."""
+    p, nm = _net(prof)
+    pool = _element_names(p, nm)
+    n1, n2 = data.draw(st.sampled_from(pool)), data.draw(st.sampled_from(pool))
+    sym = lambda n: symbol(_ELEMENT_NAME.fullmatch(n).group(1), tuple(
+        int(i) for i in _ELEMENT_NAME.fullmatch(n).groups()[1:] if i is not None))
+    expected = a * nm.sign(n1) * sym(n1) + b * nm.sign(n2) * sym(n2)
+    text = rf"${a} \cdot {nm(n1)} + {b} \cdot {nm(n2)}$"
+    assert sp.expand(parse_answer(text, p.vocab) - expected) == 0, text
