@@ -185,13 +185,7 @@ class Problem:
         """A quantity or element (``delta2``, ``grad_W3[0,2]``) as the handout writes it, in plain
         text (``δ²``, ``∂L/∂w³₁₃``); the name itself when the notation does not know it."""
         if self._names is None:
-            from .names import names
-            from .notation import profile
-            try:
-                self._names = names([self.derivation], profile(dict(self.spec.notation).get("profile", "standard")),
-                                    self.spec.notation)
-            except Exception:      # a kind without a notation of its own: the names stay as they are
-                self._names = False
+            self._names = _handout_names(self.spec, self.derivation) or False
         if not self._names:
             return name
         try:
@@ -239,8 +233,10 @@ class Problem:
         params = {}
         if spec.problem is not None and hasattr(spec.problem, "layers"):
             for layer in spec.problem.layers:
-                params.setdefault(layer.activation.name, layer.activation.kwargs)
-        vocab = vocabulary(d, pol.log, params)
+                if hasattr(layer.activation, "name"):   # a perceptron's layer names its activation only
+                    params.setdefault(layer.activation.name, layer.activation.kwargs)
+        shown = _handout_names(spec, d)
+        vocab = vocabulary(d, pol.log, params, shown)
         ctx = equiv.context(d, dict(spec.symbols))
         order, step_of, deps = {}, {}, {}
         for step in d.steps:
@@ -248,7 +244,7 @@ class Problem:
                 order[sym] = len(order)
                 step_of[sym] = step
                 deps[sym] = expr.free_symbols if not isinstance(step, Given) else set()
-        problem = cls(spec, d, values, pol, vocab, ctx, mistakes(d), order, step_of, deps)
+        problem = cls(spec, d, values, pol, vocab, ctx, mistakes(d), order, step_of, deps, _names=shown or False)
         problem.asked()  # an unknown quantity in [grading] ask is the spec's error, reported now
         problem._check_uses()
         return problem
@@ -365,6 +361,16 @@ class Problem:
                 seen[sym] = n + ("" if i is None else "[" + ",".join(map(str, i)) + "]")
             out.extend(items)
         return out
+
+
+def _handout_names(spec: Spec, d: Derivation) -> Any:
+    """The names the handout of ``spec`` prints (derive/names.py), or None for a kind without a
+    notation of its own: then answers and feedback use the engine's names only."""
+    from .names import of_spec
+    try:
+        return of_spec(spec, d)
+    except Exception:
+        return None
 
 
 def _numeric(d: Derivation) -> bool:

@@ -78,12 +78,11 @@ def _values(derivations, numeric: bool, bits: int):
 
 def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
     """The handout of ``spec`` in the profile ``notation`` (default: the spec's, else ``standard``)."""
-    from .backprop import derive, derive_elementwise
+    from .backprop import derive
     from .evaluate import PRECISIONS, Undecided, is_numeric
     from .latex import HandoutPrinter
-    from .names import names
+    from .names import handout_derivations, names
     from .notation import profile
-    from .spec import Network
     from .verify import verify_spec
 
     from .kinds import printing
@@ -91,9 +90,7 @@ def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
     derivation = derive(spec)
     prof = profile(notation or dict(spec.notation).get("profile", "standard"),
                    "--notation" if notation else "notation.profile")
-    derivations = [] if derivation is None else [derivation]
-    if isinstance(spec.problem, Network) and not spec.problem.samples:   # a mini-batch has no element-wise form
-        derivations.append(derive_elementwise(spec.problem))
+    derivations = handout_derivations(spec, derivation)
     own = None if derivation is None else printing(derivation.kind)   # a kind printed its own way
     nm = names(derivations, prof, spec.notation)
     report = verify_spec(spec)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from . import primitives
-from .backprop import ELEMENTWISE, LR
+from .backprop import ELEMENTWISE, LR, derive_elementwise
 from .errors import SpecError
 from .notation import GRAD, Profile, fill, profile as find_profile, scalar_name, transpose
 from .steps import Activate, ChainRule, Derivation, Given, Node, Probabilities, Quantity, Seed, Step
+from .spec import Network, Spec
 from .texsafe import check_latex
 
 _LAYERED = re.compile(r"(W|b|z|h|gprime|delta|grad_h|grad_W|grad_b)(\d+)(_new)?")
@@ -204,6 +205,21 @@ def names(derivations: Iterable[Derivation], prof: Profile | str = "standard",
     _generic(steps, b.q, b.e)
     negated = frozenset(n for n in b.q if (b.kind(n) or ("",))[0] in prof.negated)
     return Names(prof, b.e, b.q, negated, b.loss)
+
+
+def handout_derivations(spec: Spec, derivation: Derivation | None) -> list[Derivation]:
+    """The derivations a handout names and prints: the spec's, and a network's element-wise form
+    (a mini-batch has none)."""
+    out = [] if derivation is None else [derivation]
+    if isinstance(spec.problem, Network) and not spec.problem.samples:
+        out.append(derive_elementwise(spec.problem))
+    return out
+
+
+def of_spec(spec: Spec, derivation: Derivation | None, prof: Profile | str | None = None) -> Names:
+    """The names the handout of ``spec`` prints: its ``[notation]`` profile (or ``prof``) and overrides."""
+    prof = prof if prof is not None else dict(spec.notation).get("profile", "standard")
+    return names(handout_derivations(spec, derivation), prof, spec.notation)
 
 
 def _kind_notation(derivations: list[Derivation]):

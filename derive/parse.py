@@ -133,12 +133,17 @@ class Vocabulary:
     loss: str
     log_base: int | None = None                 # None: \log is natural
     activation_params: dict[str, dict] = field(default_factory=dict)
+    # the handout's own names: first token -> (token texts, value), longest first (see printed_names)
+    printed: dict[str, list[tuple[tuple[str, ...], Any]]] = field(default_factory=dict)
 
     def has(self, name: str) -> bool:
         return name in self.values
 
 
-def vocabulary(derivation: Derivation, log: str = "natural", activation_params: dict | None = None) -> Vocabulary:
+def vocabulary(derivation: Derivation, log: str = "natural", activation_params: dict | None = None,
+               names: Any = None) -> Vocabulary:
+    """What an answer to ``derivation`` may name: the canonical names (docs/checking.md) and, given the
+    handout's :class:`derive.names.Names`, every quantity and element exactly as the handout prints it."""
     values: dict[str, Any] = {}
     for step in derivation.steps:
         q = step.target
@@ -149,7 +154,63 @@ def vocabulary(derivation: Derivation, log: str = "natural", activation_params: 
     loss = "loss" if derivation.kind == "network" else _graph_loss(derivation)
     if log not in LOG_POLICIES:
         raise ValueError(f"log policy must be one of {', '.join(LOG_POLICIES)}")
-    return Vocabulary(values, derivation.kind, loss, LOG_POLICIES[log], dict(activation_params or {}))
+    printed = {} if names is None else printed_names(names, values, _copies(derivation))
+    return Vocabulary(values, derivation.kind, loss, LOG_POLICIES[log], dict(activation_params or {}), printed)
+
+
+def _copies(derivation: Derivation) -> dict[sp.Symbol, sp.Symbol]:
+    """Elements defined as a plain copy of another (the LSTM's [h₀, x₁] is h₀ and x₁): copy -> source."""
+    return {sym: expr for step in derivation.steps for sym, expr in step.items() if isinstance(expr, sp.Symbol)}
+
+
+def printed_names(names: Any, values: dict[str, Any], copies: dict | None = None
+                  ) -> dict[str, list[tuple[tuple[str, ...], Any]]]:
+    """The handout's LaTeX of each quantity and element, as token texts, with the value it stands for:
+    minus the quantity where the notation prints the opposite sign (deck 003's δ = −∂E/∂net).  A
+    spelling the handout gives two different values is left out (the canonical reading decides),
+    unless one is a plain copy of the other: then it names the source."""
+    copies = copies or {}
+    table: dict[tuple[str, ...], Any] = {}
+    clash: set[tuple[str, ...]] = set()
+    for engine, tex in [*names.quantities.items(), *names.elements.items()]:
+        value = _value_of(engine, values)
+        if value is None:
+            continue
+        try:
+            seq = tuple(t.text for t in tokenize(tex))
+        except LatexError:
+            continue
+        if not seq:
+            continue
+        if names.sign(engine) < 0:
+            value = -value
+        if seq in table and table[seq] != value:
+            held = table[seq]
+            if isinstance(held, sp.Symbol) and copies.get(held) == value:
+                table[seq] = value
+            elif not (isinstance(value, sp.Symbol) and copies.get(value) == held):
+                clash.add(seq)
+            continue
+        table[seq] = value
+    out: dict[str, list[tuple[tuple[str, ...], Any]]] = {}
+    for seq, value in table.items():
+        if seq not in clash:
+            out.setdefault(seq[0], []).append((seq, value))
+    for entries in out.values():
+        entries.sort(key=lambda e: -len(e[0]))
+    return out
+
+
+def _value_of(engine: str, values: dict[str, Any]) -> Any:
+    """The value of a quantity (``z1``) or element (``W2[0,1]``) name; None when it is not declared."""
+    if engine in values:
+        return values[engine]
+    m = re.fullmatch(r"(.+)\[(\d+)(?:,(\d+))?\]", engine)
+    if not m or not _is_mat(values.get(m.group(1))):
+        return None
+    matrix, i = values[m.group(1)], int(m.group(2))
+    j = 0 if m.group(3) is None else int(m.group(3))
+    return matrix[i, j] if i < matrix.rows and j < matrix.cols else None
 
 
 def _graph_loss(derivation: Derivation) -> str:
@@ -282,12 +343,16 @@ class _Normaliser:
 
     def item(self) -> str:
         t = self.peek()
+        printed = self.printed_name()
+        if printed is not None:
+            return printed
         if t.kind == "num":
             self.take()
             if len(t.text.replace(".", "")) > MAX_DIGITS:
                 self.fail(t, f"a number with more than {MAX_DIGITS} digits")
             nxt = self.peek()
-            if nxt is not None and nxt.kind == "word" and re.fullmatch(r"[eE]\d*", nxt.text):
+            if nxt is not None and nxt.kind == "word" and re.fullmatch(r"[eE]\d*", nxt.text) and \
+                    not self.vocab.has(nxt.text) and not self.vocab.printed.get(nxt.text):   # 2 e: two times e
                 self.fail(nxt, "scientific notation: write 1.5 \\times 10^{-3}")
             return t.text
         if t.text in (r"\frac", r"\dfrac", r"\tfrac"):
@@ -356,6 +421,21 @@ class _Normaliser:
         if t.text == r"\partial":
             self.fail(t, "\\partial is understood only in \\frac{\\partial L}{\\partial w} naming a gradient")
         self.fail(t, f"{t.text!r} is not understood")
+
+    def printed_name(self) -> str | None:
+        """A quantity or element written exactly as the handout prints it (longest spelling first);
+        None when none is, or when a subscript or a layer superscript follows (then it is another name)."""
+        t = self.peek()
+        for seq, value in self.vocab.printed.get(t.text, ()):
+            end = self.i + len(seq)
+            if tuple(u.text for u in self.toks[self.i:end]) != seq:
+                continue
+            after = [u.text for u in self.toks[end:end + 3]]
+            if after[:1] in (["_"], ["'"]) or after == ["^", "{", "("]:
+                continue
+            self.i = end
+            return self.bind(_transpose(value) if self.transpose_follows() else value)
+        return None
 
     # -- matrices written out
     def matrix(self) -> sp.Matrix:
@@ -556,6 +636,8 @@ class _Normaliser:
                 power = self._function_power(consume=True)
             else:
                 self.fail(u or t, f"only a whole power such as {fname}^2(z) is understood after {fname}")
+        if self.peek() is not None and self.peek().text == "{":
+            self.unbrace_argument()
         opener = self.peek()
         if opener is None or opener.text not in ("(", r"\left"):
             self.fail(opener or t, f"{first.text} needs its argument in parentheses")
@@ -588,6 +670,26 @@ class _Normaliser:
         if self.transpose_follows():
             return self.bind(_transpose(value))
         return out
+
+    def unbrace_argument(self) -> None:
+        """``\\tanh{\\left(z\\right)}`` (SymPy's and so the handout's printing) reads as ``\\tanh\\left(z\\right)``:
+        the braces go when they hold exactly one parenthesised group."""
+        start, j, depth = self.i, self.i, 0
+        while j < len(self.toks):
+            depth += {"{": 1, "}": -1}.get(self.toks[j].text, 0)
+            if depth == 0:
+                break
+            j += 1
+        inner = [u.text for u in self.toks[start + 1:j] if u.text not in (r"\left", r"\right")]
+        if not inner or inner[0] != "(":
+            return
+        depth = 0
+        for k, text in enumerate(inner):
+            depth += {"(": 1, ")": -1}.get(text, 0)
+            if depth == 0:
+                break
+        if k == len(inner) - 1:
+            del self.toks[j], self.toks[start]
 
     def _function_power(self, consume: bool = False) -> int | None:
         """A whole power 2…9 written on a function name, ``\\tanh^2`` or ``\\sigma^{2}``; None if not one."""
