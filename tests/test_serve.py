@@ -467,6 +467,6 @@ def test_lecturer_statistics_and_exports(site):
     assert rows["bob"]["name"].startswith("'=")                    # no spreadsheet formula
     z = zipfile.ZipFile(io.BytesIO(lect.get("/lecturer/gradescope.zip").content))
     results = json.loads(z.read("alice.results.json"))
-    graded = [t for t in results["tests"] if t["max_score"] > 0]   # the others show expected values once published
-    assert results["score"] == ra["score"] and len(graded) == len(ra["records"])
+    scored = [t for t in results["tests"] if t["max_score"] > 0]   # the others show expected values once published
+    assert results["score"] == ra["score"] and len(scored) == len(ra["records"])
     assert all(t["name"].startswith("evil: ") for t in results["tests"])
