@@ -25,10 +25,21 @@ class Limit(RuntimeError):
     """The work ran out of time or memory, or its worker died; the message says which."""
 
 
+def _address_space() -> int:
+    """Bytes of address space this process holds now (what a forked worker inherits), 0 if unknown."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _worker(conn, fn, args, memory_mb, timeout=None):
     try:
         if memory_mb:
-            limit = memory_mb * 1024 * 1024
+            # the cap is on what the work adds: a worker forked from a process that has mapped
+            # PyTorch, JAX or Dask starts with gigabytes of address space it does not use
+            limit = _address_space() + memory_mb * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         if timeout:
             # A backstop for the parent's wall-clock kill: should the parent die first, the kernel
