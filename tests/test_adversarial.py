@@ -142,3 +142,13 @@ def test_latex_time_limit_gives_invalid_and_keeps_numbers(tmp_path, capsys):
     recs = {r["quantity"]: r for r in out["submissions"][0]["records"]}
     assert recs["grad_w5"]["verdict"] == "invalid" and "longer than" in recs["grad_w5"]["feedback"]
     assert recs["h1"]["verdict"] == recs["o1"]["verdict"] == "correct"
+
+
+def test_the_memory_cap_counts_what_the_work_adds():
+    """A worker forked from a process that already holds a lot of memory may still use its own
+    ``memory_mb`` on top of that, and no more."""
+    ballast = bytearray(600 * 1024**2)       # the parent holds 600 MB (as PyTorch or JAX would)
+    assert run(lambda: len(bytearray(100 * 1024**2)), timeout=30, memory_mb=300) == 100 * 1024**2
+    with pytest.raises(Limit, match="more than 300 MB"):
+        run(lambda: bytearray(600 * 1024**2), timeout=30, memory_mb=300)
+    del ballast

@@ -300,7 +300,7 @@ def test_a_number_out_of_range_makes_only_that_answer_invalid(tmp_path):
 
 def test_a_file_stopped_by_a_limit_scores_zero_of_its_real_total(tmp_path):
     f = answers(tmp_path / "a.toml", h1=H1)
-    r = cli("check", HW, f, "--json", "--memory", "60")     # the file's worker cannot grow: stopped
+    r = cli("check", HW, f, "--json", "--timeout", "0.001")   # the file's worker is stopped by time
     (sub,) = json.loads(r.stdout)["submissions"]
     assert sub["score"] == 0 and sub["max_score"] == HW_TOTAL
     assert "stopped" in sub["records"][0]["feedback"]
