@@ -111,14 +111,19 @@ NETWORK_EXAMPLES = [n for n in worked_examples.names()
                     if isinstance(load(worked_examples.path(n)).problem, Network)]
 
 
+SYMBOLIC_EXAMPLES = {"000_4_backprop_formulas", "002_2_net_232_softmax", "003_4_bp_formulas"}
+
+
 @pytest.mark.parametrize("name", NETWORK_EXAMPLES)
 def test_many_step_of_every_bundled_network_equals_the_engine(name):
     """Every problem the spec's own: 2 full blocks and a partial one, all equal to the engine."""
     problem = load(worked_examples.path(name)).problem
     from derive.kinds import of
     d = of(problem).derive(problem)
-    if not evaluate.is_numeric(d):
-        pytest.skip("the example leaves its numbers symbolic (the random networks below cover its kind)")
+    if not evaluate.is_numeric(d):      # nothing numeric to compare: the random networks below cover its kind
+        assert name in SYMBOLIC_EXAMPLES, f"{name} leaves its numbers symbolic"
+        return
+    assert name not in SYMBOLIC_EXAMPLES
     values = evaluate.evaluate(d)
     k = kernels.compile(problem, cache_dir=CACHE)
     assert k.shape == "unrolled"
@@ -207,14 +212,13 @@ def test_the_blocked_layout_steps_as_rows_do(compiled):
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 assembly")
-def test_the_kernel_loop_is_vectorised(compiled):
+def test_the_kernel_loop_is_vectorised(compiled, tmp_path):
     """The generated assembly has packed double-precision arithmetic, and no call to libm's exp."""
-    k = kernels.compile("000_3_mlp_3333", cache_dir=CACHE)
+    k = kernels.compile("000_3_mlp_3333", cache_dir=tmp_path)       # compiled here: its assembly exists
     Theta = np.tile(k.params_from_spec(), (4, 1))
     k.raw.many_sgd_step(Theta, np.ones((4, 3)), np.ones((4, 3)), 0.1, np.empty(4))
     asm = k.raw.many_sgd_step.inspect_asm(k.raw.many_sgd_step.signatures[0])
-    if "Inspection disabled" in asm or len(asm) < 100:
-        pytest.skip("loaded from Numba's cache: no assembly to inspect")
+    assert "Inspection disabled" not in asm and len(asm) > 100
     packed = set(re.findall(r"\b(v?(?:mul|add|sub|div|fmadd\d+|max|blendm|round|rndscale)pd)\b", asm))
     assert {"vmulpd", "vdivpd"} <= packed or {"mulpd", "divpd"} <= packed, packed
     assert not re.search(r"call\w*\s+.*\bexp\b", asm)

@@ -351,11 +351,6 @@ def grade_answers(key: str, answers: dict[str, str], *, timeout: float = 60.0, l
 
 
 def _reason(err: BaseException) -> str:
-    """A failed worker as ``nnderive check`` words it."""
-    from ..sandbox import Limit
-    if isinstance(err, Limit):
-        return f"stopped: {err}"
-    if isinstance(err, SpecError):
-        return err.message
-    first = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return f"internal error: {first}"
+    """A failed worker as ``nnderive check`` words it (its own function)."""
+    from ..check import _reason as check_reason
+    return check_reason(err)
