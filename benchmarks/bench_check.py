@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def make_submissions(directory: Path, n: int, seed: int = 0) -> None:
     import sympy as sp
     import worked_examples
-    from derive.backprop import derive
-    from derive.evaluate import evaluate
-    from derive.grading import rounded
-    from derive.spec import load
-    from derive.steps import Given
+    from derive.kinds.network.derivation import derive
+    from derive.core.evaluate import evaluate
+    from derive.grading.grade import rounded
+    from derive.core.spec import load
+    from derive.core.steps import Given
     d = derive(load(worked_examples.path("001_4_net_222")))
     true = evaluate(d)
     names = [s.name for s in d.steps if not isinstance(s, Given)]
@@ -34,10 +34,10 @@ def make_submissions(directory: Path, n: int, seed: int = 0) -> None:
     for k in range(n):
         values = true
         if k % 3 == 1:  # perturb h1 and carry it through the rest
-            from derive.evaluate import carry
+            from derive.core.evaluate import carry
             h1 = sp.Symbol("h1", real=True)
             values, _ = carry(d, true, {h1: sp.Rational(rounded(true[h1], 4)) + sp.Rational(1, 100)})
-            values[h1] = __import__("derive.evaluate", fromlist=["rational"]).rational(
+            values[h1] = __import__("derive.core.evaluate", fromlist=["rational"]).rational(
                 sp.Rational(rounded(true[h1], 4)) + sp.Rational(1, 100))
         lines = ['problem = "001_4_net_222"', f'student = "student {k:04d}"', "[answers]"]
         for name in names:
@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("n", nargs="?", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=None)
     args = ap.parse_args()
-    from derive.check import grade, summary
+    from derive.grading.submissions import grade, summary
     with tempfile.TemporaryDirectory() as tmp:
         make_submissions(Path(tmp), args.n)
         t0 = time.perf_counter()

@@ -188,7 +188,7 @@ def rows(state: Path) -> list[sqlite3.Row]:
 
 def compare_with_check(course: Path, state: Path, attempts: list[sqlite3.Row], jobs: int | None) -> int:
     """How many graded attempts differ from what ``nnderive check`` says of the same answers."""
-    from derive import check
+    from derive.grading import submissions as check
     groups: dict[str, list] = {}
     for a in attempts:
         groups.setdefault(a["problem"], []).append(a)

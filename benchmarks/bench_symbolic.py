@@ -3,7 +3,7 @@
     python benchmarks/bench_symbolic.py
 
 The parser is warmed first, as ``check`` does before forking; each formula is then graded in a
-fresh forked worker (derive.sandbox.run), and the wall-clock time per formula is printed.
+fresh forked worker (derive.core.sandbox.run), and the wall-clock time per formula is printed.
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 def main() -> None:
     import worked_examples
-    from derive.check import warm_up
-    from derive.grading import Problem, grade_latex
-    from derive.sandbox import run
-    from derive.spec import load
+    from derive.grading.submissions import warm_up
+    from derive.grading.grade import Problem, grade_latex
+    from derive.core.sandbox import run
+    from derive.core.spec import load
     from test_check_symbolic import RIGHT_222, RIGHT_MLP, WRONG_222, WRONG_MLP
     cases = [("001_4_net_222", q, None, t) for q, t in RIGHT_222] + \
             [("001_4_net_222", q, None, t) for q, t, _ in WRONG_222] + \

@@ -20,10 +20,10 @@ REPEATS = 5
 
 def _cases():
     import worked_examples
-    from derive.errors import SpecError
-    from derive.grading import Problem, grade_latex
-    from derive.handout import build
-    from derive.spec import load, loads
+    from derive.core.errors import SpecError
+    from derive.grading.grade import Problem, grade_latex
+    from derive.handout.assemble import build
+    from derive.core.spec import load, loads
     from test_check_symbolic import BIG_POWER
 
     def handout():

@@ -328,7 +328,7 @@ class DerivationKernel(_ValuesKernel):
 
 def _spec_of(spec):
     from derive.kinds import kinds
-    from derive.spec import Spec, load
+    from derive.core.spec import Spec, load
     if isinstance(spec, tuple(k.problem for k in kinds().values())):
         return spec
     if isinstance(spec, Spec):
@@ -389,9 +389,9 @@ def _kernel(kind, loaded, dtype, values):
 
 
 def _derivation_values(derivation) -> dict:
-    from derive.backprop import LR
-    from derive.evaluate import is_numeric
-    from derive.steps import Given
+    from derive.kinds.network.derivation import LR
+    from derive.core.evaluate import is_numeric
+    from derive.core.steps import Given
     given = [s for s in derivation.steps if isinstance(s, Given)]
     numeric = is_numeric(derivation)
     lr = [float(s.exprs[0]) for s in given if s.name == LR and numeric]
@@ -416,10 +416,10 @@ def compile(spec, *, dtype="float64", shape: str = "auto", cache_dir=None):
         loaded = load_module(entry["key"], cache_dir) if entry else None
         if loaded is not None:
             return _kernel(entry["kind"], loaded, dtype, entry.get("values"))
-    from derive.spec import Network
+    from derive.core.spec import Network
     from . import codegen
     problem = _spec_of(spec)
-    from derive.spec import Graph
+    from derive.core.spec import Graph
     if isinstance(problem, Network):
         shape = codegen.choose_shape(problem) if shape == "auto" else shape
         structure = {"network": codegen.structure(problem), "shape": shape}

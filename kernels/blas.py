@@ -20,9 +20,9 @@ import re
 
 import sympy as sp
 
-from derive.backprop import LR, derive_network
-from derive.spec import Layer, Network
-from derive.steps import Derivation, Update, symbol
+from derive.kinds.network.derivation import LR, derive_network
+from derive.core.spec import Layer, Network
+from derive.core.steps import Derivation, Update, symbol
 
 from . import indexform
 from . import program as prog

@@ -1,6 +1,6 @@
 """Derived expressions → readable Python source for Numba.  No kernel is written by hand.
 
-A network or scalar graph is derived by the engine (``derive.backprop``) with symbols in place of
+A network or scalar graph is derived by the engine (``derive.kinds.network.derivation``) with symbols in place of
 its numbers, so one kernel serves every instance of the same structure.  Three code shapes:
 
 * **unrolled** (small networks, every scalar graph): the derivation's element expressions, made
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from derive.backprop import LR
-from derive.spec import Graph, Layer, Network
-from derive.steps import Derivation, Quantity
+from derive.kinds.network.derivation import LR
+from derive.core.spec import Graph, Layer, Network
+from derive.core.steps import Derivation, Quantity
 
 
 # Numba's compile time of the first sgd_step call, in CPU seconds on the development machine (2-core

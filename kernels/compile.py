@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from derive.files import write_atomic
+from derive.core.files import write_atomic
 
 from . import __name__ as _package
 

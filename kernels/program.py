@@ -14,9 +14,9 @@ from typing import Iterable, Mapping
 
 import sympy as sp
 
-from derive import primitives
-from derive.steps import (Activate, DeltaOutput, Derivation, Given, LocalDerivative, LossValue, Node,
-                          OutputGradient, Probabilities, Quantity, Recompute, Step)
+from derive.core import primitives
+from derive.core.steps import (Activate, DeltaOutput, Derivation, Given, LocalDerivative, LossValue, Node,
+    OutputGradient, Probabilities, Quantity, Recompute, Step)
 
 from . import stable
 from .printer import KernelPrinter

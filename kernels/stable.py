@@ -21,7 +21,7 @@ from typing import Mapping
 
 import sympy as sp
 
-from derive.primitives import log1pexp, logsumexp
+from derive.core.primitives import log1pexp, logsumexp
 
 
 def _exponents(s: sp.Expr) -> list[sp.Expr] | None:

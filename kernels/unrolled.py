@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from derive.backprop import LR, derive_graph, derive_network
-from derive.spec import Graph, Network
-from derive.steps import Derivation, Update
+from derive.kinds.network.derivation import LR, derive_graph, derive_network
+from derive.core.spec import Graph, Network
+from derive.core.steps import Derivation, Update
 
 from . import program as prog
 from .codegen import Function, KernelSource, derivation_hash, identifiers, lines, structure

@@ -2,8 +2,8 @@ import mpmath
 import pytest
 
 import worked_examples
-from derive.grading import Problem
-from derive.spec import load
+from derive.grading.grade import Problem
+from derive.core.spec import load
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from derive import primitives
-from derive.spec import from_mapping
+from derive.core import primitives
+from derive.core.spec import from_mapping
 
 
 def _net(n_in, layers, loss, bias=True):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from derive import primitives
+from derive.core import primitives
 
 PROFILE_ENV = "NNDERIVE_HYPOTHESIS_PROFILE"
 _SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]

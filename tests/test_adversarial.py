@@ -11,7 +11,7 @@ import pytest
 import sympy as sp
 
 from derive.cli import main
-from derive.sandbox import Limit, run
+from derive.core.sandbox import Limit, run
 from oracle import net222, rnd
 
 V = net222()

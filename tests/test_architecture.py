@@ -8,11 +8,11 @@ import pytest
 
 import oracles
 import worked_examples
-from derive.architecture import derive_architecture, of_network
-from derive.backprop import derive
-from derive.errors import SpecError
-from derive.evaluate import evaluate
-from derive.spec import Network, load, loads
+from derive.kinds.architecture.derivation import derive_architecture, of_network
+from derive.kinds.network.derivation import derive
+from derive.core.errors import SpecError
+from derive.core.evaluate import evaluate
+from derive.core.spec import Network, load, loads
 
 NETWORKS = [n for n in worked_examples.names() if "network" in oracles.load(worked_examples.path(n))]
 

@@ -12,11 +12,11 @@ import mpmath
 import pytest
 import sympy as sp
 
-from derive import primitives
-from derive.backprop import derive_elementwise, derive_network
-from derive.evaluate import evaluate
-from derive.spec import from_mapping
-from derive.steps import symbol
+from derive.core import primitives
+from derive.kinds.network.derivation import derive_elementwise, derive_network
+from derive.core.evaluate import evaluate
+from derive.core.spec import from_mapping
+from derive.core.steps import symbol
 from oracles import MP_ACTIVATIONS, mp_loss_of
 
 mpmath.mp.dps = 40
@@ -151,8 +151,8 @@ def test_elementwise_chain_rule_equals_matrix_form(seed):
 @pytest.mark.parametrize("act", [a for a in SCALAR if a not in ("sign", "step")])
 def test_elementwise_equals_matrix_form_symbolically(act):
     """On a symbolic 2-2-2 network, δ^l (matrix form) − ∂L/∂z^l (node by node) simplifies to 0."""
-    from derive import claims
-    from derive.spec import Claim
+    from derive.verify import claims
+    from derive.core.spec import Claim
     data = {"network": {"input_size": 2, "loss": "half_sse",
                         "layer": [{"size": 2, "activation": act}, {"size": 2, "activation": "sigmoid"}]}}
     spec = from_mapping(data)
@@ -166,9 +166,9 @@ def test_elementwise_equals_matrix_form_symbolically(act):
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 6])
 def test_softmax_cross_entropy_delta_is_y_minus_t(n):
     """The engine's δ^L for softmax + cross-entropy is ŷ − y, proved with Σ y = 1 for each class count."""
-    from derive import claims
-    from derive.spec import Claim
-    from derive.steps import SoftmaxCrossEntropy
+    from derive.verify import claims
+    from derive.core.spec import Claim
+    from derive.core.steps import SoftmaxCrossEntropy
     data = {"network": {"input_size": 2, "loss": "cross_entropy",
                         "layer": [{"size": 2, "activation": "tanh"}, {"size": n, "activation": "softmax"}]}}
     spec = from_mapping(data)

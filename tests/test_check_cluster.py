@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("distributed", reason="the 'cluster' extra (dask[distributed]) is not installed")
 
-from derive.check import answer_files, grade, grade_on_cluster  # noqa: E402
+from derive.grading.submissions import answer_files, grade, grade_on_cluster  # noqa: E402
 from derive.cli import main  # noqa: E402
 from derive.serve.cluster import local_cluster  # noqa: E402
 

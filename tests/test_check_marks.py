@@ -18,9 +18,9 @@ import pytest
 import oracle
 import worked_examples
 from derive.cli import main
-from derive.errors import SpecError
-from derive.grading import CARRIED, CORRECT, INVALID, PRECISION, WRONG, Problem, grade_data, grade_latex
-from derive.spec import load, loads
+from derive.core.errors import SpecError
+from derive.grading.grade import CARRIED, CORRECT, INVALID, PRECISION, WRONG, Problem, grade_data, grade_latex
+from derive.core.spec import load, loads
 from oracle import mlp3333, rnd
 
 HW = Path(__file__).resolve().parents[1] / "docs" / "examples" / "hw_222.toml"

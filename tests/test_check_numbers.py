@@ -4,7 +4,7 @@ from __future__ import annotations
 import mpmath as mpm
 import pytest
 
-from derive.grading import CARRIED, CORRECT, PRECISION, WRONG, grade_data
+from derive.grading.grade import CARRIED, CORRECT, PRECISION, WRONG, grade_data
 import oracle
 from oracle import ORDER_222, mlp3333, rnd
 
@@ -125,8 +125,8 @@ def test_matrix_answers(mlp):
 
 
 def test_policy_ask_points_and_missing(tmp_path):
-    from derive.grading import Problem
-    from derive.spec import loads
+    from derive.grading.grade import Problem
+    from derive.core.spec import loads
     text = open(__import__("worked_examples").path("001_4_net_222"), encoding="utf-8").read()
     text = text.replace("[notation]", "[grading]\ndecimals = 3\npoints = { default = 1, grad_w5 = 4 }\n"
                         "credit = { precision = 0.25 }\nask = [\"h1\", \"grad_w5\", \"o2\"]\n\n[notation]")

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from derive.check import escape
-from derive.grading import SpecError, read_answer_file
+from derive.grading.submissions import escape
+from derive.grading.grade import SpecError, read_answer_file
 
 ROOT = Path(__file__).resolve().parents[1]
 HW = str(ROOT / "docs" / "examples" / "hw_222.toml")
@@ -359,8 +359,8 @@ def _oracle(t):
 
 
 def _number_or_error(text: str):
-    from derive.errors import SpecError as Err
-    from derive.spec import number
+    from derive.core.errors import SpecError as Err
+    from derive.core.spec import number
     try:
         return float(number(text, "graph.values.a"))
     except Err as err:
@@ -373,7 +373,7 @@ def test_spec_numbers_are_bounded_and_exact_when_accepted(tree):
     """Each generated expression is read in bounded time (a hang guard of 60 s in a worker); when
     mpmath finds every intermediate a real number below 1e100 it is accepted with mpmath's value,
     and whatever is refused is refused naming the key path."""
-    from derive.sandbox import run
+    from derive.core.sandbox import run
     text = _text(tree)
     with mp.workdps(50):
         want = _oracle(tree)
@@ -430,7 +430,7 @@ _TEXT = st.text(alphabet=st.sampled_from(list("ab,=#'\"\\[]{} $\n1.")), max_size
 def test_the_count_before_parsing_never_undercounts_nor_overcounts(answers_table, as_json):
     """The separators counted before parsing are within the file's real count of values, however
     the strings inside are written (commas, '=', quotes, '#', brackets)."""
-    from derive.grading import _separators
+    from derive.grading.grade import _separators
 
     def leaves(v):
         return sum(leaves(x) for x in v) if isinstance(v, list) else 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from derive.grading import CORRECT, INVALID, WRONG, grade_latex
+from derive.grading.grade import CORRECT, INVALID, WRONG, grade_latex
 from hang_guard import hang_guard
 
 RIGHT_222 = [

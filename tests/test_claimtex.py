@@ -9,11 +9,11 @@ import sympy as sp
 from latex2sympy2 import latex2sympy
 
 import worked_examples
-from derive.backprop import derive, derive_elementwise
-from derive.claimtex import claim_names, formula, T
-from derive.names import names
-from derive.safeexpr import parse_expression
-from derive.spec import load
+from derive.kinds.network.derivation import derive, derive_elementwise
+from derive.printing.claimtex import claim_names, formula, T
+from derive.printing.names import names
+from derive.core.expressions import parse_expression
+from derive.core.spec import load
 
 SYMBOLS = ("a", "b", "c")
 

@@ -158,7 +158,7 @@ def test_help_and_unknown_command():
 
 
 def test_importing_derive_does_not_import_numba():
-    code = "import derive, derive.cli, derive.verify, derive.backprop, derive.handout, derive.check, sys; " \
+    code = "import derive, derive.cli, derive.verify.stated, derive.kinds.network.derivation, derive.handout.assemble, derive.grading.submissions, sys; " \
            "print('numba' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.stdout.strip() == "False", done.stderr
@@ -193,7 +193,7 @@ def test_bad_arguments_exit_2_with_one_line(name, tmp_path):
 def test_pdf_output_name_gives_the_format():
     """``--pdf -o x.pdf`` needs no --format: the PDF is made from the tex (no 'needs --format tex')."""
     from argparse import Namespace
-    from derive.handout import _format
+    from derive.handout.assemble import _format
     assert _format(Namespace(pdf=True, format=None, output="x.pdf")) == "tex"
     assert _format(Namespace(pdf=False, format=None, output="x.md")) == "md"
     assert _format(Namespace(pdf=False, format=None, output=None)) == "tex"

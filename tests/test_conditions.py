@@ -10,9 +10,9 @@ import pytest
 import sympy as sp
 from sympy.logic.boolalg import ITE
 
-from derive.backprop import derive
-from derive.evaluate import Undecided, _condition, evaluate, rational
-from derive.spec import loads
+from derive.kinds.network.derivation import derive
+from derive.core.evaluate import Undecided, _condition, evaluate, rational
+from derive.core.spec import loads
 
 
 def _graph(values: dict, nodes: list[str]) -> dict:
@@ -73,7 +73,7 @@ def test_every_boolean_combination_is_evaluated_by_its_truth_table():
 
 def test_and_or_are_decided_by_one_settling_argument_even_if_another_is_undecided():
     from mpmath import iv
-    from derive.evaluate import Num
+    from derive.core.evaluate import Num
     x, y = sp.symbols("x y", real=True)
     env = {x: rational(sp.Integer(1)), y: Num(iv.mpf([-1, 1]))}      # y's sign cannot be decided
     assert _condition(sp.Or(y > 0, x > 0), env) is True
@@ -85,8 +85,8 @@ def test_and_or_are_decided_by_one_settling_argument_even_if_another_is_undecide
 def test_the_log_sum_exp_handout_prints_with_checked_numbers():
     """The handout of the same graph: the shift's gradient cancels to 0 and is known only to an
     interval around 0 (shown ≈ 0.0000); the conditions print with ∧, ∨, ¬ instead of ITE."""
-    from derive.handout import build
-    from derive.names import names
+    from derive.handout.assemble import build
+    from derive.printing.names import names
     from numbers_check import NumberCheck
     spec = loads('[graph]\nvalues = { z1 = "1000", z2 = "-1000", z3 = "3" }\nparams = ["z1", "z2", "z3"]\n'
                  'nodes = ["m = max(max(z1, z2), z3)", "s = exp(z1 - m) + exp(z2 - m) + exp(z3 - m)", '

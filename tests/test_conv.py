@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive.backprop import derive
-from derive.conv import _Builder, correlate, grid, load_cnn, prove_output_size, rot180, zero_pad
-from derive.errors import SpecError
-from derive.evaluate import evaluate
-from derive.spec import loads
-from derive.steps import Quantity
+from derive.kinds.network.derivation import derive
+from derive.kinds.cnn.derivation import (_Builder, correlate, grid, load_cnn, prove_output_size, rot180,
+    zero_pad)
+from derive.core.errors import SpecError
+from derive.core.evaluate import evaluate
+from derive.core.spec import loads
+from derive.core.steps import Quantity
 
 import oracles
 from hang_guard import hang_guard
@@ -390,8 +391,8 @@ def test_load_cnn_is_the_registered_loader():
 # ----------------------------------------------------------------------------- the engine's other tools
 
 def test_the_term_by_term_derivative_is_sympys():
-    """The chain rule's local derivatives (derive.conv._derivative) equal sympy.diff, node by node."""
-    from derive.conv import _derivative
+    """The chain rule's local derivatives (derive.kinds.cnn.derivation._derivative) equal sympy.diff, node by node."""
+    from derive.kinds.cnn.derivation import _derivative
     d = derive(loads(SPECS["conv_stride_pad_relu_maxpool_dense_sse"], name="s"))
     checked = 0
     for step in d.steps:
@@ -407,7 +408,7 @@ def test_the_term_by_term_derivative_is_sympys():
 
 def test_a_wrong_backward_claim_differs():
     """The claims are not proved by construction: the unflipped kernel, or a missing padding, differ."""
-    from derive.verify import verify_spec
+    from derive.verify.stated import verify_spec
     import worked_examples
     text = worked_examples.path("004_8_conv_correlation").read_text(encoding="utf-8")
     wrong = text.replace('rhs = "correlate(pad(grad_conv1, 0, 2), flip(K1))"', 'rhs = "correlate(pad(grad_conv1, 0, 2), K1)"')
@@ -421,7 +422,7 @@ def test_a_wrong_backward_claim_differs():
 
 def test_an_uncertain_condition_gives_the_hull_of_the_branches():
     from mpmath import iv
-    from derive.evaluate import Num, enclose
+    from derive.core.evaluate import Num, enclose
     a, b = sp.symbols("a b", real=True)
     pw = sp.Piecewise((a, a >= b), (b, True))
     env = {a: Num(iv.mpf([4.5, 5.5])), b: Num(iv.mpf([4.5, 5.5]))}
@@ -434,7 +435,7 @@ def test_an_uncertain_condition_gives_the_hull_of_the_branches():
 def test_the_checker_grades_a_cnn_problem(tmp_path):
     """Answers that are the oracle's values (rounded) are correct; a changed gradient is not."""
     import worked_examples
-    from derive.grading import Problem, grade_data, read_answer_file
+    from derive.grading.grade import Problem, grade_data, read_answer_file
     path = worked_examples.path("004_10_cnn_practice")
     oracle = oracles.cnn_values(oracles.load(path))
     fmt = lambda a: [[f"{v:.4f}" for v in row] for row in np.atleast_2d(a)]
@@ -452,5 +453,5 @@ def test_the_checker_grades_a_cnn_problem(tmp_path):
 
 
 def load_spec(path):
-    from derive.spec import load
+    from derive.core.spec import load
     return load(path)

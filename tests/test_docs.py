@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from derive.spec import loads
-from derive.verify import verify_spec
+from derive.core.spec import loads
+from derive.verify.stated import verify_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = (ROOT / "docs" / "guide.md").read_text(encoding="utf-8")
@@ -60,6 +60,6 @@ def test_verdicts_page_is_fresh():
 
 
 def test_guide_names_every_registry_entry():
-    from derive import primitives
+    from derive.core import primitives
     for name in list(primitives.ACTIVATIONS) + list(primitives.LOSSES):
         assert f"`{name}`" in GUIDE, name

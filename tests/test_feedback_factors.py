@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from derive.grading import Problem, grade_latex
-from derive.spec import load
+from derive.grading.grade import Problem, grade_latex
+from derive.core.spec import load
 
 HW = Path(__file__).resolve().parent.parent / "docs" / "examples" / "hw_222.toml"
 

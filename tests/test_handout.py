@@ -10,14 +10,14 @@ import pytest
 
 import worked_examples
 from derive import cli
-from derive.backprop import derive, derive_elementwise
-from derive.errors import SpecError
-from derive.evaluate import evaluate, is_numeric
-from derive.handout import build
-from derive.names import names
-from derive.spec import Network, load, loads
-from derive.texsafe import md_text
-from derive.verify import verify_spec
+from derive.kinds.network.derivation import derive, derive_elementwise
+from derive.core.errors import SpecError
+from derive.core.evaluate import evaluate, is_numeric
+from derive.handout.assemble import build
+from derive.printing.names import names
+from derive.core.spec import Network, load, loads
+from derive.printing.texcheck import md_text
+from derive.verify.stated import verify_spec
 from hang_guard import hang_guard
 from numbers_check import NumberCheck
 from texparse import Tokenizer, chains, displays
@@ -253,7 +253,7 @@ def test_output_folders_are_created_and_a_blocked_path_is_one_line(tmp_path, cap
 
 
 def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
-    from derive import files
+    from derive.core import files
     target = tmp_path / "x.md"
     target.write_text("old")
     files.write_atomic(target, "new")
@@ -268,7 +268,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def test_pdf_without_tex_names_the_debian_packages(monkeypatch, tmp_path, capsys):
-    import derive.handout as handout
+    import derive.handout.assemble as handout
     monkeypatch.setattr(handout.shutil, "which", lambda name: None)
     code, _, err = _main(["handout", "003_3_graph_xyz", "--pdf", "-o", str(tmp_path / "h.pdf")], capsys)
     assert code == 2
@@ -367,7 +367,7 @@ activation = "{out}"
 
 
 def _registry_cases():
-    from derive import primitives
+    from derive.core import primitives
     cases = [(a, "half_sse", "sigmoid") for a, act in primitives.ACTIVATIONS.items() if not act.vector]
     for loss in primitives.LOSSES:
         out = "identity" if primitives.LOSSES[loss].on_logits or loss in ("hinge", "mae", "mse") else "sigmoid"
@@ -388,9 +388,9 @@ def test_every_registry_primitive_prints_with_checked_numbers(activation, loss, 
 
 def test_a_value_too_close_to_call_is_evaluated_again_more_finely(monkeypatch):
     """When an enclosure cannot decide the rounding, the handout is rebuilt at a higher precision."""
-    import derive.evaluate as evaluate_module
-    import derive.latex as latex_module
-    from derive.evaluate import Undecided
+    import derive.core.evaluate as evaluate_module
+    import derive.printing.latex as latex_module
+    from derive.core.evaluate import Undecided
     real_show, real_evaluate, seen = latex_module.show, evaluate_module.evaluate, []
 
     def evaluate(d, overrides=None, bits=evaluate_module.DEFAULT_PREC):

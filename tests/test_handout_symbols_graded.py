@@ -13,15 +13,15 @@ import pytest
 import sympy as sp
 
 import worked_examples
-from derive.backprop import derive_elementwise
-from derive.errors import SpecError
-from derive.grading import CORRECT, Problem, grade_latex
-from derive.latex import ExprPrinter
-from derive.names import names
-from derive.notation import PROFILES
-from derive.parse import MAX_CHARS as MAX_LATEX_CHARS
-from derive.spec import Network, load
-from derive.steps import Given
+from derive.kinds.network.derivation import derive_elementwise
+from derive.core.errors import SpecError
+from derive.grading.grade import CORRECT, Problem, grade_latex
+from derive.printing.latex import ExprPrinter
+from derive.printing.names import names
+from derive.printing.notation import PROFILES
+from derive.grading.parse import MAX_CHARS as MAX_LATEX_CHARS
+from derive.core.spec import Network, load
+from derive.core.steps import Given
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = [worked_examples.path(n) for n in worked_examples.names()] + sorted((ROOT / "docs/examples").glob("*.toml"))
@@ -166,8 +166,8 @@ from functools import lru_cache  # noqa: E402
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from derive.parse import parse_answer  # noqa: E402
-from derive.steps import symbol  # noqa: E402
+from derive.grading.parse import parse_answer  # noqa: E402
+from derive.core.steps import symbol  # noqa: E402
 
 _ELEMENT_NAME = re.compile(r"([A-Za-z][A-Za-z0-9_]*)\[(\d+)(?:,(\d+))?\]")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from derive.latex import Table
-from derive.render import table_tex
+from derive.printing.latex import Table
+from derive.printing.render import table_tex
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "handouts"
 TEX = sorted(DOCS.glob("*.tex"))
@@ -103,7 +103,7 @@ class _Step:
 @given(st.lists(st.tuples(st.sampled_from("ohw"), st.integers(1, 4)), min_size=1, max_size=8, unique=True),
        st.data())
 def test_natural_order_keeps_every_step_after_what_it_reads(names, data):
-    from derive.handout import natural_order
+    from derive.handout.assemble import natural_order
     steps = []
     for k, (stem, i) in enumerate(names):
         reads = data.draw(st.lists(st.sampled_from([s.name for s in steps]), max_size=2)) if steps else []
@@ -236,7 +236,7 @@ def _pages(pdf: Path) -> list[str]:
 @pytest.mark.parametrize("name", ["001_1_activation_table", "002_3_activations", "001_4_net_222"])
 def test_on_the_printed_pages_a_heading_a_table_caption_and_the_table_share_a_page(tmp_path, name):
     """Compiled: the section heading, the table's caption, its head and first two rows are on one page."""
-    from derive.handout import compile_pdf
+    from derive.handout.assemble import compile_pdf
     tex = tmp_path / f"{name}.tex"
     shutil.copy(DOCS / tex.name, tex)
     pages = _pages(compile_pdf(tex))

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import worked_examples
-from derive import primitives
-from derive.handout import build
-from derive.spec import load
+from derive.core import primitives
+from derive.handout.assemble import build
+from derive.core.spec import load
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "examples"
 SPECS = [worked_examples.path(n) for n in worked_examples.names()] + \

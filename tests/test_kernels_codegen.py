@@ -20,8 +20,9 @@ import pytest
 import sympy as sp
 
 import kernels
-from derive import backprop, evaluate
-from derive.spec import from_mapping
+from derive.kinds.network import derivation as backprop
+from derive.core import evaluate
+from derive.core.spec import from_mapping
 from kernels import codegen, indexform
 from kernels.printer import KernelPrinter
 from kernel_fixtures import CACHE
@@ -112,7 +113,7 @@ def test_a_damaged_cache_entry_is_regenerated(tmp_path):
 
 
 def test_imports_stay_light():
-    code = ("import sys, derive, derive.cli, derive.backprop, derive.evaluate, derive.verify\n"
+    code = ("import sys, derive, derive.cli, derive.kinds.network.derivation, derive.core.evaluate, derive.verify.stated\n"
             "derive.cli.build_parser()\n"
             "assert 'numba' not in sys.modules, 'derive imported numba'\n"
             "import kernels, kernels.cli\n"

@@ -1,4 +1,4 @@
-"""The generated kernels against the engine's exact values (``derive.evaluate``), to 1e-12.
+"""The generated kernels against the engine's exact values (``derive.core.evaluate``), to 1e-12.
 
 Every bundled example with numbers is compared quantity by quantity (``trace`` prints every step
 of the derivation), and through the entry points a user calls (``sgd_step``, ``loss_and_grad``,
@@ -13,8 +13,9 @@ import sympy as sp
 
 import kernels
 import worked_examples
-from derive import backprop, evaluate
-from derive.spec import Graph, Layer, Network, load
+from derive.kinds.network import derivation as backprop
+from derive.core import evaluate
+from derive.core.spec import Graph, Layer, Network, load
 from kernel_fixtures import CACHE
 
 TOL = 1e-12

@@ -22,8 +22,8 @@ import pytest
 
 import kernels
 import worked_examples
-from derive import evaluate
-from derive.spec import Network, load
+from derive.core import evaluate
+from derive.core.spec import Network, load
 from kernel_fixtures import CACHE
 from kernel_nets import NETS, data, spec, torch_loss
 from kernels.vecmath import VECMATH

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive import primitives
+from derive.core import primitives
 from kernels import stable
 
 X = sp.Symbol("x", real=True)

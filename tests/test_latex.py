@@ -7,15 +7,15 @@ from dataclasses import dataclass
 import pytest
 
 import worked_examples
-from derive.backprop import derive, derive_elementwise
-from derive.evaluate import evaluate, is_numeric
-from derive.latex import HandoutPrinter
-from derive.names import names
-from derive.render import block_tex
-from derive.spec import Network, load
-from derive.latex import Math
-from derive.steps import Affine, Step
-from derive.worked import path_chain
+from derive.kinds.network.derivation import derive, derive_elementwise
+from derive.core.evaluate import evaluate, is_numeric
+from derive.printing.latex import HandoutPrinter
+from derive.printing.names import names
+from derive.printing.render import block_tex
+from derive.core.spec import Network, load
+from derive.printing.latex import Math
+from derive.core.steps import Affine, Step
+from derive.printing.worked import path_chain
 
 
 def printer(name: str, profile: str, decimals: int = 4):
@@ -160,8 +160,8 @@ def test_an_unknown_record_is_refused(mlp):
 def test_substitution_and_evaluation_are_records(mlp):
     """Slide 000: z²₁ = 0.2·1.35 + 0.3·1.27 + 0.6·1.80 + 1 = 2.731, as two records with rules and inputs."""
     import sympy as sp
-    from derive.steps import symbol
-    from derive.worked import substitute
+    from derive.core.steps import symbol
+    from derive.printing.worked import substitute
     p, d = mlp
     sub, ev = substitute(symbol("z2", (0,)), d.step("z2").expr((0,)), p.values)
     assert (sub.rule, ev.rule) == ("substitution", "evaluation")
@@ -181,9 +181,9 @@ class Doubled(Step):
 
 def test_a_new_step_class_prints_generically_and_lands_in_the_handout():
     """A step class added later needs no printer to appear, worked out, in a handout."""
-    from derive.handout import _sections
-    from derive.steps import Derivation, Quantity, symbol
-    from derive.verify import verify_spec
+    from derive.handout.assemble import _sections
+    from derive.core.steps import Derivation, Quantity, symbol
+    from derive.verify.stated import verify_spec
     spec = load(worked_examples.path("003_3_graph_xyz"))
     base = derive(spec)
     extra = Doubled(Quantity("f2"), (2 * symbol("f"),), ("f",))

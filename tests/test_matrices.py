@@ -10,12 +10,12 @@ import pytest
 import sympy as sp
 
 import worked_examples
-from derive.backprop import derive
-from derive.claims import MatrixAlgebra, check_claims
-from derive.errors import SpecError
-from derive.evaluate import rational, value_of
-from derive.spec import Claim, load, loads
-from derive.steps import Given
+from derive.kinds.network.derivation import derive
+from derive.verify.claims import MatrixAlgebra, check_claims
+from derive.core.errors import SpecError
+from derive.core.evaluate import rational, value_of
+from derive.core.spec import Claim, load, loads
+from derive.core.steps import Given
 
 
 def _loss(x, W1, b1, W2, b2, y):

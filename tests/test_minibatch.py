@@ -17,10 +17,10 @@ import pytest
 import sympy as sp
 
 from derive import cli
-from derive.backprop import derive, derive_network
-from derive.evaluate import evaluate, to_float
-from derive.spec import SpecError, load, loads
-from derive.steps import symbol
+from derive.kinds.network.derivation import derive, derive_network
+from derive.core.evaluate import evaluate, to_float
+from derive.core.spec import SpecError, load, loads
+from derive.core.steps import symbol
 from oracles import network_values, stated_value
 
 ROOT = Path(__file__).resolve().parent.parent

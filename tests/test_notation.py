@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 
 import worked_examples
-from derive.backprop import derive, derive_elementwise
-from derive.errors import SpecError
-from derive.names import names
-from derive.notation import PROFILES, fill, profile, scalar_name, transpose
-from derive.spec import load
+from derive.kinds.network.derivation import derive, derive_elementwise
+from derive.core.errors import SpecError
+from derive.printing.names import names
+from derive.printing.notation import PROFILES, fill, profile, scalar_name, transpose
+from derive.core.spec import load
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
-from derive.parse import LatexError, parse_answer
-from derive.steps import symbol as s
+from derive.grading.parse import LatexError, parse_answer
+from derive.core.steps import symbol as s
 
 sig = lambda x: 1 / (1 + sp.exp(-x))
 
@@ -79,8 +79,8 @@ def test_powers_of_functions(mlp, text, build):
 
 def test_tanh_prime_as_sech_squared_is_graded_correct():
     """A whole answer, graded: tanh'(z) written as sech²(z) on a tanh network is `correct`."""
-    from derive.grading import Problem, grade_latex
-    from derive.spec import loads
+    from derive.grading.grade import Problem, grade_latex
+    from derive.core.spec import loads
     spec = loads("""
 [network]
 input = ["0.5", "-0.2"]

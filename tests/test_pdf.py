@@ -39,7 +39,7 @@ def test_there_are_handouts_to_compile():
 
 @needs_tex
 def test_a_wide_layer_compiles_within_the_page(tmp_path):
-    from derive.handout import build
+    from derive.handout.assemble import build
     from test_handout import wide_spec
     path = tmp_path / "wide.tex"
     path.write_text(build(wide_spec()).tex())

@@ -7,8 +7,8 @@ import mpmath
 import pytest
 import sympy as sp
 
-from derive import primitives
-from derive.primitives import ACTIVATIONS, FUNCTIONS, LOSSES, X
+from derive.core import primitives
+from derive.core.primitives import ACTIVATIONS, FUNCTIONS, LOSSES, X
 
 mpmath.mp.dps = 40
 SCALAR = [name for name, a in ACTIVATIONS.items() if not a.vector]

@@ -184,11 +184,11 @@ _CACHE = tempfile.TemporaryDirectory(prefix="nnderive-props-kernels-")
 @given(case=networks(max_samples=3, stated=False))
 def test_kernels_equal_the_engine(case: NetworkCase, capsys):
     import kernels
-    from derive.spec import loads
-    from derive.backprop import derive
-    from derive.evaluate import evaluate
-    from derive.errors import SpecError
-    from derive.steps import symbol
+    from derive.core.spec import loads
+    from derive.kinds.network.derivation import derive
+    from derive.core.evaluate import evaluate
+    from derive.core.errors import SpecError
+    from derive.core.steps import symbol
     note(case.toml)
     spec = loads(case.toml)
     try:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from derive.backprop import derive
-from derive.errors import SpecError
-from derive.evaluate import evaluate
-from derive.handout import build
-from derive.names import names
-from derive.spec import load, loads
-from derive.verify import verify_spec
+from derive.kinds.network.derivation import derive
+from derive.core.errors import SpecError
+from derive.core.evaluate import evaluate
+from derive.handout.assemble import build
+from derive.printing.names import names
+from derive.core.spec import load, loads
+from derive.verify.stated import verify_spec
 from numbers_check import NumberCheck
 
 ROOT = Path(__file__).resolve().parents[1]

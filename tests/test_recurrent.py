@@ -14,11 +14,11 @@ import mpmath
 import pytest
 import sympy as sp
 
-from derive.errors import SpecError
-from derive.evaluate import evaluate
-from derive.recurrent import ThroughTime, derive_recurrent, load_recurrent
-from derive.spec import from_mapping
-from derive.steps import symbol
+from derive.core.errors import SpecError
+from derive.core.evaluate import evaluate
+from derive.kinds.recurrent.derivation import ThroughTime, derive_recurrent, load_recurrent
+from derive.core.spec import from_mapping
+from derive.core.steps import symbol
 from oracles import MP_ACTIVATIONS, mp_loss_of, mp_sigmoid
 
 mpmath.mp.dps = 40
@@ -190,7 +190,7 @@ def test_bptt_gradients_match_central_differences(seed):
 def test_the_finite_difference_check_can_fail():
     """Drop one path of the chain rule (∂L/∂h_1 without the path through a_2, the recurrence): the
     gradients of the shared weights then disagree with the finite differences."""
-    from derive.steps import Derivation
+    from derive.core.steps import Derivation
     seed = next(s for s in ELMAN_SEEDS if len(random_recurrent(s)["inputs"]) >= 2
                 and random_recurrent(s)["loss_at"] == "every")
     table = random_recurrent(seed)
@@ -406,8 +406,8 @@ def test_lstm_matches_torch(seed, module):
 # ----------------------------------------------------------------------------- SymPy's derivative of the unrolled loss
 
 def _claims(table: dict, claims):
-    from derive.claims import check_claims
-    from derive.spec import Claim
+    from derive.verify.claims import check_claims
+    from derive.core.spec import Claim
     spec = from_mapping({"recurrent": table})
     spec = spec.__class__(**{**spec.__dict__, "claims": tuple(
         Claim(label, lhs, rhs, (), f"claim[{i}]") for i, (label, lhs, rhs) in enumerate(claims))})
@@ -430,9 +430,9 @@ def test_bptt_equals_sympys_derivative_of_the_unrolled_loss_symbolically():
 def test_lstm_gradients_equal_sympys_derivative_of_the_unrolled_loss_at_the_numbers():
     """The LSTM cell's gradients against sympy.diff of the unrolled loss (not the chain-rule steps),
     both evaluated with certified enclosures: they agree to 1e-30."""
-    from derive.claims import Unfolder, _definitions
-    from derive.evaluate import precision, value_of
-    from derive.steps import Given
+    from derive.verify.claims import Unfolder, _definitions
+    from derive.core.evaluate import precision, value_of
+    from derive.core.steps import Given
     table = random_recurrent(LSTM_SEEDS[0])
     derivation, values = _engine(table)
     loss = Unfolder(_definitions([derivation], keep_affine=False))(sp.Symbol("loss", real=True))
@@ -478,7 +478,7 @@ def _term_value(step, term, derivation):
 def test_the_printed_matrix_form_is_what_the_chain_rule_computed(seed):
     """Each gradient step's terms, rebuilt as expressions, sum to the step's own (chain-rule) expressions;
     a 'derivative' term's factor is the activation's derivative (checked at the numbers)."""
-    from derive.evaluate import precision, value_of
+    from derive.core.evaluate import precision, value_of
     derivation, values = _engine(random_recurrent(seed))
     kinds = set()
     for step in derivation.steps:
@@ -584,8 +584,8 @@ def test_last_step_loss_reads_only_the_last_output():
 
 def test_the_handouts_show_the_recursions_read_off_the_steps():
     import worked_examples
-    from derive.handout import build
-    from derive.spec import load
+    from derive.handout.assemble import build
+    from derive.core.spec import load
     tex = build(load(worked_examples.path("000_4_elman_rnn"))).tex()
     assert (r"\frac{\partial \mathcal{L}}{\partial \mathbf{h}_{t}}$ & $=$ & $\mathbf{W}_{hy}^{\top} "
             r"\boldsymbol{\delta}^{y}_{t} + \mathbf{W}_{hh}^{\top} \boldsymbol{\delta}_{t+1}$") in tex
@@ -600,9 +600,9 @@ def test_the_handouts_show_the_recursions_read_off_the_steps():
 
 def test_the_number_check_catches_a_wrong_number_in_a_recurrent_handout():
     import worked_examples
-    from derive.handout import build
-    from derive.names import names
-    from derive.spec import load
+    from derive.handout.assemble import build
+    from derive.printing.names import names
+    from derive.core.spec import load
     from numbers_check import NumberCheck
     spec = load(worked_examples.path("000_4_elman_rnn"))
     d = derive_recurrent(spec.problem)
@@ -645,8 +645,8 @@ def test_the_checker_grades_recurrent_answers(tmp_path, monkeypatch, capsys):
 
 def test_a_recurrent_derivation_renders_in_jupyter():
     import worked_examples
-    from derive.backprop import derive
-    from derive.spec import load
+    from derive.kinds.network.derivation import derive
+    from derive.core.spec import load
     d = derive(load(worked_examples.path("000_4_lstm_cell")))
     latex, markdown = d._repr_latex_(), d._repr_markdown_()
     assert latex.startswith("$$") and r"\mathbf{C}_{1} & = \mathbf{f}_{1} \odot \mathbf{C}_{0}" in latex
@@ -655,8 +655,8 @@ def test_a_recurrent_derivation_renders_in_jupyter():
 
 
 def test_notation_overrides_rename_quantities_and_their_gradients():
-    from derive.handout import build
-    from derive.spec import loads
+    from derive.handout.assemble import build
+    from derive.core.spec import loads
     text = """[recurrent]
 hidden_size = 1
 inputs = [["1"], ["2"]]

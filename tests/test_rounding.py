@@ -9,8 +9,8 @@ import sympy as sp
 from hypothesis import given, strategies as st
 from mpmath import iv
 
-from derive.evaluate import Num, Undecided, precision, rational, value_of
-from derive.rounding import fixed, show
+from derive.core.evaluate import Num, Undecided, precision, rational, value_of
+from derive.core.rounding import fixed, show
 
 
 def _decimal(q: Fraction, d: int) -> str:
@@ -73,8 +73,8 @@ def test_answer_keys_round_like_the_decimal_module(q, d):
                                         (Fraction(5, 2), 0, "3"), (Fraction(1, 2), 4, "0.5000")])
 def test_handout_answer_key_and_variant_sheet_agree(q, d, text):
     """1/8 at two decimals: the handout, the answer key and a variant's drawn value all say 0.13."""
-    from derive.grading import rounded
-    from derive.variants import _fmt
+    from derive.grading.grade import rounded
+    from derive.grading.variants import _fmt
     value = rational(sp.Rational(q.numerator, q.denominator))
     assert rounded(value, d) == text
     assert Fraction(show(value, d).text) == Fraction(text)
@@ -116,10 +116,10 @@ def test_a_zero_width_enclosure_counts_as_exact():
     """Found by tests/test_properties_network.py: ∂L/∂h2 = 0.003 · (1/2 − 0.3) · 1/4 = 0.00015 is a
     tie at 4 decimals; from the point enclosures of h2 = 0 and y = 1/2 it was computed as a
     non-dyadic interval around the tie, Undecided at every precision, and the handout crashed."""
-    from derive.backprop import derive
-    from derive.evaluate import evaluate
-    from derive.spec import loads
-    from derive.steps import symbol
+    from derive.kinds.network.derivation import derive
+    from derive.core.evaluate import evaluate
+    from derive.core.spec import loads
+    from derive.core.steps import symbol
     values = evaluate(derive(loads(TIE)))
     assert values[symbol("h3", (0,))].exact == sp.Rational(1, 2)
     assert values[symbol("grad_h2", (0,))].exact == sp.Rational(3, 1000) * sp.Rational(1, 5) / 4

@@ -2,7 +2,7 @@
 CSRF, rate limits, escaping, crash recovery, the lecturer's statistics and exports.
 
 The oracle for verdicts is ``nnderive check`` itself run on the same answers written to a file
-(:func:`derive.check.grade`, its own code path: file reading, chunked workers, its scoring), and the
+(:func:`derive.grading.submissions.grade`, its own code path: file reading, chunked workers, its scoring), and the
 variant's answer key written by ``nnderive variants`` (every key value must be ``correct``).
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from derive import check  # noqa: E402
+from derive.grading import submissions as check  # noqa: E402
 from derive.cli import main  # noqa: E402
 from derive.serve import read_roster  # noqa: E402
 from derive.serve.app import create_app  # noqa: E402

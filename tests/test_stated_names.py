@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derive.errors import SpecError
-from derive.handout import build
-from derive.spec import loads
-from derive.verify import verify_spec
+from derive.core.errors import SpecError
+from derive.handout.assemble import build
+from derive.core.spec import loads
+from derive.verify.stated import verify_spec
 
 W = [[0.1, 0.2, -0.3], [0.3, -0.1, 0.5], [-0.2, 0.4, 0.1]]
 X = [1.0, 2.0, -1.0]

@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
-from derive.errors import SpecError
-from derive.handout import build, compile_pdf
-from derive.spec import loads
-from derive.texsafe import check_latex, md_text, tex_text
+from derive.core.errors import SpecError
+from derive.handout.assemble import build, compile_pdf
+from derive.core.spec import loads
+from derive.printing.texcheck import check_latex, md_text, tex_text
 
 SAFE = [r"\delta_5", r"\mathbf{W}^{(2)}", r"\hat{y}_{1}", r"\frac{\partial E}{\partial w_{5}}", r"In_{o_1}",
         r"\operatorname{net}^{y}_{j}", r"w'_{12}", r"\mathcal{L}", r"\boldsymbol{\delta}^{o}", r"\tilde{x}"]

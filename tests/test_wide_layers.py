@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
-from derive import primitives
-from derive.backprop import derive_network, loss_gradient
-from derive.sandbox import run
-from derive.spec import loads
+from derive.core import primitives
+from derive.kinds.network.derivation import derive_network, loss_gradient
+from derive.core.sandbox import run
+from derive.core.spec import loads
 
 WIDE = '[network]\ninput_size = 1000\nloss = "half_sse"\n[[network.layer]]\nsize = 1000\nactivation = "sigmoid"\n'
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import worked_examples
-from derive.spec import load
-from derive.verify import verify_spec
+from derive.core.spec import load
+from derive.verify.stated import verify_spec
 
 import oracles
 

@@ -99,8 +99,8 @@ def cmd_serve(args) -> int:
     if missing:
         return _fail(f"'nnderive serve' needs {', '.join(missing)}: run  pip install 'nnderive[serve]'  "
                      f"(or  pip install {' '.join(NEEDS.values())})")
-    from .course import Course, CourseError
-    from .db import Database
+    from derive.serve.course import Course, CourseError
+    from derive.serve.db import Database
     if args.demo == bool(args.course):
         return _fail("give a COURSE_DIR, or --demo for the bundled demo course")
     base = args.base_url or f"http://{args.host}:{args.port}"
@@ -140,7 +140,7 @@ def cmd_serve(args) -> int:
     except CourseError as err:
         return _fail(str(err))
     if args.cluster:
-        from .cluster import DaskExecutor
+        from derive.serve.cluster import DaskExecutor
         try:
             course.executor = DaskExecutor(args.cluster)
         except (RuntimeError, OSError) as err:
@@ -148,7 +148,7 @@ def cmd_serve(args) -> int:
         print(f"grading on the Dask cluster at {args.cluster}", file=sys.stderr)
     import uvicorn
 
-    from .app import create_app
+    from derive.serve.app import create_app
     app = create_app(course, db, jobs=args.jobs or os.cpu_count() or 1, rate=(args.rate, args.rate_window),
                      secure_cookies=base.startswith("https://"))
     students = len(db.users("student"))

@@ -27,8 +27,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .course import MAX_FIELD_CHARS, Course
-from .db import Database
+from derive.serve.course import MAX_FIELD_CHARS, Course
+from derive.serve.db import Database
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "nnd_session"
@@ -346,7 +346,7 @@ def create_app(course: Course, db: Database, *, jobs: int = 2, rate: tuple[int, 
                         headers={**_HEADERS, "Content-Disposition": 'attachment; filename="grades.csv"'})
 
     async def gradescope_zip(request: Request):
-        from ..check import gradescope
+        from derive.grading.submissions import gradescope
         user, bad = lecturer(request)
         if bad:
             return bad

@@ -30,10 +30,10 @@ class Source:
 
 def grade_remote(source: Source, answers: dict, limits: tuple[float, float, int]) -> dict:
     """Run on a Dask worker: the graded answer set, as :func:`grade_answers` gives it locally."""
-    from ..check import warm_up
-    from ..grading import Problem
-    from ..spec import loads
-    from . import course
+    from derive.grading.submissions import warm_up
+    from derive.grading.grade import Problem
+    from derive.core.spec import loads
+    from derive.serve import course
     key = f"dask:{source.digest}"
     if source.digest not in _BUILT:
         problem = Problem.build(loads(source.text, fmt=source.fmt, name=source.name))

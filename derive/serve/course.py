@@ -3,11 +3,11 @@
 A course directory holds problem specs (``*.toml`` / ``*.json``, one problem each, named by the file
 stem) and optionally ``course.toml`` (``title``, ``variants`` = how many variants to draw for a spec
 with a ``[variants]`` table, ``seed``).  A spec with ``[variants]`` is drawn once by
-:func:`derive.variants.generate` into the state directory; a student's variant is chosen by an HMAC
+:func:`derive.grading.variants.generate` into the state directory; a student's variant is chosen by an HMAC
 of the student's id and the problem under the course's secret, so it is stable and unguessable.
 
 Everything the lecturer's files could make slow (solving, drawing, the statement) first runs in a
-sandboxed worker (:mod:`derive.sandbox`); then the prepared :class:`derive.grading.Problem` objects
+sandboxed worker (:mod:`derive.core.sandbox`); then the prepared :class:`derive.grading.grade.Problem` objects
 live in this process, so that every grading worker forked later inherits them.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpecError
-from .cluster import Source
+from derive.core.errors import SpecError
+from derive.serve.cluster import Source
 
 COURSE_FILE = "course.toml"
 SPEC_SUFFIXES = (".toml", ".json")
@@ -61,9 +61,9 @@ class CourseProblem:
 
 def _describe(path: str) -> dict:
     """Title, statement pieces and answer fields of one spec (run in a worker)."""
-    from ..grading import Problem
-    from ..handout import build
-    from ..spec import load
+    from derive.grading.grade import Problem
+    from derive.handout.assemble import build
+    from derive.core.spec import load
     spec = load(path)
     problem = Problem.build(spec)
     handout = build(spec)
@@ -71,20 +71,20 @@ def _describe(path: str) -> dict:
 
 
 def _draw(item: tuple) -> dict:
-    from ..variants import generate
+    from derive.grading.variants import generate
     spec, count, seed, out = item
     return generate(spec, count, seed, out)
 
 
 def _grade_numbers(key: str, data: dict) -> dict:
-    from ..grading import grade_data
+    from derive.grading.grade import grade_data
     records, latex = grade_data(_LOADED[key], data)
     return {"records": [r.as_dict() for r in records],
             "latex": [(i, a.quantity, a.index, a.text) for i, a in latex]}
 
 
 def _grade_latex(item: tuple) -> dict:
-    from ..grading import grade_latex
+    from derive.grading.grade import grade_latex
     key, quantity, index, text, seed = item
     return grade_latex(_LOADED[key], quantity, index, text, seed)
 
@@ -92,10 +92,10 @@ def _grade_latex(item: tuple) -> dict:
 # ----------------------------------------------------------------------------- statements
 
 def _names(spec, problem):
-    from ..backprop import derive_elementwise
-    from ..names import names
-    from ..notation import profile
-    from ..spec import Network
+    from derive.kinds.network.derivation import derive_elementwise
+    from derive.printing.names import names
+    from derive.printing.notation import profile
+    from derive.core.spec import Network
     derivations = [problem.derivation]
     if isinstance(spec.problem, Network):
         derivations.append(derive_elementwise(spec.problem))
@@ -103,12 +103,12 @@ def _names(spec, problem):
 
 
 def _parts(caption) -> list:
-    from ..latex import Math
+    from derive.printing.latex import Math
     return [["m", p.tex] if isinstance(p, Math) else ["t", str(p)] for p in caption]
 
 
 def _cell(cell) -> list:
-    from ..latex import Code, Math
+    from derive.printing.latex import Code, Math
     if isinstance(cell, Math):
         return [["m", cell.tex]]
     if isinstance(cell, Code):
@@ -121,11 +121,11 @@ def statement(handout, spec, problem) -> list:
     maths, displayed maths, tables; the graph's node definitions for a graph (the drawing is TikZ)."""
     import sympy as sp
 
-    from ..latex import Block
-    from ..render import math_rows
-    from ..spec import Graph
-    from ..steps import Node
-    from ..tikz import Figure
+    from derive.printing.latex import Block
+    from derive.printing.render import math_rows
+    from derive.core.spec import Graph
+    from derive.core.steps import Node
+    from derive.printing.tikz import Figure
     pieces: list = []
     for item in handout.sections[0].items if handout.sections else ():
         if isinstance(item, Figure):
@@ -158,7 +158,7 @@ def statement(handout, spec, problem) -> list:
 
 def fields_of(spec, problem) -> list[dict]:
     """One field per asked element (``[grading] ask``; without it, every derived element)."""
-    from ..steps import Given
+    from derive.core.steps import Given
     nm = _names(spec, problem)
     asked = problem.asked()
     if not asked:
@@ -254,9 +254,9 @@ class Course:
         return specs
 
     def _load(self) -> None:
-        from ..grading import Problem
-        from ..sandbox import Limit, run_many
-        from ..spec import load
+        from derive.grading.grade import Problem
+        from derive.core.sandbox import Limit, run_many
+        from derive.core.spec import load
         specs = self._specs()
         plan: list[tuple[str, str, Path]] = []     # (problem id, version key, spec path)
         to_draw = []
@@ -299,7 +299,7 @@ class Course:
             self.versions[key] = Version(key, d["title"], d["pieces"], [Field(**f) for f in d["fields"]])
             cp = self.problems.setdefault(pid, CourseProblem(pid, d["title"].split(" (variant ")[0]))
             cp.versions.append(key)
-        from ..check import warm_up
+        from derive.grading.submissions import warm_up
         for key in {cp.versions[0] for cp in self.problems.values()}:
             warm_up(_LOADED[key])
 
@@ -323,8 +323,8 @@ class Course:
 def grade_answers(key: str, answers: dict[str, str], *, timeout: float = 60.0, latex_timeout: float = 10.0,
                   memory_mb: int = 1024) -> dict:
     """Grade one answer set of the loaded version ``key`` in sandboxed workers; scores as ``check`` gives them."""
-    from ..grading import INVALID
-    from ..sandbox import Limit, run, run_many
+    from derive.grading.grade import INVALID
+    from derive.core.sandbox import Limit, run, run_many
     problem = _LOADED[key]
     data = {"problem": key, "answers": dict(answers)}
     try:
@@ -352,5 +352,5 @@ def grade_answers(key: str, answers: dict[str, str], *, timeout: float = 60.0, l
 
 def _reason(err: BaseException) -> str:
     """A failed worker as ``nnderive check`` words it (its own function)."""
-    from ..check import _reason as check_reason
+    from derive.grading.submissions import _reason as check_reason
     return check_reason(err)

@@ -1,0 +1,261 @@
+"""The ``nnderive`` command.
+
+Exit codes: 0 success (for ``verify``: no stated number is wrong and no formula differs), 1 some
+stated number is wrong or a formula differs, 2 unusable input (one line on stderr naming it).
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import importlib.util
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from derive import __version__
+from derive.core.errors import InputError, SpecError
+from derive.core.files import OutputError
+
+EXIT_OK, EXIT_WRONG, EXIT_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit 2), like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+MAX_SECONDS = 1e6
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number of seconds, > 0 and at most MAX_SECONDS."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 and <= {MAX_SECONDS:g}, got {text!r}")
+    return value
+
+
+def int_from(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` (to ``high``)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"expected an integer {span}, got {text!r}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def _spec_paths(args: list[str]) -> list:
+    import worked_examples
+    if not args:
+        return [worked_examples.path(n) for n in worked_examples.names()]
+    paths = []
+    for a in args:
+        try:
+            paths.append(worked_examples.resolve(a))
+        except KeyError:
+            hint = difflib.get_close_matches(a, worked_examples.names(), n=3)
+            extra = f"; did you mean {', '.join(hint)}?" if hint else " (see 'nnderive list')"
+            raise InputError(f"{a}: no such file and no bundled example of that name{extra}") from None
+    return paths
+
+
+def _in_file(path, work: Callable):
+    """Run ``work()``, naming the spec file in any SpecError it raises."""
+    name = Path(path).name
+    try:
+        return work()
+    except SpecError as err:
+        if err.path.startswith(name):
+            raise
+        raise SpecError(f"{name}: {err.path}" if err.path else name, err.message) from None
+
+
+def _verify_one(path) -> dict:
+    from derive.verify.report import report_dict
+    from derive.core.spec import load
+    from derive.verify.stated import verify_spec
+    return _in_file(path, lambda: report_dict(verify_spec(load(path))))
+
+
+def _solve_one(path) -> dict:
+    from derive.kinds.network.derivation import derive
+    from derive.verify.report import solve_dict
+    from derive.core.spec import load
+
+    def work():
+        spec = load(path)
+        derivation = derive(spec)
+        if derivation is None:
+            raise SpecError("", "a spec of formulas only has no quantities to solve")
+        return solve_dict(spec.name, derivation)
+    return _in_file(path, work)
+
+
+def _limited(fn: Callable, path, timeout: float):
+    from derive.core.sandbox import Limit, run
+    try:
+        return run(fn, path, timeout=timeout)
+    except Limit as err:
+        raise InputError(f"{path}: {err}") from None
+
+
+def cmd_list(args) -> int:
+    import worked_examples
+    from derive.core.spec import load
+    rows = []
+    for name in worked_examples.names():
+        spec = load(worked_examples.path(name))
+        rows.append({"name": name, "title": spec.title, "source": spec.source})
+    if args.json:
+        print(json.dumps({"examples": rows}, ensure_ascii=False, indent=2))
+    else:
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            print(f"{r['name']:<{width}}  {r['title']}\n{'':<{width}}  source: {r['source']}")
+    return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    from derive.verify.report import summary_dicts, summary_line, text_table
+    from derive.core.sandbox import Limit, run_many
+    started = time.perf_counter()
+    _preload()
+    paths = _spec_paths(args.specs)
+    examples = run_many(_verify_one, paths, timeout=args.timeout, jobs=args.jobs)
+    for path, ex in zip(paths, examples):
+        if isinstance(ex, Limit):
+            raise InputError(f"{path}: {ex}")
+        if isinstance(ex, BaseException):
+            raise ex
+    total = summary_dicts(examples)
+    if args.json:
+        print(json.dumps({"examples": examples, "summary": total}, ensure_ascii=False, indent=2))
+    elif args.markdown:
+        from derive.verify.report import markdown
+        print(markdown(examples), end="")
+    else:
+        for ex in examples:
+            print(text_table(ex))
+            print()
+        print(f"{len(examples)} example{'s' if len(examples) != 1 else ''}: {summary_line(total)} "
+              f"({time.perf_counter() - started:.1f} s)")
+    return EXIT_WRONG if total.get("wrong") or total.get("differs") else EXIT_OK
+
+
+_WARM_UP = """
+[network]
+input = ["0.5", "-1"]
+target = ["1", "0"]
+loss = "half_sse"
+learning_rate = "0.5"
+[[network.layer]]
+weights = [["0.1", "0.2"], ["0.3", "-0.4"]]
+bias = ["0.1", "0.2"]
+activation = "sigmoid"
+[stated]
+h1 = ["0.5", "0.4"]
+[[claim]]
+lhs = "dL_dz1"
+rhs = "grad_y * gprime1"
+"""
+
+
+def _preload() -> None:
+    """Import the engine and verify a tiny spec once here, so that each forked worker starts with
+    SymPy's machinery loaded and its caches warm (copy-on-write) instead of building them again:
+    for a small spec that is most of its time."""
+    from derive.verify import claims, report, stated as verify
+    from derive import kinds
+    from derive.core import spec  # noqa: F401
+    kinds.kinds()
+    verify.verify_spec(spec.loads(_WARM_UP, name="warm-up"))
+
+
+def cmd_solve(args) -> int:
+    from derive.verify.report import solve_text
+    result = _limited(_solve_one, _spec_paths([args.spec])[0], args.timeout)
+    print(json.dumps(result, indent=2) if args.json else solve_text(result))
+    return EXIT_OK
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), like every other input error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nnderive",
+        description="Derive backpropagation symbolically and check every number and formula against it.",
+        epilog="Docs: docs/guide.md.  A SPEC is a .toml/.json file or the name of a bundled example.")
+    parser.add_argument("--version", action="version", version=f"nnderive {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list the bundled worked examples")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("verify", help="check every stated number (exact/carried/wrong) and formula",
+                       description="For every stated number: the engine's exact value, the value recomputed "
+                                   "from the stated inputs, and a verdict. Exit 1 if any is wrong.")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="spec files or example names (default: all bundled)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown report (docs/verdicts.md)")
+    p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds allowed per spec (default 60)")
+    p.add_argument("--jobs", type=int_from(1, 256), default=None, help="specs checked at once (default: one per CPU)")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("solve", help="every quantity of a problem (forward, loss, gradients, update)")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds allowed (default 60)")
+    p.set_defaults(func=cmd_solve)
+
+    for module in _EXTENSIONS:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).register(sub)
+    return parser
+
+
+# Modules that add subcommands: each defines ``register(subparsers)`` and keeps its heavy imports
+# (Numba, TeX) inside the command function, so ``nnderive --help`` stays fast.
+_EXTENSIONS = ["derive.handout.assemble", "derive.grading.submissions", "derive.grading.variants", "derive.serve", "kernels.cli"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_INPUT
+    try:
+        return args.func(args)
+    except (SpecError, InputError, OutputError) as err:
+        print(f"nnderive: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("nnderive: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,601 @@
+"""Load and validate spec files (TOML or JSON) into frozen dataclasses.
+
+A spec describes one problem: a layered network (``[network]``), a scalar equation graph
+(``[graph]``), or only declared symbols for formula checks (``[symbols]``); plus what was
+printed (``[stated]``, ``[[restated]]``), formulas to check (``[[claim]]``) and notation.
+Every number is read from its printed text into an exact Rational.  Every error is a
+:class:`SpecError` naming the key path.  The format is documented in docs/guide.md.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import keyword
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sympy as sp
+
+from derive.core import primitives
+from derive.core.errors import SpecError
+from derive.core.numbers import Literal, Stated, parse_stated
+from derive.core.expressions import parse_expression
+
+MAX_FILE_BYTES = 1_000_000
+MAX_LAYERS = 32
+MAX_WIDTH = 100_000
+MAX_NODES = 500
+MAX_STATEMENTS = 20_000
+MAX_SAMPLES = 64  # rows of a mini-batch ([network] input and target as lists of rows)
+MAX_MAGNITUDE = sp.Integer(10) ** 100
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+DOMAINS = ("real", "positive", "negative", "nonnegative", "nonpositive")
+_STATED_KEY = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_]{0,40})(?:\[(?P<idx>\d{1,5}(?:\s*,\s*\d{1,5})?)\])?")
+
+
+@dataclass(frozen=True)
+class ActivationRef:
+    name: str
+    params: tuple[tuple[str, sp.Expr], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, sp.Expr]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
+class Layer:
+    size: int
+    activation: ActivationRef
+    weights: tuple[tuple[sp.Expr, ...], ...] | None  # (out, in); None means symbolic
+    bias: tuple[sp.Expr, ...] | None                # None means symbolic; () means no bias
+
+
+@dataclass(frozen=True)
+class Network:
+    input_size: int
+    input: tuple[sp.Expr, ...] | None
+    target: tuple[sp.Expr, ...] | None
+    layers: tuple[Layer, ...]
+    loss: str
+    learning_rate: sp.Expr | None
+    # A mini-batch: one (input, target) pair per sample when the spec gives two or more rows
+    # (then ``input`` and ``target`` are None and the loss is the mean over the samples).
+    samples: tuple[tuple[tuple[sp.Expr, ...], tuple[sp.Expr, ...]], ...] = ()
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (self.input_size,) + tuple(l.size for l in self.layers)
+
+    @property
+    def param_count(self) -> int:
+        return sum(l.size * (n_in + (1 if l.bias != () else 0)) for l, n_in in zip(self.layers, self.sizes))
+
+
+@dataclass(frozen=True)
+class Graph:
+    values: tuple[tuple[str, sp.Expr | None], ...]  # None: a free symbol
+    params: tuple[str, ...]
+    nodes: tuple[tuple[str, str], ...]               # (name, expression text)
+    loss: str
+    learning_rate: sp.Expr | None
+    # A name bound again (``c = c + c + 1``) is a new node named ``c_1``, ``c_2``, …: (node, the
+    # name as written).  In an expression a name means its latest binding.
+    rebound: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Statement:
+    quantity: str
+    index: tuple[int, ...] | None
+    stated: Stated
+    path: str
+    written: tuple[int, ...] | None = None   # an entry of a list: the list's length (a row's: rows, row length)
+
+
+@dataclass(frozen=True)
+class Frame:
+    label: str
+    statements: tuple[Statement, ...]
+
+
+@dataclass(frozen=True)
+class Claim:
+    label: str
+    lhs: str
+    rhs: str
+    assume: tuple[str, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    title: str
+    source: str
+    notes: str
+    problem: Any  # Network | Graph | another kind's dataclass (derive/kinds.py) | None
+    stated: tuple[Statement, ...]
+    frames: tuple[Frame, ...]
+    claims: tuple[Claim, ...]
+    symbols: tuple[tuple[str, str], ...]
+    notation: tuple[tuple[str, str], ...]
+    path: str = ""
+    # [grading] and [variants] tables, kept as read; derive/check.py and derive/variants.py validate them
+    grading: dict = field(default_factory=dict, compare=False, hash=False)
+    variants: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+# ----------------------------------------------------------------------------- reading helpers
+
+def _table(value: Any, path: str) -> dict:
+    if not isinstance(value, dict):
+        raise SpecError(path, f"expected a table, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            Literal: "a number"}.get(type(value), type(value).__name__)
+
+
+def _unknown_keys(table: dict, allowed: set[str], path: str) -> None:
+    for key in table:
+        if key not in allowed:
+            hint = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            extra = f" (did you mean '{hint[0]}'?)" if hint else f" (allowed: {', '.join(sorted(allowed))})"
+            raise SpecError(f"{path}.{key}" if path else str(key), f"unknown key{extra}")
+
+
+def _string(value: Any, path: str, limit: int = 2000) -> str:
+    if not isinstance(value, str) or isinstance(value, Literal):
+        raise SpecError(path, f"expected a string, got {_kind(value)}")
+    if len(value) > limit:
+        raise SpecError(path, f"string longer than {limit} characters")
+    return value
+
+
+def _name(value: Any, path: str) -> str:
+    text = _string(value, path, 64)
+    if not NAME.fullmatch(text) or keyword.iskeyword(text):
+        raise SpecError(path, f"expected a name of letters, digits and '_' starting with a letter, got {text!r}")
+    return text
+
+
+def _int(value: Any, path: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(path, f"expected an integer, got {_kind(value)}")
+    if not low <= value <= high:
+        raise SpecError(path, f"expected an integer from {low} to {high}, got {value}")
+    return value
+
+
+_VALUE_FUNCTIONS = {name: f.build for name, f in primitives.FUNCTIONS.items()}
+
+
+def number(value: Any, path: str) -> sp.Expr:
+    """A given number: a decimal, a fraction such as '1/16', or an expression such as 'log(0.34)'."""
+    if isinstance(value, bool):
+        raise SpecError(path, "expected a number, got a boolean")
+    if isinstance(value, int):
+        result = sp.Integer(value)
+    elif isinstance(value, str):
+        if value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise SpecError(path, f"expected a finite number, got {value!r} (NaN and infinity are not allowed)")
+        try:
+            result = parse_stated(value, path).value
+        except SpecError:
+            result = parse_expression(value, names={}, functions=_VALUE_FUNCTIONS, path=path, max_chars=200)
+    else:
+        raise SpecError(path, f"expected a number, got {_kind(value)}")
+    if not isinstance(result, sp.Expr) or not result.is_number:
+        raise SpecError(path, f"expected a number, got {value!r}")
+    _bounded(result, path, value)
+    return result
+
+
+def _bounded(expr: sp.Expr, path: str, raw: Any) -> sp.Float:
+    """``expr`` at 30 digits, computed from the leaves up; every intermediate value must be a finite
+    real number below 1e100 in size, so ``exp(exp(exp(exp(100))))`` stops at ``exp(exp(100))``
+    instead of being evaluated."""
+    def refuse(what: str):
+        raise SpecError(path, f"expected a finite real number of size below 1e100, got {str(raw)[:80]!r} "
+                              f"({what})")
+
+    def value(e: sp.Expr) -> sp.Expr:
+        here = e.func(*(value(a) for a in e.args)) if e.args else e
+        try:
+            v = sp.N(here, 30)
+        except (ArithmeticError, ValueError, TypeError, RecursionError):
+            refuse(f"{_short(e)} cannot be evaluated")
+        if not v.is_number or v.is_real is not True or v.is_finite is not True:
+            refuse(f"{_short(e)} is not a finite real number")
+        if abs(v) > MAX_MAGNITUDE:
+            refuse(f"{_short(e)} is beyond 1e100")
+        return v
+    return value(expr)
+
+
+def _short(e: sp.Expr) -> str:
+    t = sp.sstr(e)
+    return t if len(t) <= 60 else t[:57] + "..."
+
+
+def _vector(value: Any, path: str, size: int | None = None) -> tuple[sp.Expr, ...]:
+    if not isinstance(value, list):
+        raise SpecError(path, f"expected a list of numbers, got {_kind(value)}")
+    if size is not None and len(value) != size:
+        raise SpecError(path, f"expected {size} numbers, got {len(value)}")
+    if not value or len(value) > MAX_WIDTH:
+        raise SpecError(path, f"expected 1 to {MAX_WIDTH} numbers, got {len(value)}")
+    return tuple(number(v, f"{path}[{i}]") for i, v in enumerate(value))
+
+
+def _matrix(value: Any, path: str, rows: int, cols: int) -> tuple[tuple[sp.Expr, ...], ...]:
+    if not isinstance(value, list) or len(value) != rows:
+        got = f"{len(value)} rows" if isinstance(value, list) else _kind(value)
+        raise SpecError(path, f"expected a {rows}x{cols} matrix (a list of {rows} rows), got {got}")
+    return tuple(_vector(row, f"{path}[{i}]", cols) for i, row in enumerate(value))
+
+
+# ----------------------------------------------------------------------------- sections
+
+def _activation(value: Any, path: str) -> ActivationRef:
+    if isinstance(value, str) and not isinstance(value, Literal):
+        name, given = value, {}
+    elif isinstance(value, dict):
+        if "name" not in value:
+            raise SpecError(path, "expected a table with a 'name' key")
+        name, given = value["name"], {k: v for k, v in value.items() if k != "name"}
+    else:
+        raise SpecError(path, f"expected an activation name or table, got {_kind(value)}")
+    if name not in primitives.ACTIVATIONS:
+        hint = difflib.get_close_matches(str(name), list(primitives.ACTIVATIONS), n=1)
+        extra = f"; did you mean '{hint[0]}'?" if hint else ""
+        raise SpecError(path, f"unknown activation {name!r} (known: {', '.join(primitives.ACTIVATIONS)}){extra}")
+    act = primitives.ACTIVATIONS[name]
+    defaults = dict(act.params)
+    _unknown_keys(given, set(defaults), path)
+    params = tuple((k, number(given.get(k, d), f"{path}.{k}")) for k, d in act.params)
+    for k, v in params:
+        if name in ("leaky_relu", "elu") and not v > 0:
+            raise SpecError(f"{path}.{k}", f"{name} needs {k} > 0, got {v}")
+    return ActivationRef(name, params)
+
+
+def _learning_rate(table: dict, path: str) -> sp.Expr | None:
+    """The learning rate: a number, "symbol" for a symbolic η, or None when absent (no update)."""
+    if "learning_rate" not in table:
+        return None
+    if table["learning_rate"] == "symbol":
+        return sp.Symbol("learning_rate", positive=True)
+    return number(table["learning_rate"], f"{path}.learning_rate")
+
+
+def load_network(table: dict, path: str = "network") -> Network:
+    _unknown_keys(table, {"input", "input_size", "target", "loss", "learning_rate", "layer"}, path)
+    batch = _rows(table.get("input"), f"{path}.input")
+    if batch is not None:
+        x, n_in = None, len(batch[0])
+        if "input_size" in table and _int(table["input_size"], f"{path}.input_size", 1, MAX_WIDTH) != n_in:
+            raise SpecError(f"{path}.input_size", f"each input row has {n_in} numbers")
+    elif "input" in table:
+        x = _vector(table["input"], f"{path}.input")
+        n_in = len(x)
+        if "input_size" in table and _int(table["input_size"], f"{path}.input_size", 1, MAX_WIDTH) != n_in:
+            raise SpecError(f"{path}.input_size", f"input has {n_in} numbers")
+    elif "input_size" in table:
+        x, n_in = None, _int(table["input_size"], f"{path}.input_size", 1, MAX_WIDTH)
+    else:
+        raise SpecError(path, "expected 'input' (a list of numbers) or 'input_size' (for a symbolic input)")
+    layers_raw = table.get("layer")
+    if not isinstance(layers_raw, list) or not layers_raw:
+        raise SpecError(f"{path}.layer", "expected one or more [[network.layer]] tables")
+    if len(layers_raw) > MAX_LAYERS:
+        raise SpecError(f"{path}.layer", f"at most {MAX_LAYERS} layers, got {len(layers_raw)}")
+    layers, n_prev = [], n_in
+    for i, raw in enumerate(layers_raw):
+        lp = f"{path}.layer[{i}]"
+        raw = _table(raw, lp)
+        _unknown_keys(raw, {"weights", "bias", "activation", "size"}, lp)
+        if "weights" in raw:
+            w_raw = raw["weights"]
+            rows = len(w_raw) if isinstance(w_raw, list) else 0
+            size = _int(raw.get("size", rows), f"{lp}.size", 1, MAX_WIDTH)
+            if i == 0 and x is not None:
+                _input_fits(w_raw, n_in, path)
+            weights = _matrix(w_raw, f"{lp}.weights", size, n_prev)
+        else:
+            if "size" not in raw:
+                raise SpecError(lp, "expected 'weights' (a matrix) or 'size' (for symbolic weights)")
+            size, weights = _int(raw["size"], f"{lp}.size", 1, MAX_WIDTH), None
+        bias_raw = raw.get("bias")
+        if bias_raw is None:
+            bias = None if weights is None else ()
+        elif bias_raw is False:
+            bias = ()
+        else:
+            bias = _vector(bias_raw, f"{lp}.bias", size)
+        if "activation" not in raw:
+            raise SpecError(f"{lp}.activation", "missing; give an activation name such as 'sigmoid'")
+        layers.append(Layer(size, _activation(raw["activation"], f"{lp}.activation"), weights, bias))
+        n_prev = size
+    for i, layer in enumerate(layers[:-1]):
+        if primitives.ACTIVATIONS[layer.activation.name].vector:
+            raise SpecError(f"{path}.layer[{i}].activation", "softmax may only be the last layer's activation")
+    loss = _string(table.get("loss", ""), f"{path}.loss", 64)
+    if loss not in primitives.LOSSES:
+        hint = difflib.get_close_matches(loss, list(primitives.LOSSES), n=1)
+        extra = f"; did you mean '{hint[0]}'?" if hint else ""
+        raise SpecError(f"{path}.loss", f"unknown loss {loss!r} (known: {', '.join(primitives.LOSSES)}){extra}")
+    if primitives.LOSSES[loss].on_logits and layers[-1].activation.name != "identity":
+        raise SpecError(f"{path}.loss", f"{loss} takes logits: make the last layer's activation 'identity' "
+                                        "(or use activation 'softmax' with loss 'cross_entropy')")
+    lr = _learning_rate(table, path)
+    if batch is not None:
+        samples = _samples(batch, table, path, n_prev)
+        if len(samples) == 1:  # one row: the plain one-sample network
+            return Network(n_in, samples[0][0], samples[0][1], tuple(layers), loss, lr)
+        return Network(n_in, None, None, tuple(layers), loss, lr, samples)
+    if isinstance(table.get("target"), list) and table["target"] and isinstance(table["target"][0], list):
+        raise SpecError(f"{path}.target", "a list of target rows needs 'input' as a list of rows too")
+    target = None
+    if "target" in table and table["target"] != "symbol":
+        target = _vector(table["target"], f"{path}.target", n_prev)
+    _all_numbers_or_none(table, x, layers, target, path)
+    return Network(n_in, x, target, tuple(layers), loss, lr)
+
+
+def _input_fits(w_raw, n_in: int, path: str) -> None:
+    """When every row of the first weight matrix has the same length, that is the number of inputs:
+    an input of another length is the input's error, not the weights'."""
+    lengths = {len(r) for r in w_raw if isinstance(r, list)} if isinstance(w_raw, list) else set()
+    if len(lengths) == 1 and all(isinstance(r, list) for r in w_raw) and (k := lengths.pop()) != n_in:
+        raise SpecError(f"{path}.input", f"expected {k} numbers (layer[0].weights has {k} columns, one per "
+                                         f"input), got {n_in}")
+
+
+def _all_numbers_or_none(table: dict, x, layers: list, target, path: str) -> None:
+    """A network is symbolic when it gives no numbers at all (input_size, sizes, no target), or a
+    symbolic target when asked for with ``target = "symbol"``; a number left out otherwise is an error."""
+    given = {"input": x is not None, "target": target is not None}
+    given.update({f"layer[{i}].weights": layer.weights is not None for i, layer in enumerate(layers)})
+    if not any(given.values()):
+        return
+    numbered = ", ".join(k for k, v in given.items() if v)
+    if x is None:
+        raise SpecError(f"{path}.input", f"missing: {numbered} {'is' if numbered.count(',') == 0 else 'are'} "
+                                         "given, so the input must be too (or leave out every number for a "
+                                         "symbolic network)")
+    for i, layer in enumerate(layers):
+        if layer.weights is None:
+            raise SpecError(f"{path}.layer[{i}].weights", f"missing: {numbered} are given, so every layer's weights "
+                                                         "must be too (or leave out every number for a symbolic network)")
+    if target is None and table.get("target") != "symbol":
+        raise SpecError(f"{path}.target", "missing: the input and weights are given, so the target must be too "
+                                          '(write target = "symbol" for a symbolic target)')
+
+
+def _rows(value: Any, path: str) -> list[tuple[sp.Expr, ...]] | None:
+    """The rows of a mini-batch input (a list of lists of numbers), or None for any other value."""
+    if not (isinstance(value, list) and value and isinstance(value[0], list)):
+        return None
+    if len(value) > MAX_SAMPLES:
+        raise SpecError(path, f"at most {MAX_SAMPLES} samples (rows), got {len(value)}")
+    first = _vector(value[0], f"{path}[0]")
+    return [first] + [_vector(r, f"{path}[{i}]", len(first)) for i, r in enumerate(value[1:], start=1)]
+
+
+def _samples(rows, table: dict, path: str, n_out: int):
+    """(input, target) pairs of a mini-batch: one target row of ``n_out`` numbers per input row."""
+    t = table.get("target")
+    if t is None:
+        raise SpecError(f"{path}.target", f"missing; a mini-batch of {len(rows)} inputs needs {len(rows)} target rows")
+    if not (isinstance(t, list) and all(isinstance(r, list) for r in t)) or len(t) != len(rows):
+        raise SpecError(f"{path}.target", f"expected {len(rows)} rows (one per input row) of {n_out} numbers")
+    targets = [_vector(r, f"{path}.target[{i}]", n_out) for i, r in enumerate(t)]
+    return tuple(zip(rows, targets))
+
+
+_RESERVED_FUNCTIONS = set(primitives.FUNCTIONS) | set(primitives.ACTIVATIONS)
+
+
+def _check_name(name: str, path: str) -> str:
+    _name(name, path)
+    if name.startswith("grad_") or name.endswith("_new") or name in _RESERVED_FUNCTIONS:
+        raise SpecError(path, f"the name {name!r} is reserved (grad_*, *_new and function names)")
+    return name
+
+
+def load_graph(table: dict, path: str = "graph") -> Graph:
+    _unknown_keys(table, {"values", "params", "nodes", "loss", "learning_rate"}, path)
+    values_raw = _table(table.get("values", {}), f"{path}.values")
+    values = []
+    for key, v in values_raw.items():
+        _check_name(key, f"{path}.values.{key}")
+        if isinstance(v, str) and v == "symbol":
+            values.append((key, None))
+        else:
+            values.append((key, number(v, f"{path}.values.{key}")))
+    nodes_raw = table.get("nodes")
+    if not isinstance(nodes_raw, list) or not nodes_raw:
+        raise SpecError(f"{path}.nodes", "expected a list of 'name = expression' strings")
+    if len(nodes_raw) > MAX_NODES:
+        raise SpecError(f"{path}.nodes", f"at most {MAX_NODES} nodes")
+    written = []
+    for i, raw in enumerate(nodes_raw):
+        npath = f"{path}.nodes[{i}]"
+        text = _string(raw, npath, 2000)
+        if text.count("=") != 1:
+            raise SpecError(npath, f"expected 'name = expression', got {text!r}")
+        lhs, rhs = (s.strip() for s in text.split("="))
+        written.append((_check_name(lhs, npath), rhs))
+    nodes, rebound, latest = _bindings(written, [k for k, _ in values], path)
+    params_raw = table.get("params", [])
+    if not isinstance(params_raw, list):
+        raise SpecError(f"{path}.params", "expected a list of value names")
+    params = tuple(_name(p, f"{path}.params[{i}]") for i, p in enumerate(params_raw))
+    for i, p in enumerate(params):
+        if p not in values_raw:
+            raise SpecError(f"{path}.params[{i}]", f"{p!r} is not one of the values")
+    loss = _name(table.get("loss", nodes[-1][0]), f"{path}.loss")
+    loss = latest.get(loss, loss) if "loss" in table else loss   # a rebound name: its latest binding
+    if loss not in {n for n, _ in nodes}:
+        raise SpecError(f"{path}.loss", f"{loss!r} is not a node")
+    lr = _learning_rate(table, path)
+    return Graph(tuple(values), params, tuple(nodes), loss, lr, rebound)
+
+
+def _bindings(written: list[tuple[str, str]], values: list[str], path: str):
+    """Nodes with distinct names: the k-th binding again of ``c`` is the node ``c_k``.
+
+    Returns (nodes, rebound pairs (node, name as written), latest node of each name)."""
+    used = set(values) | {lhs for lhs, _ in written}
+    count = {v: 0 for v in values}
+    nodes, rebound, latest = [], [], {}
+    for i, (lhs, rhs) in enumerate(written):
+        if lhs in count:
+            count[lhs] += 1
+            name = f"{lhs}_{count[lhs]}"
+            if name in used:
+                raise SpecError(f"{path}.nodes[{i}]", f"{lhs!r} is bound again, as the node {name!r}, but "
+                                                      f"{name!r} is also a name of this graph: rename one of them")
+            rebound.append((name, lhs))
+        else:
+            count[lhs], name = 0, lhs
+        latest[lhs] = name
+        nodes.append((name, rhs))
+    return nodes, tuple(rebound), latest
+
+
+def _statements(table: dict, path: str) -> tuple[Statement, ...]:
+    out: list[Statement] = []
+    for key, value in table.items():
+        kpath = f"{path}.{key}"
+        m = _STATED_KEY.fullmatch(str(key))
+        if not m:
+            raise SpecError(kpath, "expected a quantity name such as 'z1', 'grad_w5' or 'z1[2]'")
+        name = m.group("name")
+        if m.group("idx") is not None:
+            idx = tuple(int(p) for p in m.group("idx").split(","))
+            out.append(Statement(name, idx, parse_stated(value, kpath), kpath))
+            continue
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, list):
+                    for j, cell in enumerate(item):
+                        if cell != "":
+                            out.append(Statement(name, (i, j), parse_stated(cell, f"{kpath}[{i}][{j}]"),
+                                                 f"{kpath}[{i}][{j}]", (len(value), len(item))))
+                elif item != "":
+                    out.append(Statement(name, (i,), parse_stated(item, f"{kpath}[{i}]"), f"{kpath}[{i}]",
+                                         (len(value),)))
+        else:
+            out.append(Statement(name, None, parse_stated(value, kpath), kpath))
+        if len(out) > MAX_STATEMENTS:
+            raise SpecError(path, f"more than {MAX_STATEMENTS} stated numbers")
+    return tuple(out)
+
+
+def _claims(raw: Any, path: str = "claim") -> tuple[Claim, ...]:
+    if not isinstance(raw, list):
+        raise SpecError(path, "expected [[claim]] tables")
+    claims = []
+    for i, c in enumerate(raw):
+        cp = f"{path}[{i}]"
+        c = _table(c, cp)
+        _unknown_keys(c, {"label", "lhs", "rhs", "assume"}, cp)
+        for key in ("lhs", "rhs"):
+            if key not in c:
+                raise SpecError(f"{cp}.{key}", "missing")
+        assume = c.get("assume", [])
+        if not isinstance(assume, list):
+            raise SpecError(f"{cp}.assume", "expected a list of equations such as 'sum(t) == 1'")
+        claims.append(Claim(_string(c.get("label", c["lhs"] + " = " + c["rhs"]), f"{cp}.label", 300),
+                            _string(c["lhs"], f"{cp}.lhs"), _string(c["rhs"], f"{cp}.rhs"),
+                            tuple(_string(a, f"{cp}.assume[{j}]", 200) for j, a in enumerate(assume)), cp))
+    return tuple(claims)
+
+
+def from_mapping(data: dict, name: str = "spec", path: str = "") -> Spec:
+    """Validate an already-parsed TOML/JSON mapping."""
+    data = _table(data, "")
+    from derive.kinds import kinds
+    tables = [t for t in kinds() if t in data]
+    _unknown_keys(data, {"meta", "symbols", "stated", "restated", "claim", "notation", "grading", "variants",
+                         *kinds()}, "")
+    meta = _table(data.get("meta", {}), "meta")
+    _unknown_keys(meta, {"title", "source", "notes"}, "meta")
+    if len(tables) > 1:
+        raise SpecError("", f"give one problem table, not {' and '.join('[' + t + ']' for t in tables)}")
+    problem = kinds()[tables[0]].load(_table(data[tables[0]], tables[0]), tables[0]) if tables else None
+    symbols_raw = _table(data.get("symbols", {}), "symbols")
+    symbols = []
+    for key, dom in symbols_raw.items():
+        _check_name(key, f"symbols.{key}")
+        if dom not in DOMAINS:
+            raise SpecError(f"symbols.{key}", f"expected one of {', '.join(DOMAINS)}, got {dom!r}")
+        symbols.append((key, dom))
+    if problem is None and not symbols:
+        raise SpecError("", f"expected a problem table ({', '.join('[' + t + ']' for t in kinds())}) "
+                            "or a [symbols] table")
+    frames = []
+    restated = data.get("restated", [])
+    if not isinstance(restated, list):
+        raise SpecError("restated", "expected [[restated]] tables")
+    for i, fr in enumerate(restated):
+        fr = dict(_table(fr, f"restated[{i}]"))
+        label = _string(fr.pop("label", f"frame {i + 1}"), f"restated[{i}].label", 200)
+        frames.append(Frame(label, _statements(fr, f"restated[{i}]")))
+    notation = _table(data.get("notation", {}), "notation")
+    return Spec(
+        name=name,
+        title=_string(meta.get("title", name), "meta.title", 300),
+        source=_string(meta.get("source", ""), "meta.source", 300),
+        notes=_string(meta.get("notes", ""), "meta.notes", 4000),
+        problem=problem,
+        stated=_statements(_table(data.get("stated", {}), "stated"), "stated"),
+        frames=tuple(frames),
+        claims=_claims(data.get("claim", [])),
+        symbols=tuple(symbols),
+        notation=tuple((str(k), _string(v, f"notation.{k}", 200)) for k, v in notation.items()),
+        path=path,
+        grading=dict(_table(data.get("grading", {}), "grading")),
+        variants=dict(_table(data.get("variants", {}), "variants")),
+    )
+
+
+def loads(text: str, *, fmt: str = "toml", name: str = "spec", path: str = "") -> Spec:
+    """Parse spec text; ``fmt`` is 'toml' or 'json'."""
+    if len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
+        raise SpecError("", f"spec larger than {MAX_FILE_BYTES} bytes")
+    try:
+        if fmt == "json":
+            data = json.loads(text, parse_float=Literal, parse_constant=_reject_constant)
+        else:
+            data = tomllib.loads(text, parse_float=Literal)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise SpecError("", f"not valid {fmt.upper()}: {err}") from None
+    return from_mapping(data, name=name, path=path)
+
+
+def _reject_constant(token: str):
+    raise SpecError("", f"not a number: {token} (NaN and infinity are not allowed)")
+
+
+def load(path: str | Path) -> Spec:
+    """Load a spec file; the format follows the suffix (.json, else TOML)."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise SpecError(str(p), f"spec larger than {MAX_FILE_BYTES} bytes")
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(str(p), f"cannot read: {err.__class__.__name__}: {getattr(err, 'strerror', err)}") from None
+    try:
+        return loads(text, fmt="json" if p.suffix.lower() == ".json" else "toml", name=p.stem, path=str(p))
+    except SpecError as err:
+        raise SpecError(f"{p.name}: {err.path}" if err.path else p.name, err.message) from None
