@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def make_submissions(directory: Path, n: int, seed: int = 0) -> None:
     import sympy as sp
     import worked_examples
-    from derive.kinds.network.derivation import derive
+    from derive.kinds import derive
     from derive.core.evaluate import evaluate
     from derive.grading.grade import rounded
-    from derive.core.spec import load
+    from derive.kinds import load
     from derive.core.steps import Given
     d = derive(load(worked_examples.path("001_4_net_222")))
     true = evaluate(d)

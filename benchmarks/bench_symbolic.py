@@ -21,7 +21,7 @@ def main() -> None:
     from derive.grading.submissions import warm_up
     from derive.grading.grade import Problem, grade_latex
     from derive.core.sandbox import run
-    from derive.core.spec import load
+    from derive.kinds import load
     from test_check_symbolic import RIGHT_222, RIGHT_MLP, WRONG_222, WRONG_MLP
     cases = [("001_4_net_222", q, None, t) for q, t in RIGHT_222] + \
             [("001_4_net_222", q, None, t) for q, t, _ in WRONG_222] + \

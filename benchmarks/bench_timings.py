@@ -23,7 +23,7 @@ def _cases():
     from derive.core.errors import SpecError
     from derive.grading.grade import Problem, grade_latex
     from derive.handout.assemble import build
-    from derive.core.spec import load, loads
+    from derive.kinds import load, loads
     from test_check_symbolic import BIG_POWER
 
     def handout():

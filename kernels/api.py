@@ -328,7 +328,8 @@ class DerivationKernel(_ValuesKernel):
 
 def _spec_of(spec):
     from derive.kinds import kinds
-    from derive.core.spec import Spec, load
+    from derive.core.spec import Spec
+    from derive.kinds import load
     if isinstance(spec, tuple(k.problem for k in kinds().values())):
         return spec
     if isinstance(spec, Spec):
@@ -389,7 +390,7 @@ def _kernel(kind, loaded, dtype, values):
 
 
 def _derivation_values(derivation) -> dict:
-    from derive.kinds.network.derivation import LR
+    from derive.core.steps import LR
     from derive.core.evaluate import is_numeric
     from derive.core.steps import Given
     given = [s for s in derivation.steps if isinstance(s, Given)]
@@ -416,10 +417,10 @@ def compile(spec, *, dtype="float64", shape: str = "auto", cache_dir=None):
         loaded = load_module(entry["key"], cache_dir) if entry else None
         if loaded is not None:
             return _kernel(entry["kind"], loaded, dtype, entry.get("values"))
-    from derive.core.spec import Network
+    from derive.kinds.network.spec import Network
     from . import codegen
     problem = _spec_of(spec)
-    from derive.core.spec import Graph
+    from derive.kinds.graph.spec import Graph
     if isinstance(problem, Network):
         shape = codegen.choose_shape(problem) if shape == "auto" else shape
         structure = {"network": codegen.structure(problem), "shape": shape}

@@ -68,7 +68,7 @@ def available(module: str) -> bool:
 
 
 def _spec(sizes, acts, loss):
-    from derive.core.spec import from_mapping
+    from derive.kinds import from_mapping
     return from_mapping({"network": {"input_size": sizes[0], "loss": loss,
                                      "layer": [{"size": n, "activation": a} for n, a in zip(sizes[1:], acts)]}})
 

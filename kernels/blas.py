@@ -20,8 +20,9 @@ import re
 
 import sympy as sp
 
-from derive.kinds.network.derivation import LR, derive_network
-from derive.core.spec import Layer, Network
+from derive.core.steps import LR
+from derive.kinds.network.derivation import derive_network
+from derive.kinds.network.spec import Layer, Network
 from derive.core.steps import Derivation, Update, symbol
 
 from . import indexform

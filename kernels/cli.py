@@ -8,7 +8,7 @@ WORKLOADS = ("tiny", "many", "nielsen", "big", "cold")
 
 
 def register(subparsers) -> None:
-    from derive.cli import int_from
+    from derive.core.commandline import int_from
     p = subparsers.add_parser(
         "bench", help="benchmark the generated kernels against NumPy, PyTorch and JAX",
         description="Workloads tiny, many, nielsen, big and cold start (docs/kernels.md), every contender "
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
 
 
 def cmd_bench(args) -> int:
-    from derive.cli import InputError
+    from derive.core.errors import InputError
     from . import bench
     only = None
     if args.only:
@@ -48,7 +48,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from derive.cli import InputError
+    from derive.core.errors import InputError
     from . import demos
     quiet = (lambda s: None) if args.json else print
     kwargs = {} if args.seed is None else {"seed": args.seed}

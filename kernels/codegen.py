@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from derive.kinds.network.derivation import LR
-from derive.core.spec import Graph, Layer, Network
+from derive.core.steps import LR
+from derive.kinds.graph.spec import Graph
+from derive.kinds.network.spec import Layer, Network
 from derive.core.steps import Derivation, Quantity
 
 

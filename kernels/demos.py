@@ -20,7 +20,7 @@ DIGITS = {"network": {"input_size": 64, "loss": "softmax_cross_entropy",
 
 def _kernel(mapping, cache_dir=None):
     import kernels
-    from derive.core.spec import from_mapping
+    from derive.kinds import from_mapping
     return kernels.compile(from_mapping(mapping), cache_dir=cache_dir)
 
 

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from derive.kinds.network.derivation import LR, derive_graph, derive_network
-from derive.core.spec import Graph, Network
+from derive.core.steps import LR
+from derive.kinds.graph.derivation import derive_graph
+from derive.kinds.network.derivation import derive_network
+from derive.kinds.graph.spec import Graph
+from derive.kinds.network.spec import Network
 from derive.core.steps import Derivation, Update
 
 from . import program as prog

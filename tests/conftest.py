@@ -3,7 +3,7 @@ import pytest
 
 import worked_examples
 from derive.grading.grade import Problem
-from derive.core.spec import load
+from derive.kinds import load
 
 
 @pytest.fixture(scope="session")

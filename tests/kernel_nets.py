@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from derive.core import primitives
-from derive.core.spec import from_mapping
+from derive.kinds import from_mapping
 
 
 def _net(n_in, layers, loss, bias=True):

@@ -9,10 +9,11 @@ import pytest
 import oracles
 import worked_examples
 from derive.kinds.architecture.derivation import derive_architecture, of_network
-from derive.kinds.network.derivation import derive
+from derive.kinds import derive
 from derive.core.errors import SpecError
 from derive.core.evaluate import evaluate
-from derive.core.spec import Network, load, loads
+from derive.kinds.network.spec import Network
+from derive.kinds import load, loads
 
 NETWORKS = [n for n in worked_examples.names() if "network" in oracles.load(worked_examples.path(n))]
 

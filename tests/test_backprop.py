@@ -15,7 +15,7 @@ import sympy as sp
 from derive.core import primitives
 from derive.kinds.network.derivation import derive_elementwise, derive_network
 from derive.core.evaluate import evaluate
-from derive.core.spec import from_mapping
+from derive.kinds import from_mapping
 from derive.core.steps import symbol
 from oracles import MP_ACTIVATIONS, mp_loss_of
 

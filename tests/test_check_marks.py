@@ -20,7 +20,7 @@ import worked_examples
 from derive.cli import main
 from derive.core.errors import SpecError
 from derive.grading.grade import CARRIED, CORRECT, INVALID, PRECISION, WRONG, Problem, grade_data, grade_latex
-from derive.core.spec import load, loads
+from derive.kinds import load, loads
 from oracle import mlp3333, rnd
 
 HW = Path(__file__).resolve().parents[1] / "docs" / "examples" / "hw_222.toml"

@@ -126,7 +126,7 @@ def test_matrix_answers(mlp):
 
 def test_policy_ask_points_and_missing(tmp_path):
     from derive.grading.grade import Problem
-    from derive.core.spec import loads
+    from derive.kinds import loads
     text = open(__import__("worked_examples").path("001_4_net_222"), encoding="utf-8").read()
     text = text.replace("[notation]", "[grading]\ndecimals = 3\npoints = { default = 1, grad_w5 = 4 }\n"
                         "credit = { precision = 0.25 }\nask = [\"h1\", \"grad_w5\", \"o2\"]\n\n[notation]")

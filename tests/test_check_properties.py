@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import oracle
 import worked_examples
 from derive.grading.grade import Problem, grade_data, grade_latex
-from derive.core.spec import load
+from derive.kinds import load
 from oracle import mlp3333, rnd
 
 LONG = os.environ.get("NNDERIVE_HYPOTHESIS_PROFILE") == "long"   # the one switch of tests/strategies.py

@@ -9,11 +9,12 @@ import sympy as sp
 from latex2sympy2 import latex2sympy
 
 import worked_examples
-from derive.kinds.network.derivation import derive, derive_elementwise
+from derive.kinds import derive
+from derive.kinds.network.derivation import derive_elementwise
 from derive.printing.claimtex import claim_names, formula, T
-from derive.printing.names import names
+from derive.kinds import names
 from derive.core.expressions import parse_expression
-from derive.core.spec import load
+from derive.kinds import load
 
 SYMBOLS = ("a", "b", "c")
 

@@ -10,9 +10,9 @@ import pytest
 import sympy as sp
 from sympy.logic.boolalg import ITE
 
-from derive.kinds.network.derivation import derive
+from derive.kinds import derive
 from derive.core.evaluate import Undecided, _condition, evaluate, rational
-from derive.core.spec import loads
+from derive.kinds import loads
 
 
 def _graph(values: dict, nodes: list[str]) -> dict:
@@ -86,7 +86,7 @@ def test_the_log_sum_exp_handout_prints_with_checked_numbers():
     """The handout of the same graph: the shift's gradient cancels to 0 and is known only to an
     interval around 0 (shown ≈ 0.0000); the conditions print with ∧, ∨, ¬ instead of ITE."""
     from derive.handout.assemble import build
-    from derive.printing.names import names
+    from derive.kinds import names
     from numbers_check import NumberCheck
     spec = loads('[graph]\nvalues = { z1 = "1000", z2 = "-1000", z3 = "3" }\nparams = ["z1", "z2", "z3"]\n'
                  'nodes = ["m = max(max(z1, z2), z3)", "s = exp(z1 - m) + exp(z2 - m) + exp(z3 - m)", '

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive.kinds.network.derivation import derive
-from derive.kinds.cnn.derivation import (_Builder, correlate, grid, load_cnn, prove_output_size, rot180,
-    zero_pad)
+from derive.kinds import derive
+from derive.kinds.cnn.derivation import _Builder, grid, load_cnn, prove_output_size
+from derive.core.maps import correlate, rot180, zero_pad
 from derive.core.errors import SpecError
 from derive.core.evaluate import evaluate
-from derive.core.spec import loads
+from derive.kinds import loads
 from derive.core.steps import Quantity
 
 import oracles
@@ -453,5 +453,5 @@ def test_the_checker_grades_a_cnn_problem(tmp_path):
 
 
 def load_spec(path):
-    from derive.core.spec import load
+    from derive.kinds import load
     return load(path)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from derive.core.spec import loads
+from derive.kinds import loads
 from derive.verify.stated import verify_spec
 
 ROOT = Path(__file__).resolve().parent.parent

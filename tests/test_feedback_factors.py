@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from derive.grading.grade import Problem, grade_latex
-from derive.core.spec import load
+from derive.kinds import load
 
 HW = Path(__file__).resolve().parent.parent / "docs" / "examples" / "hw_222.toml"
 

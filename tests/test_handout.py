@@ -10,12 +10,14 @@ import pytest
 
 import worked_examples
 from derive import cli
-from derive.kinds.network.derivation import derive, derive_elementwise
+from derive.kinds import derive
+from derive.kinds.network.derivation import derive_elementwise
 from derive.core.errors import SpecError
 from derive.core.evaluate import evaluate, is_numeric
 from derive.handout.assemble import build
-from derive.printing.names import names
-from derive.core.spec import Network, load, loads
+from derive.kinds import names
+from derive.kinds.network.spec import Network
+from derive.kinds import load, loads
 from derive.printing.texcheck import md_text
 from derive.verify.stated import verify_spec
 from hang_guard import hang_guard
@@ -300,16 +302,17 @@ def test_notation_override_must_name_a_quantity():
 
 
 def test_derivation_and_handout_render_in_jupyter():
+    from derive.handout.assemble import derivation_latex, derivation_markdown
     spec = load(worked_examples.path("004_5_linear_regression"))
     d = derive(spec)
-    latex, markdown = d._repr_latex_(), d._repr_markdown_()
+    latex, markdown = derivation_latex(d), derivation_markdown(d)
     assert latex.startswith("$$\\begin{aligned}") and latex.endswith("\\end{aligned}$$")
     assert r"{w}^{\mathrm{new}}" in latex and "$$" in markdown and "One step of gradient descent" in markdown
     assert "rule:" not in markdown
     h = build(spec)
     assert h._repr_markdown_() == h.markdown()
     elementwise = derive_elementwise(load(worked_examples.path("000_3_mlp_3333")).problem)
-    assert r"z^{2}_{1} & = w^{2}_{11} h^{1}_{1}" in elementwise._repr_latex_()
+    assert r"z^{2}_{1} & = w^{2}_{11} h^{1}_{1}" in derivation_latex(elementwise)
     assert h._repr_latex_().startswith("$$") and r"\alpha" in h._repr_latex_()
 
 

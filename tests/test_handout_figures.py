@@ -9,7 +9,7 @@ import pytest
 import worked_examples
 from derive.cli import main
 from derive.handout.assemble import build
-from derive.core.spec import load
+from derive.kinds import load
 
 needs_svg = pytest.mark.skipif(not (shutil.which("latex") and shutil.which("dvisvgm")),
                                reason="needs latex and dvisvgm (Debian: texlive-latex-base dvisvgm)")
@@ -26,7 +26,7 @@ def test_markdown_names_each_drawing_beside_it():
 @pytest.mark.parametrize("name", ["000_3_mlp_3333", "002_2_net_232_softmax", "000_4_backprop_formulas",
                                   "001_2_softmax_ce", "004_5_linear_regression"])
 def test_biases_are_drawn_only_when_the_network_has_them(name):
-    from derive.core.spec import Network
+    from derive.kinds.network.spec import Network
     spec = load(worked_examples.path(name))
     figures = build(spec).figures()
     if not isinstance(spec.problem, Network):

@@ -17,10 +17,11 @@ from derive.kinds.network.derivation import derive_elementwise
 from derive.core.errors import SpecError
 from derive.grading.grade import CORRECT, Problem, grade_latex
 from derive.printing.latex import ExprPrinter
-from derive.printing.names import names
+from derive.kinds import names
 from derive.printing.notation import PROFILES
 from derive.grading.parse import MAX_CHARS as MAX_LATEX_CHARS
-from derive.core.spec import Network, load
+from derive.kinds.network.spec import Network
+from derive.kinds import load
 from derive.core.steps import Given
 
 ROOT = Path(__file__).resolve().parent.parent

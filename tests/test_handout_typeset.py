@@ -103,7 +103,7 @@ class _Step:
 @given(st.lists(st.tuples(st.sampled_from("ohw"), st.integers(1, 4)), min_size=1, max_size=8, unique=True),
        st.data())
 def test_natural_order_keeps_every_step_after_what_it_reads(names, data):
-    from derive.handout.assemble import natural_order
+    from derive.printing.sections import natural_order
     steps = []
     for k, (stem, i) in enumerate(names):
         reads = data.draw(st.lists(st.sampled_from([s.name for s in steps]), max_size=2)) if steps else []

@@ -15,7 +15,7 @@ import pytest
 import worked_examples
 from derive.core import primitives
 from derive.handout.assemble import build
-from derive.core.spec import load
+from derive.kinds import load
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "examples"
 SPECS = [worked_examples.path(n) for n in worked_examples.names()] + \

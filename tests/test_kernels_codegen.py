@@ -20,9 +20,9 @@ import pytest
 import sympy as sp
 
 import kernels
-from derive.kinds.network import derivation as backprop
+from derive import kinds
 from derive.core import evaluate
-from derive.core.spec import from_mapping
+from derive.kinds import from_mapping
 from kernels import codegen, indexform
 from kernels.printer import KernelPrinter
 from kernel_fixtures import CACHE
@@ -47,7 +47,7 @@ def test_graph_names_never_reach_the_code():
     assert not names & {"system", "eval", "getattr", "globals", "exit", "c0x"}
     assert "theta" not in names and "lr" in names            # lr is our argument, not the spec's value
     # the kernel still computes the engine's numbers, under names it chose itself
-    d = backprop.derive(spec)
+    d = kinds.derive(spec)
     vals = evaluate.evaluate(d)
     trace = k.trace(k.values_from_spec(), 0.1)
     for name in ["getattr", "globals", "math", "np", "c0", "q0", "exit", "g0", "grad_eval", "lr_new"]:

@@ -13,9 +13,11 @@ import sympy as sp
 
 import kernels
 import worked_examples
-from derive.kinds.network import derivation as backprop
+from derive import kinds
 from derive.core import evaluate
-from derive.core.spec import Graph, Layer, Network, load
+from derive.kinds.graph.spec import Graph
+from derive.kinds.network.spec import Layer, Network
+from derive.kinds import load
 from kernel_fixtures import CACHE
 
 TOL = 1e-12
@@ -30,7 +32,7 @@ def _examples():
     numeric, symbolic = [], []
     for name in worked_examples.names():
         spec = load(worked_examples.path(name))
-        d = backprop.derive(spec)
+        d = kinds.derive(spec)
         if d is None:
             continue
         (numeric if evaluate.is_numeric(d) else symbolic).append(name)
@@ -73,11 +75,11 @@ OTHER_KINDS = [n for n in NUMERIC if not isinstance(load(worked_examples.path(n)
 
 
 def test_the_other_kinds_are_covered():
-    kinds = {backprop.derive(load(worked_examples.path(n))).kind for n in OTHER_KINDS}
+    kinds = {kinds.derive(load(worked_examples.path(n))).kind for n in OTHER_KINDS}
     assert {"cnn", "recurrent", "perceptron"} <= kinds
 
 
-@pytest.mark.parametrize("name", [n for n in OTHER_KINDS if "loss" in backprop.derive(load(worked_examples.path(n))).names])
+@pytest.mark.parametrize("name", [n for n in OTHER_KINDS if "loss" in kinds.derive(load(worked_examples.path(n))).names])
 def test_other_kinds_loss_gradient_and_step(name):
     """Convolutional and recurrent kernels: loss, gradient and update through the API, to 1e-12."""
     problem = load(worked_examples.path(name)).problem

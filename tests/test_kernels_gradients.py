@@ -70,7 +70,7 @@ def test_blas_shape_matches_unrolled(name, compiled):
 def test_blas_float32_matches_pytorch():
     """The big workload's shape: ReLU layers, softmax cross-entropy on logits, float32, vs autograd."""
     pytest.importorskip("torch", reason="PyTorch is the optional 'torch' extra")
-    from derive.core.spec import from_mapping
+    from derive.kinds import from_mapping
     mapping = {"network": {"input_size": 40, "loss": "softmax_cross_entropy",
                            "layer": [{"size": 32, "activation": "relu"}, {"size": 24, "activation": "relu"},
                                      {"size": 10, "activation": "identity"}]}}

@@ -23,7 +23,8 @@ import pytest
 import kernels
 import worked_examples
 from derive.core import evaluate
-from derive.core.spec import Network, load
+from derive.kinds.network.spec import Network
+from derive.kinds import load
 from kernel_fixtures import CACHE
 from kernel_nets import NETS, data, spec, torch_loss
 from kernels.vecmath import VECMATH

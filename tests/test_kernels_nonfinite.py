@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import kernels
-from derive.core.spec import from_mapping
+from derive.kinds import from_mapping
 from kernels import NonFiniteError
 from kernel_fixtures import CACHE
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import kernels
-from derive.core.spec import from_mapping
+from derive.kinds import from_mapping
 from kernel_fixtures import CACHE
 
 DIGITS = 400     # set per call: other modules may change mpmath's global precision

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 import pytest
 
 import worked_examples
-from derive.kinds.network.derivation import derive, derive_elementwise
+from derive.kinds import derive
+from derive.kinds.network.derivation import derive_elementwise
 from derive.core.evaluate import evaluate, is_numeric
 from derive.printing.latex import HandoutPrinter
-from derive.printing.names import names
+from derive.kinds import names
 from derive.printing.render import block_tex
-from derive.core.spec import Network, load
+from derive.kinds.network.spec import Network
+from derive.kinds import load
 from derive.printing.latex import Math
 from derive.core.steps import Affine, Step
 from derive.printing.worked import path_chain

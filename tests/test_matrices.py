@@ -10,11 +10,13 @@ import pytest
 import sympy as sp
 
 import worked_examples
-from derive.kinds.network.derivation import derive
-from derive.verify.claims import MatrixAlgebra, check_claims
+from derive.kinds import derive
+from derive.core.algebra import MatrixAlgebra
+from derive.verify.claims import check_claims
 from derive.core.errors import SpecError
 from derive.core.evaluate import rational, value_of
-from derive.core.spec import Claim, load, loads
+from derive.core.spec import Claim
+from derive.kinds import load, loads
 from derive.core.steps import Given
 
 

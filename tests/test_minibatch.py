@@ -17,9 +17,11 @@ import pytest
 import sympy as sp
 
 from derive import cli
-from derive.kinds.network.derivation import derive, derive_network
+from derive.kinds import derive
+from derive.kinds.network.derivation import derive_network
 from derive.core.evaluate import evaluate, to_float
-from derive.core.spec import SpecError, load, loads
+from derive.core.spec import SpecError
+from derive.kinds import load, loads
 from derive.core.steps import symbol
 from oracles import network_values, stated_value
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 import pytest
 
 import worked_examples
-from derive.kinds.network.derivation import derive, derive_elementwise
+from derive.kinds import derive
+from derive.kinds.network.derivation import derive_elementwise
 from derive.core.errors import SpecError
-from derive.printing.names import names
+from derive.kinds import names
 from derive.printing.notation import PROFILES, fill, profile, scalar_name, transpose
-from derive.core.spec import load
+from derive.kinds import load
 
 
 @pytest.fixture(scope="module")

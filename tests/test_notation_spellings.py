@@ -80,7 +80,7 @@ def test_powers_of_functions(mlp, text, build):
 def test_tanh_prime_as_sech_squared_is_graded_correct():
     """A whole answer, graded: tanh'(z) written as sech²(z) on a tanh network is `correct`."""
     from derive.grading.grade import Problem, grade_latex
-    from derive.core.spec import loads
+    from derive.kinds import loads
     spec = loads("""
 [network]
 input = ["0.5", "-0.2"]

@@ -112,7 +112,7 @@ def test_refusals_name_the_problem(net222, text, words):
 def test_ambiguous_letters(net222):
     """'In' is declared only as part of In_h1; 'xy' would be x·y when both are declared."""
     from derive.grading.grade import Problem
-    from derive.core.spec import loads
+    from derive.kinds import loads
     p = Problem.build(loads('[graph]\nvalues = { x = "1", y = "2", xy = "3" }\nnodes = ["f = x*y + xy"]\n', name="amb"))
     with pytest.raises(LatexError, match="ambiguous"):
         parse_answer("$xy$", p.vocab)
@@ -128,8 +128,8 @@ def test_shapes_are_checked(mlp):
 
 def test_log_policy():
     import worked_examples
-    from derive.kinds.network.derivation import derive
-    from derive.core.spec import load
+    from derive.kinds import derive
+    from derive.kinds import load
     d = derive(load(worked_examples.path("001_4_net_222")))
     assert same(parse_answer(r"$\log o_1$", vocabulary(d, "10")), sp.log(s("o1")) / sp.log(10))
     assert same(parse_answer(r"$\log o_1$", vocabulary(d)), sp.log(s("o1")))

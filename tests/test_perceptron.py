@@ -8,12 +8,12 @@ import pytest
 
 import oracles
 import worked_examples
-from derive.kinds.network.derivation import derive
+from derive.kinds import derive
 from derive.core.errors import SpecError
 from derive.core.evaluate import evaluate
 from derive.grading.grade import CORRECT, WRONG, Problem, grade_data, grade_latex
 from derive.handout.assemble import build
-from derive.core.spec import load, loads
+from derive.kinds import load, loads
 
 LEARNING = "003_2_perceptron_learning"
 

@@ -184,8 +184,8 @@ _CACHE = tempfile.TemporaryDirectory(prefix="nnderive-props-kernels-")
 @given(case=networks(max_samples=3, stated=False))
 def test_kernels_equal_the_engine(case: NetworkCase, capsys):
     import kernels
-    from derive.core.spec import loads
-    from derive.kinds.network.derivation import derive
+    from derive.kinds import loads
+    from derive.kinds import derive
     from derive.core.evaluate import evaluate
     from derive.core.errors import SpecError
     from derive.core.steps import symbol

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from derive.kinds.network.derivation import derive
+from derive.kinds import derive
 from derive.core.errors import SpecError
 from derive.core.evaluate import evaluate
 from derive.handout.assemble import build
-from derive.printing.names import names
-from derive.core.spec import load, loads
+from derive.kinds import names
+from derive.kinds import load, loads
 from derive.verify.stated import verify_spec
 from numbers_check import NumberCheck
 

@@ -17,7 +17,7 @@ import sympy as sp
 from derive.core.errors import SpecError
 from derive.core.evaluate import evaluate
 from derive.kinds.recurrent.derivation import ThroughTime, derive_recurrent, load_recurrent
-from derive.core.spec import from_mapping
+from derive.kinds import from_mapping
 from derive.core.steps import symbol
 from oracles import MP_ACTIVATIONS, mp_loss_of, mp_sigmoid
 
@@ -430,7 +430,8 @@ def test_bptt_equals_sympys_derivative_of_the_unrolled_loss_symbolically():
 def test_lstm_gradients_equal_sympys_derivative_of_the_unrolled_loss_at_the_numbers():
     """The LSTM cell's gradients against sympy.diff of the unrolled loss (not the chain-rule steps),
     both evaluated with certified enclosures: they agree to 1e-30."""
-    from derive.verify.claims import Unfolder, _definitions
+    from derive.core.algebra import Unfolder
+    from derive.verify.claims import _definitions
     from derive.core.evaluate import precision, value_of
     from derive.core.steps import Given
     table = random_recurrent(LSTM_SEEDS[0])
@@ -585,7 +586,7 @@ def test_last_step_loss_reads_only_the_last_output():
 def test_the_handouts_show_the_recursions_read_off_the_steps():
     import worked_examples
     from derive.handout.assemble import build
-    from derive.core.spec import load
+    from derive.kinds import load
     tex = build(load(worked_examples.path("000_4_elman_rnn"))).tex()
     assert (r"\frac{\partial \mathcal{L}}{\partial \mathbf{h}_{t}}$ & $=$ & $\mathbf{W}_{hy}^{\top} "
             r"\boldsymbol{\delta}^{y}_{t} + \mathbf{W}_{hh}^{\top} \boldsymbol{\delta}_{t+1}$") in tex
@@ -601,8 +602,8 @@ def test_the_handouts_show_the_recursions_read_off_the_steps():
 def test_the_number_check_catches_a_wrong_number_in_a_recurrent_handout():
     import worked_examples
     from derive.handout.assemble import build
-    from derive.printing.names import names
-    from derive.core.spec import load
+    from derive.kinds import names
+    from derive.kinds import load
     from numbers_check import NumberCheck
     spec = load(worked_examples.path("000_4_elman_rnn"))
     d = derive_recurrent(spec.problem)
@@ -645,10 +646,11 @@ def test_the_checker_grades_recurrent_answers(tmp_path, monkeypatch, capsys):
 
 def test_a_recurrent_derivation_renders_in_jupyter():
     import worked_examples
-    from derive.kinds.network.derivation import derive
-    from derive.core.spec import load
+    from derive.kinds import derive
+    from derive.kinds import load
+    from derive.handout.assemble import derivation_latex, derivation_markdown
     d = derive(load(worked_examples.path("000_4_lstm_cell")))
-    latex, markdown = d._repr_latex_(), d._repr_markdown_()
+    latex, markdown = derivation_latex(d), derivation_markdown(d)
     assert latex.startswith("$$") and r"\mathbf{C}_{1} & = \mathbf{f}_{1} \odot \mathbf{C}_{0}" in latex
     assert "The backward pass starts at the loss." in markdown and r"\boldsymbol{\delta}^{f}_{2}" in markdown
     assert "rule:" not in markdown
@@ -656,7 +658,7 @@ def test_a_recurrent_derivation_renders_in_jupyter():
 
 def test_notation_overrides_rename_quantities_and_their_gradients():
     from derive.handout.assemble import build
-    from derive.core.spec import loads
+    from derive.kinds import loads
     text = """[recurrent]
 hidden_size = 1
 inputs = [["1"], ["2"]]

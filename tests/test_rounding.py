@@ -116,9 +116,9 @@ def test_a_zero_width_enclosure_counts_as_exact():
     """Found by tests/test_properties_network.py: ∂L/∂h2 = 0.003 · (1/2 − 0.3) · 1/4 = 0.00015 is a
     tie at 4 decimals; from the point enclosures of h2 = 0 and y = 1/2 it was computed as a
     non-dyadic interval around the tie, Undecided at every precision, and the handout crashed."""
-    from derive.kinds.network.derivation import derive
+    from derive.kinds import derive
     from derive.core.evaluate import evaluate
-    from derive.core.spec import loads
+    from derive.kinds import loads
     from derive.core.steps import symbol
     values = evaluate(derive(loads(TIE)))
     assert values[symbol("h3", (0,))].exact == sp.Rational(1, 2)

@@ -8,7 +8,7 @@ import pytest
 
 from derive.core.errors import SpecError
 from derive.handout.assemble import build
-from derive.core.spec import loads
+from derive.kinds import loads
 from derive.verify.stated import verify_spec
 
 W = [[0.1, 0.2, -0.3], [0.3, -0.1, 0.5], [-0.2, 0.4, 0.1]]

@@ -8,7 +8,7 @@ import pytest
 
 from derive.core.errors import SpecError
 from derive.handout.assemble import build, compile_pdf
-from derive.core.spec import loads
+from derive.kinds import loads
 from derive.printing.texcheck import check_latex, md_text, tex_text
 
 SAFE = [r"\delta_5", r"\mathbf{W}^{(2)}", r"\hat{y}_{1}", r"\frac{\partial E}{\partial w_{5}}", r"In_{o_1}",

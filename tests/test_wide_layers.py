@@ -9,7 +9,7 @@ import sympy as sp
 from derive.core import primitives
 from derive.kinds.network.derivation import derive_network, loss_gradient
 from derive.core.sandbox import run
-from derive.core.spec import loads
+from derive.kinds import loads
 
 WIDE = '[network]\ninput_size = 1000\nloss = "half_sse"\n[[network.layer]]\nsize = 1000\nactivation = "sigmoid"\n'
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import worked_examples
-from derive.core.spec import load
+from derive.kinds import load
 from derive.verify.stated import verify_spec
 
 import oracles

@@ -6,11 +6,9 @@ stated number is wrong or a formula differs, 2 unusable input (one line on stder
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import importlib.util
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -18,60 +16,8 @@ from typing import Callable
 
 from derive import __version__
 from derive.core.errors import InputError, SpecError
+from derive.core.commandline import EXIT_INPUT, EXIT_OK, EXIT_WRONG, int_from, positive_float, spec_paths
 from derive.core.files import OutputError
-
-EXIT_OK, EXIT_WRONG, EXIT_INPUT = 0, 1, 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line on stderr (exit 2), like every other error of the command."""
-
-    def error(self, message: str):
-        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-MAX_SECONDS = 1e6
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a number of seconds, > 0 and at most MAX_SECONDS."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 and <= {MAX_SECONDS:g}, got {text!r}")
-    return value
-
-
-def int_from(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer from ``low`` (to ``high``)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            span = f"from {low} to {high}" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"expected an integer {span}, got {text!r}")
-        return value
-    parse.__name__ = "integer"
-    return parse
-
-
-def _spec_paths(args: list[str]) -> list:
-    import worked_examples
-    if not args:
-        return [worked_examples.path(n) for n in worked_examples.names()]
-    paths = []
-    for a in args:
-        try:
-            paths.append(worked_examples.resolve(a))
-        except KeyError:
-            hint = difflib.get_close_matches(a, worked_examples.names(), n=3)
-            extra = f"; did you mean {', '.join(hint)}?" if hint else " (see 'nnderive list')"
-            raise InputError(f"{a}: no such file and no bundled example of that name{extra}") from None
-    return paths
 
 
 def _in_file(path, work: Callable):
@@ -87,15 +33,15 @@ def _in_file(path, work: Callable):
 
 def _verify_one(path) -> dict:
     from derive.verify.report import report_dict
-    from derive.core.spec import load
+    from derive.kinds import load
     from derive.verify.stated import verify_spec
     return _in_file(path, lambda: report_dict(verify_spec(load(path))))
 
 
 def _solve_one(path) -> dict:
-    from derive.kinds.network.derivation import derive
+    from derive.kinds import derive
     from derive.verify.report import solve_dict
-    from derive.core.spec import load
+    from derive.kinds import load
 
     def work():
         spec = load(path)
@@ -116,7 +62,7 @@ def _limited(fn: Callable, path, timeout: float):
 
 def cmd_list(args) -> int:
     import worked_examples
-    from derive.core.spec import load
+    from derive.kinds import load
     rows = []
     for name in worked_examples.names():
         spec = load(worked_examples.path(name))
@@ -135,7 +81,7 @@ def cmd_verify(args) -> int:
     from derive.core.sandbox import Limit, run_many
     started = time.perf_counter()
     _preload()
-    paths = _spec_paths(args.specs)
+    paths = spec_paths(args.specs)
     examples = run_many(_verify_one, paths, timeout=args.timeout, jobs=args.jobs)
     for path, ex in zip(paths, examples):
         if isinstance(ex, Limit):
@@ -179,16 +125,15 @@ def _preload() -> None:
     """Import the engine and verify a tiny spec once here, so that each forked worker starts with
     SymPy's machinery loaded and its caches warm (copy-on-write) instead of building them again:
     for a small spec that is most of its time."""
-    from derive.verify import claims, report, stated as verify
     from derive import kinds
-    from derive.core import spec  # noqa: F401
+    from derive.verify import claims, report, stated  # noqa: F401  (loaded here, before the workers fork)
     kinds.kinds()
-    verify.verify_spec(spec.loads(_WARM_UP, name="warm-up"))
+    stated.verify_spec(kinds.loads(_WARM_UP, name="warm-up"))
 
 
 def cmd_solve(args) -> int:
     from derive.verify.report import solve_text
-    result = _limited(_solve_one, _spec_paths([args.spec])[0], args.timeout)
+    result = _limited(_solve_one, spec_paths([args.spec])[0], args.timeout)
     print(json.dumps(result, indent=2) if args.json else solve_text(result))
     return EXIT_OK
 

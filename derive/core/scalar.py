@@ -7,16 +7,13 @@ how the slides compute them.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import sympy as sp
 
 from derive.core import primitives
-from derive.core.errors import SpecError
-from derive.core.expressions import parse_expression
-from derive.core.spec import Graph, Network, number
-from derive.core.steps import symbol
+from derive.core.spec import number
+from derive.core.steps import ChainRule, Given, Quantity, Seed, Step, symbol
 
 
 @dataclass(frozen=True)
@@ -60,9 +57,6 @@ def _outer_op(expr: sp.Expr) -> str:
     return {sp.Add: "add", sp.Mul: "mul", sp.Pow: "pow", sp.exp: "exp", sp.log: "log"}.get(expr.func, "expr")
 
 
-_CALL = re.compile(r"\s*([A-Za-z_]\w*)\s*\(\s*([A-Za-z_]\w*)\s*(?:,.*)?\)\s*")
-
-
 def _node_functions():
     funcs = {name: f.build for name, f in primitives.FUNCTIONS.items()}
     for name, act in primitives.ACTIVATIONS.items():
@@ -83,74 +77,6 @@ def _node_functions():
 NODE_FUNCTIONS = _node_functions()
 
 
-def graph_nodes(graph: Graph) -> tuple[list[Leaf], list[ScalarNode]]:
-    """Leaves and nodes of a scalar equation graph, parsed with the whitelisting parser."""
-    leaves = [Leaf(n, v, "param" if n in graph.params else "input") for n, v in graph.values]
-    names = {leaf.name: leaf.symbol for leaf in leaves}
-    written = dict(graph.rebound)       # node → the name it rebinds; that name now means this node
-    nodes = []
-    for i, (name, text) in enumerate(graph.nodes):
-        path = f"graph.nodes[{i}]"
-        m = _CALL.fullmatch(text)
-        op, captured, functions = None, {}, NODE_FUNCTIONS
-        if m and m.group(1) in NODE_FUNCTIONS and m.group(1) in primitives.ACTIVATIONS and m.group(2) in names:
-            op = m.group(1)
-
-            def capture(x, _op=op, **kw):
-                captured.clear()
-                captured.update(kw)
-                return NODE_FUNCTIONS[_op](x, **kw)
-            functions = {**NODE_FUNCTIONS, op: capture}
-        expr = parse_expression(text, names=names, functions=functions, path=path)
-        if not isinstance(expr, sp.Expr):
-            raise SpecError(path, "expected a scalar expression")
-        params = ()
-        if op is not None:
-            act = primitives.ACTIVATIONS[op]
-            params = tuple((k, captured[k] if k in captured else number(d, k)) for k, d in act.params)
-        nodes.append(ScalarNode(name, expr, op or _outer_op(expr), params, text))
-        names[written.get(name, name)] = sp.Symbol(name, real=True)
-    return leaves, nodes
-
-
-def network_nodes(net: Network) -> tuple[list[Leaf], list[ScalarNode]]:
-    """The network written out as scalar nodes z^l_i, h^l_i and the loss (the element-wise form)."""
-    leaves: list[Leaf] = []
-
-    def leaf(name, index, value, role):
-        sym = symbol(name, index)
-        leaves.append(Leaf(sym.name, value, role))
-        return sym
-
-    h = [leaf("x", (i,), None if net.input is None else net.input[i], "input") for i in range(net.input_size)]
-    nodes: list[ScalarNode] = []
-    for l, layer in enumerate(net.layers, start=1):
-        z = []
-        for i in range(layer.size):
-            total = sp.Add(*[leaf(f"W{l}", (i, j), None if layer.weights is None else layer.weights[i][j], "param") * h[j]
-                             for j in range(len(h))])
-            if layer.bias != ():
-                total += leaf(f"b{l}", (i,), None if layer.bias is None else layer.bias[i], "param")
-            name = symbol(f"z{l}", (i,)).name
-            nodes.append(ScalarNode(name, total, "affine"))
-            z.append(symbol(f"z{l}", (i,)))
-        act = primitives.ACTIVATIONS[layer.activation.name]
-        params = layer.activation.params
-        if act.vector:
-            outs = act.define(z)
-        else:
-            outs = [act.define(zi, **dict(params)) for zi in z]
-        h = []
-        for i, out in enumerate(outs):
-            name = symbol(f"h{l}", (i,)).name
-            nodes.append(_VectorNode(name, out, layer.activation.name, params) if act.vector
-                         else ScalarNode(name, out, layer.activation.name, params))
-            h.append(symbol(f"h{l}", (i,)))
-    t = [leaf("t", (i,), None if net.target is None else net.target[i], "target") for i in range(len(h))]
-    nodes.append(ScalarNode("loss", primitives.LOSSES[net.loss].define(h, t), "loss"))
-    return leaves, nodes
-
-
 @dataclass(frozen=True)
 class _VectorNode(ScalarNode):
     """Element i of a vector activation (softmax): its local derivatives use the Jacobian's output form."""
@@ -167,3 +93,33 @@ class _VectorNode(ScalarNode):
 def _split(name: str) -> tuple[str, int]:
     base, idx = name[:-1].split("[")
     return base, int(idx)
+
+
+def _given(leaf: Leaf) -> Given:
+    value = leaf.symbol if leaf.value is None else leaf.value
+    return Given(Quantity(leaf.name), (value,), (), role=leaf.role)
+
+
+def reverse_mode(leaves: list[Leaf], nodes: list[ScalarNode], loss: str, prefix: str = "grad_") -> list[Step]:
+    """Seed and chain-rule steps for ∂loss/∂v of every node and leaf, in reverse order.
+
+    The gradient of ``v`` is the quantity ``prefix + v`` (``grad_w5``; ``dL_dz1[0]`` for the
+    element-wise form of a network, kept apart from the matrix form's names).
+    """
+    consumers: dict[str, list[tuple[str, sp.Expr]]] = {}
+    for node in nodes:
+        for arg in node.args():
+            consumers.setdefault(arg.name, []).append((node.name, node.local(arg)))
+    steps: list[Step] = []
+    order = [n.name for n in nodes]
+    if loss not in order:
+        raise ValueError(f"loss node {loss!r} is not in the graph")
+    order = order[: order.index(loss) + 1]
+    steps.append(Seed(Quantity(prefix + loss), (sp.Integer(1),), ()))
+    for name in list(reversed(order[:-1])) + [leaf.name for leaf in leaves]:
+        terms = tuple((c, local) for c, local in consumers.get(name, []) if c in order)
+        expr = sp.Add(*[symbol(prefix + c) * local for c, local in terms])
+        inputs = tuple(dict.fromkeys([prefix + c for c, _ in terms] +
+                                     [s.name for _, local in terms for s in local.free_symbols]))
+        steps.append(ChainRule(Quantity(prefix + name), (expr,), inputs, of=name, terms=terms))
+    return steps

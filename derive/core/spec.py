@@ -15,7 +15,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import sympy as sp
 
@@ -29,7 +29,6 @@ MAX_LAYERS = 32
 MAX_WIDTH = 100_000
 MAX_NODES = 500
 MAX_STATEMENTS = 20_000
-MAX_SAMPLES = 64  # rows of a mini-batch ([network] input and target as lists of rows)
 MAX_MAGNITUDE = sp.Integer(10) ** 100
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 DOMAINS = ("real", "positive", "negative", "nonnegative", "nonpositive")
@@ -44,47 +43,6 @@ class ActivationRef:
     @property
     def kwargs(self) -> dict[str, sp.Expr]:
         return dict(self.params)
-
-
-@dataclass(frozen=True)
-class Layer:
-    size: int
-    activation: ActivationRef
-    weights: tuple[tuple[sp.Expr, ...], ...] | None  # (out, in); None means symbolic
-    bias: tuple[sp.Expr, ...] | None                # None means symbolic; () means no bias
-
-
-@dataclass(frozen=True)
-class Network:
-    input_size: int
-    input: tuple[sp.Expr, ...] | None
-    target: tuple[sp.Expr, ...] | None
-    layers: tuple[Layer, ...]
-    loss: str
-    learning_rate: sp.Expr | None
-    # A mini-batch: one (input, target) pair per sample when the spec gives two or more rows
-    # (then ``input`` and ``target`` are None and the loss is the mean over the samples).
-    samples: tuple[tuple[tuple[sp.Expr, ...], tuple[sp.Expr, ...]], ...] = ()
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        return (self.input_size,) + tuple(l.size for l in self.layers)
-
-    @property
-    def param_count(self) -> int:
-        return sum(l.size * (n_in + (1 if l.bias != () else 0)) for l, n_in in zip(self.layers, self.sizes))
-
-
-@dataclass(frozen=True)
-class Graph:
-    values: tuple[tuple[str, sp.Expr | None], ...]  # None: a free symbol
-    params: tuple[str, ...]
-    nodes: tuple[tuple[str, str], ...]               # (name, expression text)
-    loss: str
-    learning_rate: sp.Expr | None
-    # A name bound again (``c = c + c + 1``) is a new node named ``c_1``, ``c_2``, …: (node, the
-    # name as written).  In an expression a name means its latest binding.
-    rebound: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -275,131 +233,6 @@ def _learning_rate(table: dict, path: str) -> sp.Expr | None:
     return number(table["learning_rate"], f"{path}.learning_rate")
 
 
-def load_network(table: dict, path: str = "network") -> Network:
-    _unknown_keys(table, {"input", "input_size", "target", "loss", "learning_rate", "layer"}, path)
-    batch = _rows(table.get("input"), f"{path}.input")
-    if batch is not None:
-        x, n_in = None, len(batch[0])
-        if "input_size" in table and _int(table["input_size"], f"{path}.input_size", 1, MAX_WIDTH) != n_in:
-            raise SpecError(f"{path}.input_size", f"each input row has {n_in} numbers")
-    elif "input" in table:
-        x = _vector(table["input"], f"{path}.input")
-        n_in = len(x)
-        if "input_size" in table and _int(table["input_size"], f"{path}.input_size", 1, MAX_WIDTH) != n_in:
-            raise SpecError(f"{path}.input_size", f"input has {n_in} numbers")
-    elif "input_size" in table:
-        x, n_in = None, _int(table["input_size"], f"{path}.input_size", 1, MAX_WIDTH)
-    else:
-        raise SpecError(path, "expected 'input' (a list of numbers) or 'input_size' (for a symbolic input)")
-    layers_raw = table.get("layer")
-    if not isinstance(layers_raw, list) or not layers_raw:
-        raise SpecError(f"{path}.layer", "expected one or more [[network.layer]] tables")
-    if len(layers_raw) > MAX_LAYERS:
-        raise SpecError(f"{path}.layer", f"at most {MAX_LAYERS} layers, got {len(layers_raw)}")
-    layers, n_prev = [], n_in
-    for i, raw in enumerate(layers_raw):
-        lp = f"{path}.layer[{i}]"
-        raw = _table(raw, lp)
-        _unknown_keys(raw, {"weights", "bias", "activation", "size"}, lp)
-        if "weights" in raw:
-            w_raw = raw["weights"]
-            rows = len(w_raw) if isinstance(w_raw, list) else 0
-            size = _int(raw.get("size", rows), f"{lp}.size", 1, MAX_WIDTH)
-            if i == 0 and x is not None:
-                _input_fits(w_raw, n_in, path)
-            weights = _matrix(w_raw, f"{lp}.weights", size, n_prev)
-        else:
-            if "size" not in raw:
-                raise SpecError(lp, "expected 'weights' (a matrix) or 'size' (for symbolic weights)")
-            size, weights = _int(raw["size"], f"{lp}.size", 1, MAX_WIDTH), None
-        bias_raw = raw.get("bias")
-        if bias_raw is None:
-            bias = None if weights is None else ()
-        elif bias_raw is False:
-            bias = ()
-        else:
-            bias = _vector(bias_raw, f"{lp}.bias", size)
-        if "activation" not in raw:
-            raise SpecError(f"{lp}.activation", "missing; give an activation name such as 'sigmoid'")
-        layers.append(Layer(size, _activation(raw["activation"], f"{lp}.activation"), weights, bias))
-        n_prev = size
-    for i, layer in enumerate(layers[:-1]):
-        if primitives.ACTIVATIONS[layer.activation.name].vector:
-            raise SpecError(f"{path}.layer[{i}].activation", "softmax may only be the last layer's activation")
-    loss = _string(table.get("loss", ""), f"{path}.loss", 64)
-    if loss not in primitives.LOSSES:
-        hint = difflib.get_close_matches(loss, list(primitives.LOSSES), n=1)
-        extra = f"; did you mean '{hint[0]}'?" if hint else ""
-        raise SpecError(f"{path}.loss", f"unknown loss {loss!r} (known: {', '.join(primitives.LOSSES)}){extra}")
-    if primitives.LOSSES[loss].on_logits and layers[-1].activation.name != "identity":
-        raise SpecError(f"{path}.loss", f"{loss} takes logits: make the last layer's activation 'identity' "
-                                        "(or use activation 'softmax' with loss 'cross_entropy')")
-    lr = _learning_rate(table, path)
-    if batch is not None:
-        samples = _samples(batch, table, path, n_prev)
-        if len(samples) == 1:  # one row: the plain one-sample network
-            return Network(n_in, samples[0][0], samples[0][1], tuple(layers), loss, lr)
-        return Network(n_in, None, None, tuple(layers), loss, lr, samples)
-    if isinstance(table.get("target"), list) and table["target"] and isinstance(table["target"][0], list):
-        raise SpecError(f"{path}.target", "a list of target rows needs 'input' as a list of rows too")
-    target = None
-    if "target" in table and table["target"] != "symbol":
-        target = _vector(table["target"], f"{path}.target", n_prev)
-    _all_numbers_or_none(table, x, layers, target, path)
-    return Network(n_in, x, target, tuple(layers), loss, lr)
-
-
-def _input_fits(w_raw, n_in: int, path: str) -> None:
-    """When every row of the first weight matrix has the same length, that is the number of inputs:
-    an input of another length is the input's error, not the weights'."""
-    lengths = {len(r) for r in w_raw if isinstance(r, list)} if isinstance(w_raw, list) else set()
-    if len(lengths) == 1 and all(isinstance(r, list) for r in w_raw) and (k := lengths.pop()) != n_in:
-        raise SpecError(f"{path}.input", f"expected {k} numbers (layer[0].weights has {k} columns, one per "
-                                         f"input), got {n_in}")
-
-
-def _all_numbers_or_none(table: dict, x, layers: list, target, path: str) -> None:
-    """A network is symbolic when it gives no numbers at all (input_size, sizes, no target), or a
-    symbolic target when asked for with ``target = "symbol"``; a number left out otherwise is an error."""
-    given = {"input": x is not None, "target": target is not None}
-    given.update({f"layer[{i}].weights": layer.weights is not None for i, layer in enumerate(layers)})
-    if not any(given.values()):
-        return
-    numbered = ", ".join(k for k, v in given.items() if v)
-    if x is None:
-        raise SpecError(f"{path}.input", f"missing: {numbered} {'is' if numbered.count(',') == 0 else 'are'} "
-                                         "given, so the input must be too (or leave out every number for a "
-                                         "symbolic network)")
-    for i, layer in enumerate(layers):
-        if layer.weights is None:
-            raise SpecError(f"{path}.layer[{i}].weights", f"missing: {numbered} are given, so every layer's weights "
-                                                         "must be too (or leave out every number for a symbolic network)")
-    if target is None and table.get("target") != "symbol":
-        raise SpecError(f"{path}.target", "missing: the input and weights are given, so the target must be too "
-                                          '(write target = "symbol" for a symbolic target)')
-
-
-def _rows(value: Any, path: str) -> list[tuple[sp.Expr, ...]] | None:
-    """The rows of a mini-batch input (a list of lists of numbers), or None for any other value."""
-    if not (isinstance(value, list) and value and isinstance(value[0], list)):
-        return None
-    if len(value) > MAX_SAMPLES:
-        raise SpecError(path, f"at most {MAX_SAMPLES} samples (rows), got {len(value)}")
-    first = _vector(value[0], f"{path}[0]")
-    return [first] + [_vector(r, f"{path}[{i}]", len(first)) for i, r in enumerate(value[1:], start=1)]
-
-
-def _samples(rows, table: dict, path: str, n_out: int):
-    """(input, target) pairs of a mini-batch: one target row of ``n_out`` numbers per input row."""
-    t = table.get("target")
-    if t is None:
-        raise SpecError(f"{path}.target", f"missing; a mini-batch of {len(rows)} inputs needs {len(rows)} target rows")
-    if not (isinstance(t, list) and all(isinstance(r, list) for r in t)) or len(t) != len(rows):
-        raise SpecError(f"{path}.target", f"expected {len(rows)} rows (one per input row) of {n_out} numbers")
-    targets = [_vector(r, f"{path}.target[{i}]", n_out) for i, r in enumerate(t)]
-    return tuple(zip(rows, targets))
-
-
 _RESERVED_FUNCTIONS = set(primitives.FUNCTIONS) | set(primitives.ACTIVATIONS)
 
 
@@ -408,67 +241,6 @@ def _check_name(name: str, path: str) -> str:
     if name.startswith("grad_") or name.endswith("_new") or name in _RESERVED_FUNCTIONS:
         raise SpecError(path, f"the name {name!r} is reserved (grad_*, *_new and function names)")
     return name
-
-
-def load_graph(table: dict, path: str = "graph") -> Graph:
-    _unknown_keys(table, {"values", "params", "nodes", "loss", "learning_rate"}, path)
-    values_raw = _table(table.get("values", {}), f"{path}.values")
-    values = []
-    for key, v in values_raw.items():
-        _check_name(key, f"{path}.values.{key}")
-        if isinstance(v, str) and v == "symbol":
-            values.append((key, None))
-        else:
-            values.append((key, number(v, f"{path}.values.{key}")))
-    nodes_raw = table.get("nodes")
-    if not isinstance(nodes_raw, list) or not nodes_raw:
-        raise SpecError(f"{path}.nodes", "expected a list of 'name = expression' strings")
-    if len(nodes_raw) > MAX_NODES:
-        raise SpecError(f"{path}.nodes", f"at most {MAX_NODES} nodes")
-    written = []
-    for i, raw in enumerate(nodes_raw):
-        npath = f"{path}.nodes[{i}]"
-        text = _string(raw, npath, 2000)
-        if text.count("=") != 1:
-            raise SpecError(npath, f"expected 'name = expression', got {text!r}")
-        lhs, rhs = (s.strip() for s in text.split("="))
-        written.append((_check_name(lhs, npath), rhs))
-    nodes, rebound, latest = _bindings(written, [k for k, _ in values], path)
-    params_raw = table.get("params", [])
-    if not isinstance(params_raw, list):
-        raise SpecError(f"{path}.params", "expected a list of value names")
-    params = tuple(_name(p, f"{path}.params[{i}]") for i, p in enumerate(params_raw))
-    for i, p in enumerate(params):
-        if p not in values_raw:
-            raise SpecError(f"{path}.params[{i}]", f"{p!r} is not one of the values")
-    loss = _name(table.get("loss", nodes[-1][0]), f"{path}.loss")
-    loss = latest.get(loss, loss) if "loss" in table else loss   # a rebound name: its latest binding
-    if loss not in {n for n, _ in nodes}:
-        raise SpecError(f"{path}.loss", f"{loss!r} is not a node")
-    lr = _learning_rate(table, path)
-    return Graph(tuple(values), params, tuple(nodes), loss, lr, rebound)
-
-
-def _bindings(written: list[tuple[str, str]], values: list[str], path: str):
-    """Nodes with distinct names: the k-th binding again of ``c`` is the node ``c_k``.
-
-    Returns (nodes, rebound pairs (node, name as written), latest node of each name)."""
-    used = set(values) | {lhs for lhs, _ in written}
-    count = {v: 0 for v in values}
-    nodes, rebound, latest = [], [], {}
-    for i, (lhs, rhs) in enumerate(written):
-        if lhs in count:
-            count[lhs] += 1
-            name = f"{lhs}_{count[lhs]}"
-            if name in used:
-                raise SpecError(f"{path}.nodes[{i}]", f"{lhs!r} is bound again, as the node {name!r}, but "
-                                                      f"{name!r} is also a name of this graph: rename one of them")
-            rebound.append((name, lhs))
-        else:
-            count[lhs], name = 0, lhs
-        latest[lhs] = name
-        nodes.append((name, rhs))
-    return nodes, tuple(rebound), latest
 
 
 def _statements(table: dict, path: str) -> tuple[Statement, ...]:
@@ -520,18 +292,18 @@ def _claims(raw: Any, path: str = "claim") -> tuple[Claim, ...]:
     return tuple(claims)
 
 
-def from_mapping(data: dict, name: str = "spec", path: str = "") -> Spec:
-    """Validate an already-parsed TOML/JSON mapping."""
+def build(data: dict, loaders: dict[str, Callable[[dict, str], Any]], name: str = "spec", path: str = "") -> Spec:
+    """Validate an already-parsed TOML/JSON mapping; ``loaders`` reads each kind's problem table
+    (``derive.kinds.from_mapping`` passes the registry's)."""
     data = _table(data, "")
-    from derive.kinds import kinds
-    tables = [t for t in kinds() if t in data]
+    tables = [t for t in loaders if t in data]
     _unknown_keys(data, {"meta", "symbols", "stated", "restated", "claim", "notation", "grading", "variants",
-                         *kinds()}, "")
+                         *loaders}, "")
     meta = _table(data.get("meta", {}), "meta")
     _unknown_keys(meta, {"title", "source", "notes"}, "meta")
     if len(tables) > 1:
         raise SpecError("", f"give one problem table, not {' and '.join('[' + t + ']' for t in tables)}")
-    problem = kinds()[tables[0]].load(_table(data[tables[0]], tables[0]), tables[0]) if tables else None
+    problem = loaders[tables[0]](_table(data[tables[0]], tables[0]), tables[0]) if tables else None
     symbols_raw = _table(data.get("symbols", {}), "symbols")
     symbols = []
     for key, dom in symbols_raw.items():
@@ -540,7 +312,7 @@ def from_mapping(data: dict, name: str = "spec", path: str = "") -> Spec:
             raise SpecError(f"symbols.{key}", f"expected one of {', '.join(DOMAINS)}, got {dom!r}")
         symbols.append((key, dom))
     if problem is None and not symbols:
-        raise SpecError("", f"expected a problem table ({', '.join('[' + t + ']' for t in kinds())}) "
+        raise SpecError("", f"expected a problem table ({', '.join('[' + t + ']' for t in loaders)}) "
                             "or a [symbols] table")
     frames = []
     restated = data.get("restated", [])
@@ -568,8 +340,8 @@ def from_mapping(data: dict, name: str = "spec", path: str = "") -> Spec:
     )
 
 
-def loads(text: str, *, fmt: str = "toml", name: str = "spec", path: str = "") -> Spec:
-    """Parse spec text; ``fmt`` is 'toml' or 'json'."""
+def parse(text: str, fmt: str = "toml") -> dict:
+    """Spec text as a mapping; ``fmt`` is 'toml' or 'json'."""
     if len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
         raise SpecError("", f"spec larger than {MAX_FILE_BYTES} bytes")
     try:
@@ -579,15 +351,16 @@ def loads(text: str, *, fmt: str = "toml", name: str = "spec", path: str = "") -
             data = tomllib.loads(text, parse_float=Literal)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise SpecError("", f"not valid {fmt.upper()}: {err}") from None
-    return from_mapping(data, name=name, path=path)
+    return data
 
 
 def _reject_constant(token: str):
     raise SpecError("", f"not a number: {token} (NaN and infinity are not allowed)")
 
 
-def load(path: str | Path) -> Spec:
-    """Load a spec file; the format follows the suffix (.json, else TOML)."""
+def read(path: str | Path, build_spec: Callable[..., Spec]) -> Spec:
+    """Read a spec file (the format follows the suffix: .json, else TOML) and ``build_spec(data, name=,
+    path=)`` it, naming the file in any error."""
     p = Path(path)
     try:
         if p.stat().st_size > MAX_FILE_BYTES:
@@ -596,6 +369,7 @@ def load(path: str | Path) -> Spec:
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(str(p), f"cannot read: {err.__class__.__name__}: {getattr(err, 'strerror', err)}") from None
     try:
-        return loads(text, fmt="json" if p.suffix.lower() == ".json" else "toml", name=p.stem, path=str(p))
+        data = parse(text, "json" if p.suffix.lower() == ".json" else "toml")
+        return build_spec(data, name=p.stem, path=str(p))
     except SpecError as err:
         raise SpecError(f"{p.name}: {err.path}" if err.path else p.name, err.message) from None

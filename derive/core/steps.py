@@ -298,11 +298,8 @@ class Derivation:
     def names(self) -> list[str]:
         return [s.name for s in self.steps]
 
-    # Jupyter: printing lives in derive.printing.latex / derive.handout.assemble, imported only when asked.
-    def _repr_latex_(self) -> str:
-        from derive.handout.assemble import derivation_latex
-        return derivation_latex(self)
 
-    def _repr_markdown_(self) -> str:
-        from derive.handout.assemble import derivation_markdown
-        return derivation_markdown(self)
+LR = "learning_rate"
+
+
+ELEMENTWISE = "dL_d"   # prefix of the element-wise form's gradients: dL_dz1[0], dL_dW2[1,0]

@@ -22,7 +22,6 @@ import re
 from collections import Counter
 import tomllib
 from dataclasses import dataclass, field
-from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 import sympy as sp
 
 from derive.verify import decide as equiv
-from derive.kinds.network.derivation import derive
+from derive.kinds import derive
 from derive.core.errors import SpecError
 from derive.core.evaluate import (PRECISIONS, Num, Undecided, carry, evaluate, precision, rational, value_of,
     within)
@@ -367,7 +366,7 @@ class Problem:
 def _handout_names(spec: Spec, d: Derivation) -> Any:
     """The names the handout of ``spec`` prints (derive/names.py), or None for a kind without a
     notation of its own: then answers and feedback use the engine's names only."""
-    from derive.printing.names import of_spec
+    from derive.kinds import of_spec
     try:
         return of_spec(spec, d)
     except Exception:

@@ -26,7 +26,7 @@ from typing import Any
 import sympy as sp
 
 from derive.core import primitives
-from derive.verify.claims import MatrixAlgebra, _is_mat
+from derive.core.algebra import MatrixAlgebra, _is_mat
 from derive.grading.readlatex import EvalBlocked, LatexError, _product, convert, no_eval  # noqa: F401 - re-exported
 from derive.core.steps import Derivation
 

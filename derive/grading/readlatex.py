@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import sympy as sp
 
-from derive.verify.claims import MatrixAlgebra, _is_mat
+from derive.core.algebra import MatrixAlgebra, _is_mat
 
 MAX_EXPONENT = 64       # |p| and q of a rational exponent p/q
 MAX_BITS = 4096         # bits of any exact number built while parsing

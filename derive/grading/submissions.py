@@ -23,8 +23,9 @@ from typing import Any
 
 from derive.core.errors import InputError
 from derive.core.files import shown
+from derive.core.commandline import EXIT_INPUT, EXIT_OK, EXIT_WRONG  # docs/guide.md#exit-statuses
 
-EXIT_OK, EXIT_WRONG, EXIT_INPUT = 0, 1, 2   # the one table of docs/guide.md#exit-statuses
+
 ANSWER_SUFFIXES = (".toml", ".json")
 MANIFEST = "variants.json"
 MAX_FORMULAS = 200       # LaTeX answers graded per file (--max-formulas)
@@ -37,7 +38,7 @@ _PROBLEMS: dict[str, Any] = {}   # name -> grading.Problem, filled before worker
 
 def _probe(path: str) -> str:
     from derive.grading.grade import Problem
-    from derive.core.spec import load
+    from derive.kinds import load
     Problem.build(load(path))
     return "ok"
 
@@ -202,7 +203,7 @@ def load_problem(spec_path: Path, name: str | None = None, timeout: float = SPEC
     """Load and solve a spec in a sandbox first, then here; registered under ``name``."""
     from derive.grading.grade import Problem
     from derive.core.sandbox import Limit, run
-    from derive.core.spec import load
+    from derive.kinds import load
     try:
         st = Path(spec_path).stat()
         stamp = (str(Path(spec_path).resolve()), st.st_size, st.st_mtime_ns)

@@ -198,7 +198,7 @@ def generate(spec_path: str, count: int, seed: int, out_dir: str, assignments: d
     import worked_examples
     from derive.grading.grade import Problem
     from derive.core.files import check_folder, write_folder
-    from derive.core.spec import from_mapping
+    from derive.kinds import from_mapping
     path = worked_examples.resolve(spec_path)
     try:
         data = _raw(path)

@@ -19,15 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from derive.core import primitives
+from derive import kinds
 from derive.core.files import write_atomic
+from derive.printing.sections import Section
 
 TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-pictures latexmk"
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    items: tuple
 
 
 @dataclass(frozen=True)
@@ -78,21 +74,18 @@ def _values(derivations, numeric: bool, bits: int):
 
 def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
     """The handout of ``spec`` in the profile ``notation`` (default: the spec's, else ``standard``)."""
-    from derive.kinds.network.derivation import derive
     from derive.core.evaluate import PRECISIONS, Undecided, is_numeric
     from derive.printing.latex import HandoutPrinter
-    from derive.printing.names import handout_derivations, names
     from derive.printing.notation import profile
     from derive.verify.stated import verify_spec
 
-    from derive.kinds import printing
 
-    derivation = derive(spec)
+    derivation = kinds.derive(spec)
     prof = profile(notation or dict(spec.notation).get("profile", "standard"),
                    "--notation" if notation else "notation.profile")
-    derivations = handout_derivations(spec, derivation)
-    own = None if derivation is None else printing(derivation.kind)   # a kind printed its own way
-    nm = names(derivations, prof, spec.notation)
+    derivations = kinds.companions(spec, derivation)
+    own = None if derivation is None else kinds.printing(derivation.kind)   # a kind printed its own way
+    nm = kinds.names(derivations, prof, spec.notation)
     report = verify_spec(spec)
     numeric = derivation is not None and is_numeric(derivation)
     for bits in PRECISIONS:  # a value too close to a rounding boundary is evaluated again, finer
@@ -110,20 +103,14 @@ def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
 def _meta(spec, prof, decimals: int, numeric: bool, own=None) -> tuple:
     from derive.printing.notation import source_words
     from derive.printing.latex import caption
-    from derive.core.spec import Graph, Network
     lines = []
     if spec.source:
         lines.append(caption(f"Source: {source_words(spec.source)}."))
     if own is not None:
         lines.append(caption(own.meta(spec, prof)))
-    elif isinstance(spec.problem, Graph):
-        extra = "; the gradient of a parameter w_k is written δ_k" if prof.param_gradient else ""
-        lines.append(caption(f"Notation: the graph's own names{extra}."))
-    elif spec.problem is not None and not isinstance(spec.problem, Network):
+    elif spec.problem is not None:
         lines.append(caption("Notation: the source's symbols where this kind of problem knows them, "
                              "otherwise each quantity under its name in the spec."))
-    elif spec.problem is not None:
-        lines.append(caption(f"Notation: {prof.title} ({prof.summary})."))
     if numeric:
         lines.append(caption(f"Numbers are exact where the arithmetic is rational and otherwise rounded to "
                              f"{decimals} decimals for display ('≈'); every value is computed exactly or "
@@ -138,16 +125,10 @@ def _sections(spec, derivations, printer, report, own=None) -> list[Section]:
     if not derivations:
         return [_formulas_only(spec, printer)] + _plots(spec) + _checks(spec, derivations, printer, report)
     main: Derivation = derivations[0]
-    if own is not None:
-        out, placed = own.sections(spec, derivations, printer), own.placed
-    elif main.kind not in ("network", "graph"):      # another kind: its own layout, or every step in order
-        from derive.kinds import of
-        layout = of(spec.problem).handout or _in_order
+    if own is None:          # a kind without a printer of its own: its layout, or every step in order
+        layout = kinds.of(spec.problem).handout or _in_order
         return [s for s in layout(spec, main, printer) if s.items] + _checks(spec, derivations, printer, report)
-    elif main.kind == "network":
-        out, placed = _network(spec, derivations, printer), _network_steps
-    else:
-        out, placed = _graph(spec, main, printer), _graph_steps
+    out, placed = own.sections(spec, derivations, printer), own.placed
     further = [printer.doprint(s) for s in main.steps if not isinstance(s, placed())]
     out.append(Section("Further steps", tuple(further)))   # nothing of the derivation is left out
     return [s for s in out if s.items] + _checks(spec, derivations, printer, report)
@@ -160,206 +141,6 @@ def _in_order(spec, main, printer) -> list[Section]:
     given = [printer.doprint(Group(tuple(s for s in main.steps if isinstance(s, Given))))]
     steps = [printer.doprint(s) for s in main.steps if not isinstance(s, Given)]
     return [Section("The problem", tuple(given)), Section("Derivation", tuple(steps))]
-
-
-def _network_steps() -> tuple:
-    """The step classes the network sections show."""
-    from derive.core import steps as st
-    return (st.Given, st.Affine, st.Activate, st.Probabilities, st.LossValue, st.OutputGradient, st.LocalDerivative,
-            st.DeltaOutput,
-            st.SoftmaxCrossEntropy, st.BackError, st.DeltaHidden, st.WeightGradient, st.BiasGradient,
-            st.Update, st.Recompute, st.BatchMean)
-
-
-def _graph_steps() -> tuple:
-    """The step classes the graph sections show."""
-    from derive.core import steps as st
-    return (st.Given, st.Node, st.Seed, st.ChainRule, st.Update, st.Recompute)
-
-
-def _steps(derivation, *classes):
-    return [s for s in derivation.steps if isinstance(s, classes)]
-
-
-def _network(spec, derivations, printer) -> list[Section]:
-    from derive.core import steps as st
-    from derive.printing.latex import caption
-    from derive.printing.tikz import network_figure
-    from derive.printing.worked import Group
-    net = spec.problem
-    if net.samples:
-        return _batch(spec, derivations[0], printer)
-    main, elementwise = derivations
-    layers = ", ".join(f"layer {l} {primitives.ACTIVATIONS[layer.activation.name].words}" for l, layer in enumerate(net.layers, start=1))
-    intro = caption(f"A fully connected network with layer sizes {'-'.join(map(str, net.sizes))} (input "
-                    f"first): {layers}; loss: {primitives.LOSSES[net.loss].words}" +
-                    ("; one step of gradient descent." if net.learning_rate is not None else "."))
-    problem = [intro, _symbol_table(printer, main), printer.doprint(Group(tuple(_steps(main, st.Given)))),
-               network_figure(printer, main)]
-    forward = [printer.doprint(s) for s in _steps(main, st.Affine, st.Activate, st.Probabilities, st.LossValue)]
-    backward = [printer.doprint(s) for s in _steps(main, st.OutputGradient, st.LocalDerivative, st.DeltaOutput,
-                                                    st.SoftmaxCrossEntropy, st.BackError, st.DeltaHidden,
-                                                    st.WeightGradient, st.BiasGradient)]
-    backward += _delta_sizes(printer, main, len(net.layers))
-    update = [printer.doprint(Group(tuple(_steps(main, st.Update))))] if _steps(main, st.Update) else []
-    again = [printer.doprint(Group(tuple(_steps(main, st.Recompute))))] if _steps(main, st.Recompute) else []
-    return [Section("The problem", tuple(problem)), Section("Forward pass", tuple(forward)),
-            Section("Backward pass, matrix form", tuple(backward)),
-            Section("Backward pass, element by element", tuple(_elementwise(elementwise, printer))),
-            Section("Gradient-descent update", tuple(update)),
-            Section("Forward pass with the updated parameters", tuple(again))]
-
-
-DEEP = 3   # layers from which a numeric network's handout shows the size of δ per layer
-
-
-def _delta_sizes(printer, main, layers: int) -> list:
-    """A numeric network of DEEP or more layers: a bar chart of ‖δˡ‖ per layer."""
-    import math
-    from derive.printing.tikz import delta_plot
-    names = [f"delta{l}" for l in range(1, layers + 1)]
-    if printer.values is None or layers < DEEP or not all(n in printer.quantities for n in names):
-        return []
-    rows = []
-    for n in names:
-        syms = main.quantity(n).symbols()
-        if not printer.has_values(syms):
-            return []
-        rows.append((rf"\|{printer.q(n)}\|", math.sqrt(sum(float(printer.values[s]) ** 2 for s in syms))))
-    if not all(v > 0 for _, v in rows):      # a log scale shows no zero
-        return []
-    return [delta_plot(rows)]
-
-
-def _batch(spec, main, printer) -> list[Section]:
-    """A mini-batch: each sample's forward and backward pass (its δ's), the means, the update."""
-    from derive.core import steps as st
-    from derive.kinds.network.derivation import sample_name
-    from derive.printing.latex import Math, caption
-    from derive.printing.worked import Group
-    net = spec.problem
-    m = len(net.samples)
-    layers = ", ".join(f"layer {l} {primitives.ACTIVATIONS[layer.activation.name].words}"
-                       for l, layer in enumerate(net.layers, start=1))
-    L = printer.names.loss
-    intro = caption(f"A fully connected network with layer sizes {'-'.join(map(str, net.sizes))} (input "
-                    f"first): {layers}; loss: {primitives.LOSSES[net.loss].words}; a mini-batch of {m} samples, "
-                    f"written with a superscript (k) for sample k. The batch loss is the mean of the samples' "
-                    f"losses, ",
-                    Math(rf"{L} = \frac{{1}}{{{m}}} \sum_{{k=1}}^{{{m}}} {{{L}}}^{{(k)}}"),
-                    ", so each gradient is the mean of the samples' gradients" +
-                    ("; one step of gradient descent with the mean gradients." if net.learning_rate is not None
-                     else "."))
-    problem = [intro, printer.doprint(Group(tuple(s for s in _steps(main, st.Given) if s.role in ("param", "hyper"))))]
-    out = [Section("The problem", tuple(problem))]
-    forward = (st.Affine, st.Activate, st.LossValue)
-    backward = (st.OutputGradient, st.LocalDerivative, st.DeltaOutput, st.SoftmaxCrossEntropy, st.BackError,
-                st.DeltaHidden, st.WeightGradient, st.BiasGradient)
-    for k in range(1, m + 1):
-        mine = [s for s in main.steps if s.name.endswith(sample_name("", k)) and not s.name.endswith("_new" +
-                                                                                                  sample_name("", k))]
-        given = [printer.doprint(Group(tuple(s for s in mine if isinstance(s, st.Given))))]
-        out.append(Section(f"Sample {k}: forward pass",
-                           tuple(given + [printer.doprint(s) for s in mine if isinstance(s, forward)])))
-        out.append(Section(f"Sample {k}: backward pass, matrix form",
-                           tuple(printer.doprint(s) for s in mine if isinstance(s, backward))))
-    means = [s for s in main.steps if isinstance(s, st.BatchMean) and not s.name.endswith("_new")]
-    out.append(Section(f"The mean over the mini-batch of {m} samples",
-                       (caption("The batch loss and its gradients: the mean of the samples' values."),)
-                       + tuple(printer.doprint(s) for s in means)))
-    if _steps(main, st.Update):
-        out.append(Section("Gradient-descent update", (printer.doprint(Group(tuple(_steps(main, st.Update)))),)))
-    again = [s for s in main.steps if isinstance(s, st.Recompute) or (isinstance(s, st.BatchMean) and s not in means)]
-    if again:
-        out.append(Section("Forward pass with the updated parameters", (printer.doprint(Group(tuple(again))),)))
-    return out
-
-
-def _symbol_table(printer, main):
-    """The notation at a glance: one row per kind of quantity, one column per layer."""
-    from derive.printing.latex import Math, Table
-    L = max((s.layer for s in main.steps if getattr(s, "layer", 0)), default=1)
-    kinds = (("weights", "W"), ("biases", "b"), ("pre-activations", "z"), ("activations", "h"),
-             ("error terms", "delta"))
-    rows = []
-    for what, base in kinds:
-        cells = [printer.q(f"{base}{l}") if f"{base}{l}" in printer.quantities else "" for l in range(1, L + 1)]
-        if any(cells):
-            flipped = any(printer.names.sign(f"{base}{l}") < 0 for l in range(1, L + 1))
-            rows.append((what + (" (= −∂L/∂z)" if flipped else ""),) + tuple(Math(c) if c else "" for c in cells))
-    others = [(what, name) for what, name in (("input", "x"), ("target", "t"), ("loss", "loss"),
-                                              ("learning rate", "learning_rate")) if name in printer.quantities]
-    header = ("layer",) + tuple(str(l) for l in range(1, L + 1))
-    extra = tuple((what, Math(printer.q(name))) + ("",) * (L - 1) for what, name in others)
-    body = tuple(rows) + extra
-    return Table(("Symbols used below.",), header, body, ("l",) + ("c",) * L, (0,) * len(body))
-
-
-def _elementwise(elementwise, printer) -> list:
-    """Chain-rule lines for the nodes and parameters, and the factored path for w_11 of each layer."""
-    from derive.printing.latex import caption
-    from derive.core.steps import ChainRule, Given
-    from derive.printing.worked import Group, path_chain
-    leaves = {s.name: s.role for s in elementwise.steps if isinstance(s, Given)}
-    rules = [s for s in elementwise.steps if isinstance(s, ChainRule) and leaves.get(s.of, "param") == "param"]
-    intro = caption("The same gradients from the chain rule on single numbers: every node of the network "
-                    "(pre-activations, activations) and every parameter, from the output back to the input.")
-    out = [intro, printer.doprint(Group(natural_order(rules)))]
-    layer = 1
-    while f"W{layer}" in printer.quantities:
-        chain = path_chain(elementwise, f"W{layer}[0,0]")
-        if chain is not None:
-            out.append(printer.doprint(chain))
-        layer += 1
-    return out
-
-
-def _graph(spec, main, printer) -> list[Section]:
-    from derive.core import steps as st
-    from derive.printing.latex import Math, caption
-    from derive.printing.tikz import graph_figure
-    from derive.printing.worked import Group, path_chain, partials
-    g = spec.problem
-    loss = dict(g.rebound).get(g.loss)      # a name bound again: shown as the handout shows it (c′)
-    intro = caption(f"A computational graph of {len(g.nodes)} nodes with loss node " +
-                    (g.loss if loss is None else ""), *([Math(printer.names(g.loss))] if loss else []),
-                    (f"; parameters {', '.join(g.params)}" if g.params else "") +
-                    ("; one step of gradient descent." if g.learning_rate is not None else "."))
-    problem = [intro, printer.doprint(Group(tuple(_steps(main, st.Given)))), graph_figure(printer, main)]
-    forward = [printer.doprint(Group(tuple(_steps(main, st.Node))))]
-    backward = [printer.doprint(Group(natural_order(_steps(main, st.Seed, st.ChainRule))))]
-    chains = [path_chain(main, p) for p in g.params]
-    chains = [c for c in chains if c is not None and partials(c.tree) >= 3]
-    if chains:
-        backward.append(printer.doprint(Group(tuple(chains))))
-    update = [printer.doprint(Group(tuple(_steps(main, st.Update))))] if _steps(main, st.Update) else []
-    again = [printer.doprint(Group(tuple(_steps(main, st.Recompute))))] if _steps(main, st.Recompute) else []
-    return [Section("The problem", tuple(problem)), Section("Forward pass", tuple(forward)),
-            Section("Backward pass", tuple(backward)), Section("Gradient-descent update", tuple(update)),
-            Section("Forward pass with the updated parameters", tuple(again))]
-
-
-def _natural_key(name: str) -> tuple:
-    """What to compare for the natural order: ``grad_o12`` → (("grad_o#",), (12,)); with a layer first
-    (``grad_h3[2]``), the layer belongs to the stem: (("grad_h#[#]", 3), (2,)) (layers keep their order)."""
-    stem, nums = re.sub(r"\d+", "#", name), tuple(int(n) for n in re.findall(r"\d+", name))
-    return ((stem,), nums) if len(nums) < 2 else ((stem, nums[0]), nums[1:])
-
-
-def natural_order(steps) -> tuple:
-    """The steps with siblings in their natural order (∂/∂o₁ before ∂/∂o₂), no step moved before one
-    it reads: neighbours of the same stem and out of numeric order swap while neither reads the other."""
-    out = list(steps)
-    moved = True
-    while moved:
-        moved = False
-        for k in range(len(out) - 1):
-            a, b = out[k], out[k + 1]
-            ka, kb = _natural_key(a.name), _natural_key(b.name)
-            if ka[0] == kb[0] and kb[1] < ka[1] and a.name not in b.inputs and b.name not in a.inputs:
-                out[k], out[k + 1] = b, a
-                moved = True
-    return tuple(out)
 
 
 _ACTIVATION_CLAIM = re.compile(r"\s*\[?\s*(?:diff\(\s*)?([a-z_]+)\(\s*x\s*(?:,([^()]*))?\)")
@@ -475,20 +256,17 @@ def derivation_markdown(derivation, notation: str = "standard", decimals: int = 
 
 def _printer_for(derivation, notation: str, decimals: int):
     from derive.core.evaluate import DEFAULT_PREC, is_numeric
-    from derive.kinds import printing
     from derive.printing.latex import HandoutPrinter
-    from derive.printing.names import names
     values = _values([derivation], is_numeric(derivation), DEFAULT_PREC)
-    own = printing(derivation.kind)
-    return (own.Printer if own else HandoutPrinter)(names([derivation], notation), [derivation], values, decimals)
+    own = kinds.printing(derivation.kind)
+    return (own.Printer if own else HandoutPrinter)(kinds.names([derivation], notation), [derivation], values, decimals)
 
 
 # ----------------------------------------------------------------------------- files and PDF
 
 def handout_text(path: str, fmt: str, notation: str | None, decimals: int, figures: str | None = None):
     """The handout of one spec file as text, and its drawings' TikZ (run inside the sandbox)."""
-    from derive.core.spec import load
-    h = build(load(path), notation, decimals)
+    h = build(kinds.load(path), notation, decimals)
     return (h.tex() if fmt == "tex" else h.markdown(figures)), [f.tikz for f in h.figures()]
 
 
@@ -584,7 +362,8 @@ def write_all(directory: Path, notation: str | None, decimals: int, timeout: flo
 
 
 def cmd_handout(args) -> int:
-    from derive.cli import EXIT_OK, InputError, _spec_paths
+    from derive.core.commandline import EXIT_OK, spec_paths
+    from derive.core.errors import InputError
     from derive.core.sandbox import Limit, run
     if args.notation:
         from derive.printing.notation import profile
@@ -598,7 +377,7 @@ def cmd_handout(args) -> int:
             return EXIT_OK
         if not args.spec:
             raise InputError("give a spec file or example name (see 'nnderive list'), or --all -o DIR")
-        path = _spec_paths([args.spec])[0]
+        path = spec_paths([args.spec])[0]
         fmt = _format(args)
         svg = fmt == "md" and bool(args.output) and can_draw_svg()
         figures = Path(args.output).stem if svg else ""
@@ -624,7 +403,7 @@ def cmd_handout(args) -> int:
 
 def _format(args) -> str:
     """tex or md: --format, else the -o file's suffix; a PDF is made from the tex."""
-    from derive.cli import InputError
+    from derive.core.errors import InputError
     suffix = Path(args.output).suffix.lower() if args.output else ""
     if args.pdf:
         if args.format == "md":
@@ -636,7 +415,7 @@ def _format(args) -> str:
 
 
 def _pdf(args, path: Path, text: str) -> int:
-    from derive.cli import EXIT_INPUT, EXIT_OK
+    from derive.core.commandline import EXIT_INPUT, EXIT_OK
     out = Path(args.output) if args.output else Path(path.stem + ".pdf")
     with tempfile.TemporaryDirectory(prefix="nnderive-") as tmp:
         tex = Path(tmp) / (out.stem + ".tex")
@@ -656,7 +435,7 @@ def _pdf(args, path: Path, text: str) -> int:
 
 
 def register(subparsers) -> None:
-    from derive.cli import int_from, positive_float
+    from derive.core.commandline import int_from, positive_float
     p = subparsers.add_parser(
         "handout", help="a step-by-step derivation handout (.tex, Markdown or PDF)",
         description="Write the derivation of a spec as a handout: the problem, the forward pass, the backward "

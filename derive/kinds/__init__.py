@@ -1,80 +1,55 @@
-"""The kinds of problem a spec can describe: one entry per top-level table.
+"""The kinds of problem a spec can describe: one plug-in per top-level table, and the one registry.
 
-Each kind reads its table into a frozen dataclass and derives it into steps.  A new kind
-(perceptron learning, convolution, recurrent networks, ...) lives in its own module and adds one
-entry here; ``spec.from_mapping`` and ``backprop.derive`` look kinds up in this table only.
+A kind is a package ``derive/kinds/<kind>/`` that reads its table into a frozen dataclass and
+derives it into steps; it may add its own printer and handout sections, default notation, the
+derivations a handout shows beside the main one, and functions for claims.  Everything above this
+layer (verify, handouts, grading, kernels, the commands) asks the functions below, which look the
+kind up here, and never branches on a kind's name or type.  Adding a kind is one package and one
+line in :func:`_builtin` (or :func:`register`, as the tests do with a kind of their own); the protocol is
+:class:`derive.core.plugin.Kind`;
+docs/architecture.md walks through it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
+from derive.core import spec as core_spec
+from derive.core.plugin import Kind
+from derive.core.spec import Spec
 from derive.core.steps import Derivation
+from derive.printing import names as naming
+from derive.printing.notation import Profile, profile as find_profile
 
 
-@dataclass(frozen=True)
-class Kind:
-    table: str                              # the spec's top-level table, e.g. "network"
-    load: Callable[[dict, str], Any]        # (table, key path) -> problem dataclass
-    derive: Callable[[Any], Derivation]     # problem -> derivation
-    problem: type                           # the dataclass ``load`` returns
-    # (spec, derivation, printer) -> the handout's sections for this kind, every step included;
-    # None: the given values, then every other step in order (derive/handout.py)
-    handout: Callable[..., list] | None = None
-    # derivation -> default LaTeX of its quantities and elements (a spec's [notation] overrides it)
-    notation: Callable[[Derivation], dict[str, str]] | None = None
-    # A kind printed its own way names a module with ``names(derivations, profile, overrides)``,
-    # ``Printer`` (a HandoutPrinter subclass), ``sections(spec, derivations, printer)``, ``placed()``
-    # and ``meta(spec, profile)``; None: the network or graph printing (derive/handout.py).
-    printing: str | None = None
-
-    def printing_module(self):
-        if self.printing is None:
-            return None
-        import importlib
-        return importlib.import_module(self.printing)
-
-
-def _kinds() -> dict[str, Kind]:
-    from derive.kinds.architecture.derivation import (Architecture, derive_architecture, load_architecture,
-        notation as architecture_notation)
-    from derive.kinds.network.derivation import derive_graph, derive_network
-    from derive.kinds.cnn.derivation import Cnn, derive_cnn, load_cnn
-    from derive.kinds.matrices.derivation import (Matrices, derive_matrices, load_matrices,
-        notation as matrices_notation)
-    from derive.kinds.perceptron.derivation import Perceptron, derive_perceptron, load_perceptron
-    from derive.kinds.perceptron.printing import (notation as perceptron_notation,
-        sections as perceptron_sections)
-    from derive.kinds.recurrent.derivation import Recurrent, derive_recurrent, load_recurrent
-    from derive.core.spec import Graph, Network, load_graph, load_network
-    kinds = [
-        Kind("network", load_network, derive_network, Network),
-        Kind("graph", load_graph, derive_graph, Graph),
-        Kind("cnn", load_cnn, derive_cnn, Cnn, printing="derive.kinds.cnn.printing"),
-        Kind("perceptron", load_perceptron, derive_perceptron, Perceptron, perceptron_sections,
-             perceptron_notation),
-        Kind("matrices", load_matrices, derive_matrices, Matrices, None, matrices_notation),
-        Kind("architecture", load_architecture, derive_architecture, Architecture, None, architecture_notation),
-        Kind("recurrent", load_recurrent, derive_recurrent, Recurrent, printing="derive.kinds.recurrent.printing"),
-    ]
-    return {k.table: k for k in kinds}
+def _builtin() -> list[Kind]:
+    from derive.kinds import architecture, cnn, graph, matrices, network, perceptron, recurrent
+    return [network.KIND, graph.KIND, cnn.KIND, perceptron.KIND, matrices.KIND, architecture.KIND, recurrent.KIND]
 
 
 _KINDS: dict[str, Kind] | None = None
 
 
 def kinds() -> dict[str, Kind]:
-    """All kinds, by table name (built on first use: the kind modules import spec and backprop)."""
+    """All kinds, by table name (built on first use)."""
     global _KINDS
     if _KINDS is None:
-        _KINDS = _kinds()
+        _KINDS = {k.table: k for k in _builtin()}
     return _KINDS
 
 
-def printing(kind_name: str):
-    """The printing module of a derivation's kind (``Derivation.kind``), or None."""
-    kind = kinds().get(kind_name)
-    return None if kind is None else kind.printing_module()
+def register(kind: Kind) -> Callable[[], None]:
+    """Add a kind (a plug-in outside this package, or a test's); returns the function that removes it."""
+    kinds()[kind.table] = kind
+    return lambda: kinds().pop(kind.table, None)
+
+
+def named(derivation_kind: str) -> Kind | None:
+    """The kind that makes derivations of this ``Derivation.kind``."""
+    for kind in kinds().values():
+        if derivation_kind == kind.table or derivation_kind in kind.derivation_kinds:
+            return kind
+    return None
 
 
 def of(problem: Any) -> Kind:
@@ -82,3 +57,74 @@ def of(problem: Any) -> Kind:
         if isinstance(problem, kind.problem):
             return kind
     raise TypeError(f"no kind of problem for {type(problem).__name__}")
+
+
+def printing(derivation_kind: str):
+    """The printing module of a derivation's kind, or None."""
+    kind = named(derivation_kind)
+    return None if kind is None else kind.printing_module()
+
+
+# ----------------------------------------------------------------------------- specs
+
+def from_mapping(data: dict, name: str = "spec", path: str = "") -> Spec:
+    """Validate an already-parsed TOML/JSON mapping."""
+    return core_spec.build(data, {t: k.load for t, k in kinds().items()}, name=name, path=path)
+
+
+def loads(text: str, *, fmt: str = "toml", name: str = "spec", path: str = "") -> Spec:
+    """Parse spec text; ``fmt`` is 'toml' or 'json'."""
+    return from_mapping(core_spec.parse(text, fmt), name=name, path=path)
+
+
+def load(path: str | Path) -> Spec:
+    """Load a spec file; the format follows the suffix (.json, else TOML)."""
+    return core_spec.read(path, from_mapping)
+
+
+# ----------------------------------------------------------------------------- derivations
+
+def derive(spec: Spec) -> Derivation | None:
+    """The derivation of a spec's problem (None for a spec of formulas only)."""
+    return None if spec.problem is None else of(spec.problem).derive(spec.problem)
+
+
+def companions(spec: Spec, derivation: Derivation | None) -> list[Derivation]:
+    """The derivation and those its kind reads beside it (a network's element-wise form)."""
+    if derivation is None:
+        return []
+    kind = of(spec.problem)
+    return [derivation] + (kind.companions(spec.problem) if kind.companions else [])
+
+
+def claim_names(derivation: Derivation) -> dict:
+    """Names a kind adds to the claim language for this derivation (a network's ``dL_dz1``...)."""
+    kind = named(derivation.kind)
+    return kind.claim_names(derivation) if kind is not None and kind.claim_names else {}
+
+
+def claim_functions(derivation: Derivation | None) -> dict:
+    """Functions a kind adds to the claim language for this derivation."""
+    kind = None if derivation is None else named(derivation.kind)
+    return kind.claim_functions(derivation) if kind is not None and kind.claim_functions else {}
+
+
+# ----------------------------------------------------------------------------- names
+
+def names(derivations: Iterable[Derivation], prof: Profile | str = "standard",
+          overrides: Iterable[tuple[str, str]] = ()) -> naming.Names:
+    """The LaTeX of every quantity of ``derivations``, named by their kind, with ``overrides``."""
+    derivations = list(derivations)
+    prof = find_profile(prof) if isinstance(prof, str) else prof
+    kinds_ = [k for d in derivations if (k := named(d.kind)) is not None]
+    own = next((m for k in kinds_ if (m := k.printing_module()) is not None), None)
+    if own is not None:
+        return own.names(derivations, prof, overrides)
+    defaults = [pair for d, k in zip(derivations, kinds_) if k.notation is not None for pair in k.notation(d).items()]
+    return naming.scalar_names(derivations, prof, overrides, defaults)
+
+
+def of_spec(spec: Spec, derivation: Derivation | None, prof: Profile | str | None = None) -> naming.Names:
+    """The names the handout of ``spec`` prints: its ``[notation]`` profile (or ``prof``) and overrides."""
+    prof = prof if prof is not None else dict(spec.notation).get("profile", "standard")
+    return names(companions(spec, derivation), prof, spec.notation)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from derive.core import primitives
-from derive.kinds.network.derivation import ELEMENTWISE
+from derive.core.steps import ELEMENTWISE
 from derive.printing.notation import GRAD, fill, scalar_name
 from derive.core.expressions import parse_expression
 

@@ -1,6 +1,6 @@
 """The LaTeX of every quantity and element of a derivation, in one notation profile.
 
-:func:`names` reads the quantity names of a derivation (``z1``, ``W2_new``, ``grad_w5``,
+:func:`layered_names` and :func:`scalar_names` read the quantity names of a derivation (``z1``, ``W2_new``, ``grad_w5``,
 ``dL_dz1[0]``...), fills the profile's templates, and applies the spec's ``[notation]`` overrides
 (validated by :func:`derive.printing.texcheck.check_latex`).  Names of the first pass (inputs, parameters,
 forward quantities) are overridden before the gradients are named, so ``z1 = "\\mathbf{u}"`` also
@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from derive.core import primitives
-from derive.kinds.network.derivation import ELEMENTWISE, LR, derive_elementwise
 from derive.core.errors import SpecError
-from derive.printing.notation import GRAD, Profile, fill, profile as find_profile, scalar_name, transpose
-from derive.core.steps import (Activate, ChainRule, Derivation, Given, Node, Probabilities, Quantity, Seed,
+from derive.printing.notation import GRAD, Profile, fill, scalar_name, transpose
+from derive.core.steps import (ELEMENTWISE, LR, Activate, ChainRule, Derivation, Given, Node, Probabilities, Quantity, Seed,
     Step)
-from derive.core.spec import Network, Spec
 from derive.printing.texcheck import check_latex
 
 _LAYERED = re.compile(r"(W|b|z|h|gprime|delta|grad_h|grad_W|grad_b)(\d+)(_new)?")
@@ -161,25 +159,29 @@ def _all_steps(derivations: Iterable[Derivation]) -> list[Step]:
     return [s for d in derivations for s in d.steps]
 
 
-def names(derivations: Iterable[Derivation], prof: Profile | str = "standard",
-          overrides: Iterable[tuple[str, str]] = ()) -> Names:
-    """Names for the quantities of ``derivations`` (a network's matrix and element-wise forms, or a graph)."""
-    derivations = list(derivations)
-    prof = find_profile(prof) if isinstance(prof, str) else prof
-    from derive.kinds import printing
-    own = next((m for d in derivations if (m := printing(d.kind)) is not None), None)
-    if own is not None:                 # a kind with names of its own (derive/kinds.py)
-        return own.names(derivations, prof, overrides)
+def _prepare(derivations, overrides, defaults):
     steps = _all_steps(derivations)
     known = {s.name for s in steps} | {a for d in derivations for a, _ in d.aliases}
     known |= {_key(s.name, i) for s in steps if s.target.shape for i in s.target.indices()}
     resolved = {}
     for d in derivations:
         resolved.update(dict(d.aliases))
-    over = {resolved.get(k, k): v for k, v in _overrides(list(_kind_notation(derivations)) + list(overrides),
-                                                          known).items()}
-    if not any(d.kind in ("network", "elementwise") for d in derivations):
-        return _graph_names(prof, steps, over)   # graphs and other kinds: every quantity by its own name
+    over = {resolved.get(k, k): v for k, v in _overrides(list(defaults) + list(overrides), known).items()}
+    return steps, over
+
+
+def scalar_names(derivations: Iterable[Derivation], prof: Profile, overrides: Iterable[tuple[str, str]] = (),
+                 defaults: Iterable[tuple[str, str]] = ()) -> Names:
+    """Every quantity by its own name (``w5``, ``grad_w5`` as ∂L/∂w₅): graphs and most kinds."""
+    steps, over = _prepare(list(derivations), overrides, defaults)
+    return _graph_names(prof, steps, over)
+
+
+def layered_names(derivations: Iterable[Derivation], prof: Profile, overrides: Iterable[tuple[str, str]] = (),
+                  defaults: Iterable[tuple[str, str]] = ()) -> Names:
+    """Names of a layered network's matrix and element-wise forms from the profile's templates
+    (W^{(l)}, δ^{(l)}_i, ∂L/∂w^{(l)}_{ij}...)."""
+    steps, over = _prepare(list(derivations), overrides, defaults)
     acts = {s.layer: s.activation for s in steps if isinstance(s, Activate)}
     scalars = {s.name: m for s in steps if (m := _ELEMENT.fullmatch(s.name))}  # nodes of the element-wise form
     layers = [int(k[2]) for m in scalars.values() if (k := _LAYERED.fullmatch(m.group(1)))]
@@ -206,30 +208,6 @@ def names(derivations: Iterable[Derivation], prof: Profile | str = "standard",
     _generic(steps, b.q, b.e)
     negated = frozenset(n for n in b.q if (b.kind(n) or ("",))[0] in prof.negated)
     return Names(prof, b.e, b.q, negated, b.loss)
-
-
-def handout_derivations(spec: Spec, derivation: Derivation | None) -> list[Derivation]:
-    """The derivations a handout names and prints: the spec's, and a network's element-wise form
-    (a mini-batch has none)."""
-    out = [] if derivation is None else [derivation]
-    if isinstance(spec.problem, Network) and not spec.problem.samples:
-        out.append(derive_elementwise(spec.problem))
-    return out
-
-
-def of_spec(spec: Spec, derivation: Derivation | None, prof: Profile | str | None = None) -> Names:
-    """The names the handout of ``spec`` prints: its ``[notation]`` profile (or ``prof``) and overrides."""
-    prof = prof if prof is not None else dict(spec.notation).get("profile", "standard")
-    return names(handout_derivations(spec, derivation), prof, spec.notation)
-
-
-def _kind_notation(derivations: list[Derivation]):
-    """The default names a problem kind gives its quantities (derive/kinds.py), as (name, LaTeX) pairs."""
-    from derive.kinds import kinds
-    for d in derivations:
-        kind = kinds().get(d.kind)
-        if kind is not None and kind.notation is not None:
-            yield from kind.notation(d).items()
 
 
 def _generic(steps: list[Step], quantities: dict, elements: dict) -> None:

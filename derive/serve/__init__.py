@@ -13,7 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-EXIT_OK, EXIT_INPUT = 0, 2
+from derive.core.commandline import EXIT_INPUT, EXIT_OK
+
 HERE = Path(__file__).resolve().parent
 DEMO = HERE / "demo"
 STATE = ".nnderive-serve"

@@ -32,7 +32,7 @@ def grade_remote(source: Source, answers: dict, limits: tuple[float, float, int]
     """Run on a Dask worker: the graded answer set, as :func:`grade_answers` gives it locally."""
     from derive.grading.submissions import warm_up
     from derive.grading.grade import Problem
-    from derive.core.spec import loads
+    from derive.kinds import loads
     from derive.serve import course
     key = f"dask:{source.digest}"
     if source.digest not in _BUILT:

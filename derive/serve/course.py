@@ -63,7 +63,7 @@ def _describe(path: str) -> dict:
     """Title, statement pieces and answer fields of one spec (run in a worker)."""
     from derive.grading.grade import Problem
     from derive.handout.assemble import build
-    from derive.core.spec import load
+    from derive.kinds import load
     spec = load(path)
     problem = Problem.build(spec)
     handout = build(spec)
@@ -93,9 +93,9 @@ def _grade_latex(item: tuple) -> dict:
 
 def _names(spec, problem):
     from derive.kinds.network.derivation import derive_elementwise
-    from derive.printing.names import names
+    from derive.kinds import names
     from derive.printing.notation import profile
-    from derive.core.spec import Network
+    from derive.kinds.network.spec import Network
     derivations = [problem.derivation]
     if isinstance(spec.problem, Network):
         derivations.append(derive_elementwise(spec.problem))
@@ -123,7 +123,7 @@ def statement(handout, spec, problem) -> list:
 
     from derive.printing.latex import Block
     from derive.printing.render import math_rows
-    from derive.core.spec import Graph
+    from derive.kinds.graph.spec import Graph
     from derive.core.steps import Node
     from derive.printing.tikz import Figure
     pieces: list = []
@@ -256,7 +256,7 @@ class Course:
     def _load(self) -> None:
         from derive.grading.grade import Problem
         from derive.core.sandbox import Limit, run_many
-        from derive.core.spec import load
+        from derive.kinds import load
         specs = self._specs()
         plan: list[tuple[str, str, Path]] = []     # (problem id, version key, spec path)
         to_draw = []

@@ -15,13 +15,13 @@ from typing import Any
 
 import sympy as sp
 
-from derive.core import primitives
 from derive.core.errors import SpecError
 from derive.core.evaluate import Num, precision, rational, value_of
 from derive.core.expressions import parse_expression
+from derive import kinds
+from derive.core.algebra import MatrixAlgebra, Unfolder, _is_mat, _scalar, claim_functions
 from derive.core.spec import Claim, Spec
-from derive.kinds.network.derivation import ELEMENTWISE, LR, derive_elementwise
-from derive.core.steps import Activate, Affine, ChainRule, Derivation, Given, Quantity
+from derive.core.steps import Affine, Derivation, Given
 
 PROVED, DIFFERS, UNDETERMINED = "proved", "differs", "undetermined"
 SCREEN_POINTS = 3    # random instances tried before any simplification
@@ -41,202 +41,6 @@ class ClaimResult:
 
 # ----------------------------------------------------------------------------- matrix algebra
 
-def _is_mat(v: Any) -> bool:
-    return isinstance(v, sp.MatrixBase)
-
-
-class MatrixAlgebra:
-    """Scalars are SymPy expressions, vectors are columns, ``*`` is element-wise, ``@`` is the matrix product.
-
-    With ``broadcast`` (claims and ``[matrices]`` nodes, not answers), a row ``1×n`` meets an ``m×n``
-    matrix row by row, as a bias row ``b`` in the row-vector form ``X W + b`` of a batch.
-    """
-
-    def __init__(self, broadcast: bool = False):
-        self.broadcast = broadcast
-
-    def number(self, value):
-        return value
-
-    def _rows(self, a, b):
-        """``a`` and ``b`` with a 1×n row repeated to the other's rows, when broadcasting."""
-        if self.broadcast and a.cols == b.cols and 1 in (a.rows, b.rows) and a.rows != b.rows:
-            if a.rows == 1:
-                return sp.Matrix.vstack(*[a] * b.rows), b
-            return a, sp.Matrix.vstack(*[b] * a.rows)
-        return a, b
-
-    def _elementwise(self, a, b, op, sym):
-        if _is_mat(a) and _is_mat(b):
-            a, b = self._rows(a, b)
-            if a.shape != b.shape:
-                raise ValueError(f"'{sym}' needs equal shapes, got {a.shape} and {b.shape}")
-            return sp.Matrix(a.rows, a.cols, [op(x, y) for x, y in zip(a, b)])
-        if _is_mat(a):
-            return a.applyfunc(lambda x: op(x, b))
-        if _is_mat(b):
-            return b.applyfunc(lambda y: op(a, y))
-        return op(a, b)
-
-    def add(self, a, b):
-        return self._elementwise(a, b, lambda x, y: x + y, "+")
-
-    def sub(self, a, b):
-        return self._elementwise(a, b, lambda x, y: x - y, "-")
-
-    def mul(self, a, b):
-        return self._elementwise(a, b, lambda x, y: x * y, "*")
-
-    def div(self, a, b):
-        return self._elementwise(a, b, lambda x, y: x / y, "/")
-
-    def pow(self, a, b):
-        return a.applyfunc(lambda x: x**b) if _is_mat(a) else a**b
-
-    def neg(self, a):
-        return -a
-
-    def matmul(self, a, b):
-        if not (_is_mat(a) and _is_mat(b)):
-            raise ValueError("'@' needs two matrices or vectors")
-        if a.cols != b.rows:
-            raise ValueError(f"'@' shapes {a.shape} and {b.shape} do not fit")
-        return a * b
-
-    def attribute(self, a, name):
-        if name == "T" and _is_mat(a):
-            return a.T
-        raise ValueError(f"attribute '.{name}' is not allowed (only '.T' of a matrix)")
-
-    def index(self, a, idx):
-        if not _is_mat(a):
-            raise ValueError("only a vector or matrix can be subscripted")
-        if len(idx) == 1 and a.cols == 1:
-            idx = (idx[0], 0)
-        if len(idx) != 2 or not (idx[0] < a.rows and idx[1] < a.cols):
-            raise ValueError(f"subscript {idx} out of range for shape {a.shape}")
-        return a[idx[0], idx[1]]
-
-    def exponent_value(self, b):
-        return b if isinstance(b, sp.Expr) and b.is_number else None
-
-    def list(self, items):
-        if items and all(isinstance(row, list) for row in items):
-            if len({len(row) for row in items}) != 1:
-                raise ValueError("matrix rows differ in length")
-            return sp.Matrix(items)
-        if any(isinstance(v, list) or _is_mat(v) for v in items):
-            raise ValueError("a list holds scalars, or lists of scalars for a matrix")
-        return sp.Matrix(len(items), 1, items)
-
-
-def _lift(f):
-    """A scalar function applied element-wise to a matrix."""
-    def g(v, *rest, **kw):
-        if _is_mat(v):
-            return v.applyfunc(lambda x: f(x, *rest, **kw))
-        return f(v, *rest, **kw)
-    return g
-
-
-def _scalar(v, what):
-    if _is_mat(v):
-        raise ValueError(f"{what} needs a scalar")
-    return v
-
-
-def _size(n):
-    if not (isinstance(n, sp.Integer) and 1 <= n <= 64):
-        raise ValueError("a size must be an integer from 1 to 64")
-    return int(n)
-
-
-def claim_functions(derivation: Derivation | None, defs: dict | None = None) -> dict:
-    from derive.core.scalar import NODE_FUNCTIONS
-
-    funcs: dict = {name: _lift(f) for name, f in NODE_FUNCTIONS.items()}
-    funcs["max"] = lambda a, b: MatrixAlgebra()._elementwise(a, b, primitives.FUNCTIONS["max"].build, "max")
-    funcs["min"] = lambda a, b: MatrixAlgebra()._elementwise(a, b, primitives.FUNCTIONS["min"].build, "min")
-    funcs.update({name: _loss(loss) for name, loss in primitives.LOSSES.items()})
-    funcs.update(
-        softmax=lambda v: sp.Matrix(primitives.ACTIVATIONS["softmax"].define(list(v))),
-        softmax_rows=_softmax_rows,
-        outer=lambda a, b: a * b.T,
-        concat=_concat,
-        diag=lambda v: sp.diag(*list(v)),
-        sum=lambda v: sp.Add(*list(v)) if _is_mat(v) else v,
-        dot=lambda a, b: (a.T * b)[0, 0],
-        ones=lambda n: sp.ones(_size(n), 1),
-        eye=lambda n: sp.eye(_size(n)),
-        diff=lambda f, x: (f.applyfunc(lambda e: sp.diff(e, _symbol_arg(x))) if _is_mat(f)
-                           else sp.diff(f, _symbol_arg(x))),
-        jacobian=lambda f, v: _jacobian(f, v, defs or {}),
-    )
-    from derive.kinds.cnn.derivation import claim_functions as map_functions  # flip, pad, dilate, correlate, convolve
-    funcs.update(map_functions())
-    if derivation is not None and derivation.kind == "graph":
-        locals_ = _graph_locals(derivation)
-
-        def local(node, arg):
-            """∂node/∂arg, the local derivative; 0 when the node does not read arg."""
-            key = (_symbol_arg(node).name, _symbol_arg(arg).name)
-            if key[0] not in derivation or key[1] not in derivation:
-                raise ValueError(f"d({key[0]}, {key[1]}) needs two quantities of the graph")
-            return locals_.get(key, sp.Integer(0))
-        funcs["d"] = local
-    return funcs
-
-
-def _loss(loss):
-    """A registry loss L(y, t) of two vectors (or scalars) of one sample."""
-    def f(y, t):
-        ys, ts = (list(v) if _is_mat(v) else [v] for v in (y, t))
-        if len(ys) != len(ts):
-            raise ValueError(f"{loss.name}(y, t) needs y and t of one size, got {len(ys)} and {len(ts)}")
-        return loss.define(ys, ts)
-    return f
-
-
-def _softmax_rows(m):
-    """softmax of each row (the row-vector form: one sample per row)."""
-    if not _is_mat(m):
-        raise ValueError("softmax_rows needs a matrix")
-    define = primitives.ACTIVATIONS["softmax"].define
-    return sp.Matrix([define(list(m.row(i))) for i in range(m.rows)])
-
-
-def _concat(*vs):
-    """[u; v; ...]: vectors (and scalars) stacked into one column."""
-    parts = [v if _is_mat(v) else sp.Matrix([v]) for v in vs]
-    if not parts or any(p.cols != 1 for p in parts):
-        raise ValueError("concat(...) stacks one or more vectors")
-    return sp.Matrix.vstack(*parts)
-
-
-def _jacobian(f, v, defs):
-    """∂f/∂v (numerator layout) after unfolding f's definitions down to v's level."""
-    f = f if _is_mat(f) else sp.Matrix([f])
-    v = v if _is_mat(v) else sp.Matrix([v])
-    if any(not isinstance(s, sp.Symbol) for s in v):
-        raise ValueError("jacobian(f, v) needs a vector of names as v")
-    unfold = Unfolder({k: e for k, e in defs.items() if k not in set(v)})
-    return sp.Matrix(f.rows, v.rows, lambda i, j: sp.diff(unfold(f[i, 0]), v[j, 0]))
-
-
-def _symbol_arg(x):
-    if not isinstance(x, sp.Symbol):
-        raise ValueError("expected a name")
-    return x
-
-
-def _graph_locals(derivation: Derivation) -> dict:
-    out = {}
-    for step in derivation.steps:
-        if isinstance(step, ChainRule):
-            for consumer, local in step.terms:
-                out[(consumer, step.of)] = local
-    return out
-
 
 # ----------------------------------------------------------------------------- proving
 
@@ -253,13 +57,7 @@ def _names(spec: Spec, derivation: Derivation | None) -> dict[str, Any]:
         for alias, target in derivation.aliases:
             if target in names:
                 names[alias] = names[target]
-        if derivation.kind == "network":
-            for step in derivation.steps:
-                q = step.target
-                if isinstance(step, (Given, Affine, Activate)) and step.name != LR:
-                    g = Quantity(ELEMENTWISE + q.name, q.shape)
-                    names[g.name] = g.matrix() if q.shape else g.symbol()
-            names[ELEMENTWISE + "y"] = names[ELEMENTWISE + derivation.resolve("y")]
+        names.update(kinds.claim_names(derivation))
     return names
 
 
@@ -274,23 +72,6 @@ def _definitions(derivations, keep_affine: bool) -> dict:
             for sym, expr in step.items():
                 defs.setdefault(sym, expr)
     return defs
-
-
-class Unfolder:
-    """Replaces derived symbols by their definitions, recursively, each symbol unfolded once."""
-
-    def __init__(self, defs: dict):
-        self.defs = defs
-        self.cache: dict = {}
-
-    def symbol(self, sym: sp.Symbol) -> sp.Expr:
-        if sym not in self.cache:
-            expr = self.defs[sym]
-            self.cache[sym] = expr.xreplace({s: self.symbol(s) for s in expr.free_symbols if s in self.defs})
-        return self.cache[sym]
-
-    def __call__(self, expr: sp.Expr) -> sp.Expr:
-        return expr.xreplace({s: self.symbol(s) for s in expr.free_symbols if s in self.defs})
 
 
 def _zero(e: sp.Expr) -> str | None:
@@ -498,11 +279,9 @@ class Instances:
 def check_claims(spec: Spec, derivation: Derivation | None) -> list[ClaimResult]:
     if not spec.claims:
         return []
-    derivations = [] if derivation is None else [derivation]
-    if derivation is not None and derivation.kind == "network" and not spec.problem.samples:
-        derivations.append(derive_elementwise(spec.problem))   # (a mini-batch has no element-wise form)
+    derivations = kinds.companions(spec, derivation)      # with a network's element-wise form
     names = _names(spec, derivation)
-    funcs = claim_functions(derivation, _definitions(derivations, keep_affine=False))
+    funcs = {**claim_functions(_definitions(derivations, keep_affine=False)), **kinds.claim_functions(derivation)}
     instances = Instances(derivations, symbols=[v for v in names.values() if isinstance(v, sp.Symbol)])
     unfolders = {k: Unfolder(_definitions(derivations, k)) for k in (True, False)}
     return [check_claim(c, names, funcs, derivations, instances, unfolders) for c in spec.claims]

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import sympy as sp
 
-from derive.verify.claims import Unfolder, _is_mat
+from derive.core.algebra import Unfolder, _is_mat
 from derive.core.evaluate import Num, Undecided, enclose, precision, rational
 from derive.core.steps import Activate, Affine, Derivation, Given, LossValue, Node, Recompute
 

@@ -10,11 +10,11 @@ For a number printed with ``d`` decimals:
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sympy as sp
 
-from derive.kinds.network.derivation import derive
+from derive.kinds import derive
 from derive.core.errors import SpecError
 from derive.core.evaluate import PRECISIONS, Num, Undecided, carry, evaluate, precision, within
 from derive.core.numbers import Stated

@@ -15,7 +15,7 @@ from typing import ClassVar
 import sympy as sp
 
 from derive.core.errors import SpecError
-from derive.core.spec import MAX_LAYERS, Network, _int, _table, _unknown_keys
+from derive.core.spec import MAX_LAYERS, _int, _table, _unknown_keys
 from derive.core.steps import Derivation, Given, Quantity, Step, symbol
 
 MAX_UNITS = 10**9
@@ -55,8 +55,9 @@ def load_architecture(table: dict, path: str = "architecture") -> Architecture:
     return Architecture(shape, tuple(sizes), tuple(biases))
 
 
-def of_network(net: Network) -> Architecture:
-    """The architecture of a layered network spec (its weights and inputs left aside)."""
+def of_network(net) -> Architecture:
+    """The architecture of a layered network (anything with ``input_size`` and ``layers`` of ``size`` and
+    ``bias``, as a ``[network]`` problem), its weights and inputs left aside."""
     return Architecture((net.input_size,), tuple(l.size for l in net.layers), tuple(l.bias != () for l in net.layers))
 
 

@@ -1,0 +1,5 @@
+"""The `[cnn]` kind: convolution, pooling and dense layers, element by element (docs/cnn.md)."""
+from derive.core.plugin import Kind
+from derive.kinds.cnn.derivation import Cnn, derive_cnn, load_cnn
+
+KIND = Kind("cnn", load_cnn, derive_cnn, Cnn, printing="derive.kinds.cnn.printing")

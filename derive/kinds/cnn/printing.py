@@ -20,7 +20,7 @@ from typing import Sequence
 import sympy as sp
 
 from derive.core import primitives
-from derive.kinds.network.derivation import LR
+from derive.core.steps import LR
 from derive.core.evaluate import rational, value_of
 from derive.kinds.cnn.derivation import (FORWARD, TIE_RULE, CnnGradient, Conv2D, Conv2d, Dense, FlipKernel,
     Flatten, Pool, SpreadGradient)
@@ -610,7 +610,7 @@ def _symbol_table(printer, main) -> Table:
 
 
 def sections(spec, derivations, printer) -> list:
-    from derive.handout.assemble import Section, _steps
+    from derive.printing.sections import Section, _steps
     from derive.printing.worked import Group
     net = spec.problem
     main = derivations[0]

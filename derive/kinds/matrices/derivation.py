@@ -101,7 +101,7 @@ def _op(exprs) -> str:
 
 
 def derive_matrices(m: Matrices) -> Derivation:
-    from derive.verify.claims import MatrixAlgebra, claim_functions
+    from derive.core.algebra import MatrixAlgebra, claim_functions
     from derive.core.expressions import parse_expression
 
     steps: list[Step] = []
@@ -110,7 +110,7 @@ def derive_matrices(m: Matrices) -> Derivation:
         q = Quantity(name, shape)
         steps.append(Given(q, q.symbols(), (), role="input"))
         names[name] = q.matrix() if shape else q.symbol()
-    funcs = claim_functions(None)
+    funcs = claim_functions()
     for i, (name, text) in enumerate(m.nodes):
         path = f"matrices.nodes[{i}]"
         value = parse_expression(text, names=names, functions=funcs, path=path, algebra=MatrixAlgebra(True))
@@ -128,7 +128,7 @@ def derive_matrices(m: Matrices) -> Derivation:
 
 def _gradients(steps: list[Step], loss: str) -> list[Step]:
     """The element-wise reverse mode, grouped into one step per quantity (of the quantity's shape)."""
-    from derive.kinds.network.derivation import reverse_mode
+    from derive.core.scalar import reverse_mode
     from derive.core.scalar import Leaf, ScalarNode
 
     loss_step = next(s for s in steps if s.name == loss)

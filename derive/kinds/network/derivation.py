@@ -20,76 +20,17 @@ import sympy as sp
 
 from derive.core import primitives
 from derive.core.errors import SpecError
-from derive.core.scalar import Leaf, ScalarNode, graph_nodes, network_nodes
-from derive.core.spec import Graph, Network, Spec
-from derive.core.steps import (Activate, Affine, BackError, BatchMean, BiasGradient, ChainRule, DeltaHidden,
+from derive.core.scalar import Leaf, ScalarNode, _given, _VectorNode, reverse_mode
+from derive.kinds.network.spec import Network
+from derive.core.steps import (ELEMENTWISE, LR, Activate, Affine, BackError, BatchMean, BiasGradient, DeltaHidden,
     DeltaOutput, Derivation, Given, LocalDerivative, LossValue, Node, OutputGradient, Quantity,
-    Probabilities, Recompute, Seed, SoftmaxCrossEntropy, Step, Update, WeightGradient, symbol)
+    Probabilities, Recompute, SoftmaxCrossEntropy, Step, Update, WeightGradient, symbol)
 
-LR = "learning_rate"
 PROBABILITIES = "p"     # softmax of the logits under softmax_cross_entropy
-ELEMENTWISE = "dL_d"   # prefix of the element-wise form's gradients: dL_dz1[0], dL_dW2[1,0]
 SUM_ONE = r"\sum_i t_i = 1"
 
 
 # ----------------------------------------------------------------------------- element-wise form
-
-def _given(leaf: Leaf) -> Given:
-    value = leaf.symbol if leaf.value is None else leaf.value
-    return Given(Quantity(leaf.name), (value,), (), role=leaf.role)
-
-
-def reverse_mode(leaves: list[Leaf], nodes: list[ScalarNode], loss: str, prefix: str = "grad_") -> list[Step]:
-    """Seed and chain-rule steps for ∂loss/∂v of every node and leaf, in reverse order.
-
-    The gradient of ``v`` is the quantity ``prefix + v`` (``grad_w5``; ``dL_dz1[0]`` for the
-    element-wise form of a network, kept apart from the matrix form's names).
-    """
-    consumers: dict[str, list[tuple[str, sp.Expr]]] = {}
-    for node in nodes:
-        for arg in node.args():
-            consumers.setdefault(arg.name, []).append((node.name, node.local(arg)))
-    steps: list[Step] = []
-    order = [n.name for n in nodes]
-    if loss not in order:
-        raise ValueError(f"loss node {loss!r} is not in the graph")
-    order = order[: order.index(loss) + 1]
-    steps.append(Seed(Quantity(prefix + loss), (sp.Integer(1),), ()))
-    for name in list(reversed(order[:-1])) + [leaf.name for leaf in leaves]:
-        terms = tuple((c, local) for c, local in consumers.get(name, []) if c in order)
-        expr = sp.Add(*[symbol(prefix + c) * local for c, local in terms])
-        inputs = tuple(dict.fromkeys([prefix + c for c, _ in terms] +
-                                     [s.name for _, local in terms for s in local.free_symbols]))
-        steps.append(ChainRule(Quantity(prefix + name), (expr,), inputs, of=name, terms=terms))
-    return steps
-
-
-def derive_graph(graph: Graph) -> Derivation:
-    """Forward nodes, the chain rule for every gradient, one update and the recomputed forward pass."""
-    leaves, nodes = graph_nodes(graph)
-    steps: list[Step] = [_given(leaf) for leaf in leaves]
-    if graph.learning_rate is not None:
-        steps.append(Given(Quantity(LR), (graph.learning_rate,), (), role="hyper"))
-    rebinds = dict(graph.rebound)
-    for node in nodes:
-        steps.append(Node(Quantity(node.name), (node.expr,), tuple(s.name for s in node.args()),
-                          text=node.text, op=node.op, args=tuple(s.name for s in node.args()),
-                          params=node.params, rebinds=rebinds.get(node.name, "")))
-    steps += reverse_mode(leaves, nodes, graph.loss)
-    if graph.learning_rate is not None and graph.params:
-        renamed = {}
-        for p in graph.params:
-            new = Update(Quantity(p + "_new"), (symbol(p) - symbol(LR) * symbol("grad_" + p),),
-                         (p, LR, "grad_" + p), param=p)
-            steps.append(new)
-            renamed[symbol(p)] = symbol(p + "_new")
-        for node in nodes:
-            expr = node.expr.xreplace(renamed)
-            renamed[node.symbol] = symbol(node.name + "_new")
-            steps.append(Recompute(Quantity(node.name + "_new"), (expr,),
-                                   tuple(s.name for s in sorted(expr.free_symbols, key=lambda s: s.name)),
-                                   of=node.name))
-    return Derivation(tuple(steps), "graph")
 
 
 def derive_elementwise(net: Network) -> Derivation:
@@ -423,7 +364,39 @@ def _forward(net: Network, suffix: str) -> list[Step]:
     return steps
 
 
-def derive(spec: Spec) -> Derivation | None:
-    """The derivation of a spec's problem (None for a spec of formulas only)."""
-    from derive.kinds import of
-    return None if spec.problem is None else of(spec.problem).derive(spec.problem)
+def network_nodes(net: Network) -> tuple[list[Leaf], list[ScalarNode]]:
+    """The network written out as scalar nodes z^l_i, h^l_i and the loss (the element-wise form)."""
+    leaves: list[Leaf] = []
+
+    def leaf(name, index, value, role):
+        sym = symbol(name, index)
+        leaves.append(Leaf(sym.name, value, role))
+        return sym
+
+    h = [leaf("x", (i,), None if net.input is None else net.input[i], "input") for i in range(net.input_size)]
+    nodes: list[ScalarNode] = []
+    for l, layer in enumerate(net.layers, start=1):
+        z = []
+        for i in range(layer.size):
+            total = sp.Add(*[leaf(f"W{l}", (i, j), None if layer.weights is None else layer.weights[i][j], "param") * h[j]
+                             for j in range(len(h))])
+            if layer.bias != ():
+                total += leaf(f"b{l}", (i,), None if layer.bias is None else layer.bias[i], "param")
+            name = symbol(f"z{l}", (i,)).name
+            nodes.append(ScalarNode(name, total, "affine"))
+            z.append(symbol(f"z{l}", (i,)))
+        act = primitives.ACTIVATIONS[layer.activation.name]
+        params = layer.activation.params
+        if act.vector:
+            outs = act.define(z)
+        else:
+            outs = [act.define(zi, **dict(params)) for zi in z]
+        h = []
+        for i, out in enumerate(outs):
+            name = symbol(f"h{l}", (i,)).name
+            nodes.append(_VectorNode(name, out, layer.activation.name, params) if act.vector
+                         else ScalarNode(name, out, layer.activation.name, params))
+            h.append(symbol(f"h{l}", (i,)))
+    t = [leaf("t", (i,), None if net.target is None else net.target[i], "target") for i in range(len(h))]
+    nodes.append(ScalarNode("loss", primitives.LOSSES[net.loss].define(h, t), "loss"))
+    return leaves, nodes

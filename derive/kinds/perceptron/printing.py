@@ -7,7 +7,7 @@ derivation is printed once, through the printer's ``_print_<Step>`` methods.
 """
 from __future__ import annotations
 
-from derive.handout.assemble import Section
+from derive.printing.sections import Section
 from derive.printing.latex import Block, Chain, caption
 from derive.kinds.perceptron.derivation import Converged, PerceptronNet, PerceptronOutput, PerceptronUpdate
 from derive.core.steps import Given

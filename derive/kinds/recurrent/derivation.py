@@ -570,7 +570,7 @@ def _term(c: str, q: str, jac: dict, steps: dict) -> Term:
 
 def derive_recurrent(r: Recurrent) -> Derivation:
     """Givens, the forward pass through time, the chain rule through time, and one update."""
-    from derive.kinds.network.derivation import reverse_mode
+    from derive.core.scalar import reverse_mode
     check_size(r)
     given = _given_steps(r)
     forward = _forward(r)

@@ -395,7 +395,7 @@ def _generic_term(printer, b, step, term, g, operand) -> str:
 
 
 def sections(spec, derivations, printer) -> list:
-    from derive.handout.assemble import Section
+    from derive.printing.sections import Section
     from derive.printing.worked import Group
     main = derivations[0]
     problem = spec.problem
