@@ -417,20 +417,19 @@ def compile(spec, *, dtype="float64", shape: str = "auto", cache_dir=None):
         loaded = load_module(entry["key"], cache_dir) if entry else None
         if loaded is not None:
             return _kernel(entry["kind"], loaded, dtype, entry.get("values"))
-    from derive.kinds.network.spec import Network
+    from derive import kinds
     from . import codegen
     problem = _spec_of(spec)
-    from derive.kinds.graph.spec import Graph
-    if isinstance(problem, Network):
+    hint = kinds.of(problem).kernel           # the kind's kernel hint: "layered", "scalar" or None
+    if hint == "layered":
         shape = codegen.choose_shape(problem) if shape == "auto" else shape
         structure = {"network": codegen.structure(problem), "shape": shape}
         kind, values, generate = "network", _network_values(problem), lambda: codegen.generate_network(problem, shape)
-    elif isinstance(problem, Graph):
+    elif hint == "scalar":
         structure = {"graph": codegen.graph_structure(problem)}
         kind, values, generate = "graph", _graph_values(problem), lambda: codegen.generate_graph(problem)
     else:  # another kind: its derivation, whose given numbers are arguments
-        from derive.kinds import of
-        derivation = of(problem).derive(problem)
+        derivation = kinds.of(problem).derive(problem)
         structure = {"derivation": codegen.derivation_structure(derivation)}
         kind, values = derivation.kind, _derivation_values(derivation)
         title = f"{derivation.kind} derivation of {len(derivation.steps)} steps, unrolled"

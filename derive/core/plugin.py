@@ -36,7 +36,13 @@ class Kind:
     claim_functions: Callable[[Derivation], dict] | None = None
     # the names of the derivations this kind makes (``Derivation.kind``), when more than its table
     derivation_kinds: tuple[str, ...] = ()
-    # what the kernels need to know: "layered" or "scalar" (kernels/api.py), None: no kernel
+    # (the kind's raw spec table, a quantity name) -> (container, key) of that given number in the
+    # table, for ``nnderive variants`` to draw it anew; None: not a drawable number
+    locate: Callable[[dict, str], tuple[Any, Any] | None] | None = None
+    # quantities by layer (W1, z1, delta1, …): answers may name them by layer (∂L/∂z¹ is δ¹), and
+    # the kernels derive the layers in matrix form
+    layered: bool = False
+    # the kernels this kind compiles: "layered" or "scalar" (kernels/api.py); None: none
     kernel: str | None = None
 
     def printing_module(self):

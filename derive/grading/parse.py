@@ -25,6 +25,7 @@ from typing import Any
 
 import sympy as sp
 
+from derive import kinds
 from derive.core import primitives
 from derive.core.algebra import MatrixAlgebra, _is_mat
 from derive.grading.readlatex import EvalBlocked, LatexError, _product, convert, no_eval  # noqa: F401 - re-exported
@@ -129,7 +130,7 @@ class Vocabulary:
     """What an answer may name: the derivation's quantities and the registry's functions."""
 
     values: dict[str, Any]                      # name -> Symbol (scalar) or Matrix (vector/matrix)
-    kind: str                                   # 'network' | 'graph'
+    layered: bool                               # quantities by layer: W1, z1, delta1 (Kind.layered)
     loss: str
     log_base: int | None = None                 # None: \log is natural
     activation_params: dict[str, dict] = field(default_factory=dict)
@@ -151,11 +152,12 @@ def vocabulary(derivation: Derivation, log: str = "natural", activation_params: 
     for alias, target in derivation.aliases:
         if target in values:
             values.setdefault(alias, values[target])
-    loss = "loss" if derivation.kind == "network" else _graph_loss(derivation)
+    layered = kinds.layered(derivation)
+    loss = "loss" if layered else _graph_loss(derivation)
     if log not in LOG_POLICIES:
         raise ValueError(f"log policy must be one of {', '.join(LOG_POLICIES)}")
     printed = {} if names is None else printed_names(names, values, _copies(derivation))
-    return Vocabulary(values, derivation.kind, loss, LOG_POLICIES[log], dict(activation_params or {}), printed)
+    return Vocabulary(values, layered, loss, LOG_POLICIES[log], dict(activation_params or {}), printed)
 
 
 def _copies(derivation: Derivation) -> dict[sp.Symbol, sp.Symbol]:
@@ -580,7 +582,7 @@ class _Normaliser:
         return len(set(found)) == 1 and found[0] == (self.vocab.loss, ())
 
     def _gradient_name(self, name: str) -> str | None:
-        if self.vocab.kind == "network":
+        if self.vocab.layered:
             m = re.fullmatch(r"z(\d+)", name)
             if m:
                 return f"delta{m.group(1)}"
@@ -864,7 +866,7 @@ def _candidates(ident: Ident, vocab: Vocabulary) -> list[tuple[str, tuple[int, .
         bases = ["learning_rate"]
     if ident.hat:
         bases = [ident.base + "hat", ident.base + "_hat"]
-        if ident.base == "y" and vocab.kind == "network":
+        if ident.base == "y" and vocab.layered:
             bases.append("y")
     if ident.base in (*LOSS_ALIASES, "cal:L", "cal:E") and not vocab.has(ident.base.replace("cal:", "")) \
             and ident.sub is None and ident.layer is None:
@@ -890,7 +892,7 @@ def _candidates(ident: Ident, vocab: Vocabulary) -> list[tuple[str, tuple[int, .
                 found.append(((name), ()))
         if vocab.has(b) and _is_mat(vocab.values[b]) and re.fullmatch(r"[\d,]+", compact):
             found.append(((b), _index(compact, vocab.values[b], b)))
-        if not found and vocab.kind == "network" and re.fullmatch(r"\d{1,2}", compact) and \
+        if not found and vocab.layered and re.fullmatch(r"\d{1,2}", compact) and \
                 vocab.has(f"{_LAYER_BASES.get(b, b)}{compact}"):
             found.append(((f"{_LAYER_BASES.get(b, b)}{compact}"), ()))
     return found

@@ -32,6 +32,7 @@ from typing import Any
 
 import sympy as sp
 
+from derive import kinds
 from derive.core.errors import SpecError
 from derive.core.rounding import decimal_text
 
@@ -103,25 +104,9 @@ class Draw:
 
 def _locate(data: dict, name: str) -> tuple[Any, Any]:
     """(container, key) of a drawable quantity in a raw spec mapping."""
-    if "graph" in data:
-        values = data["graph"].get("values", {})
-        if name in values and values[name] != "symbol":
-            return values, name
-    if "network" in data:
-        net = data["network"]
-        layers = net.get("layer", [])
-        m = re.fullmatch(r"([Wb])(\d+)", name)
-        if name == "x" and "input" in net:
-            return net, "input"
-        if name == "t" and "target" in net:
-            return net, "target"
-        if name == "learning_rate" and "learning_rate" in net and net["learning_rate"] != "symbol":
-            return net, "learning_rate"
-        if m and 1 <= int(m.group(2)) <= len(layers):
-            layer = layers[int(m.group(2)) - 1]
-            key = "weights" if m.group(1) == "W" else "bias"
-            if isinstance(layer.get(key), list):
-                return layer, key
+    found = kinds.locate(data, name)
+    if found is not None:
+        return found
     raise SpecError(f"variants.draw.{name}", "not a given number of this problem (graph values; network x, t, "
                                              "W1, b1, ..., learning_rate)")
 

@@ -59,6 +59,12 @@ def of(problem: Any) -> Kind:
     raise TypeError(f"no kind of problem for {type(problem).__name__}")
 
 
+def layered(derivation: Derivation) -> bool:
+    """Whether the derivation's quantities are named by layer (``Kind.layered``)."""
+    kind = named(derivation.kind)
+    return kind is not None and kind.layered
+
+
 def printing(derivation_kind: str):
     """The printing module of a derivation's kind, or None."""
     kind = named(derivation_kind)
@@ -80,6 +86,14 @@ def loads(text: str, *, fmt: str = "toml", name: str = "spec", path: str = "") -
 def load(path: str | Path) -> Spec:
     """Load a spec file; the format follows the suffix (.json, else TOML)."""
     return core_spec.read(path, from_mapping)
+
+
+def locate(data: dict, name: str) -> tuple[Any, Any] | None:
+    """(container, key) of a given number ``name`` in a raw spec mapping, for ``variants`` to draw."""
+    for table, kind in kinds().items():
+        if table in data and kind.locate is not None and isinstance(data[table], dict):
+            return kind.locate(data[table], name)
+    return None
 
 
 # ----------------------------------------------------------------------------- derivations

@@ -9,23 +9,9 @@ non-daemonic Dask worker processes: start workers with ``distributed.worker.daem
 """
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from derive.serve.course import Source
 
 _BUILT: dict[str, str] = {}     # spec hash -> version key registered in course._LOADED (per Dask worker)
-
-
-@dataclass(frozen=True)
-class Source:
-    """What a Dask worker needs to build a problem: its spec text and format."""
-
-    text: str
-    fmt: str          # "toml" or "json"
-    name: str
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(f"{self.fmt}\0{self.name}\0{self.text}".encode()).hexdigest()
 
 
 def grade_remote(source: Source, answers: dict, limits: tuple[float, float, int]) -> dict:

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from derive.core.errors import SpecError
-from derive.serve.cluster import Source
 
 COURSE_FILE = "course.toml"
 SPEC_SUFFIXES = (".toml", ".json")
@@ -92,14 +91,10 @@ def _grade_latex(item: tuple) -> dict:
 # ----------------------------------------------------------------------------- statements
 
 def _names(spec, problem):
-    from derive.kinds.network.derivation import derive_elementwise
-    from derive.kinds import names
+    from derive import kinds
     from derive.printing.notation import profile
-    from derive.kinds.network.spec import Network
-    derivations = [problem.derivation]
-    if isinstance(spec.problem, Network):
-        derivations.append(derive_elementwise(spec.problem))
-    return names(derivations, profile(dict(spec.notation).get("profile", "xjtu"), "notation.profile"), spec.notation)
+    derivations = kinds.companions(spec, problem.derivation)
+    return kinds.names(derivations, profile(dict(spec.notation).get("profile", "xjtu"), "notation.profile"), spec.notation)
 
 
 def _parts(caption) -> list:
@@ -118,12 +113,12 @@ def _cell(cell) -> list:
 
 def statement(handout, spec, problem) -> list:
     """The handout's problem section as plain pieces for the page: paragraphs of text and inline
-    maths, displayed maths, tables; the graph's node definitions for a graph (the drawing is TikZ)."""
+    maths, displayed maths, tables; the definitions of nodes written in the spec (a graph's: its drawing
+    is TikZ, which the page does not show)."""
     import sympy as sp
 
     from derive.printing.latex import Block
     from derive.printing.render import math_rows
-    from derive.kinds.graph.spec import Graph
     from derive.core.steps import Node
     from derive.printing.tikz import Figure
     pieces: list = []
@@ -142,14 +137,14 @@ def statement(handout, spec, problem) -> list:
             pieces.append({"kind": "table", "caption": _parts(item.caption) if item.caption else [],
                            "header": [_cell(h) for h in item.header],
                            "rows": [[_cell(c) for c in row] for row in item.rows]})
-    if isinstance(spec.problem, Graph):
+    written = [s for s in problem.derivation.steps if isinstance(s, Node) and s.text]
+    if written:
         nm = _names(spec, problem)
         rows = []
-        for step in problem.derivation.steps:
-            if isinstance(step, Node):
-                for sym, expr in step.items():
-                    names = {x: nm(x.name) for x in expr.free_symbols}
-                    rows.append(f"{nm(sym.name)} &= {sp.latex(expr, symbol_names=names)}")
+        for step in written:
+            for sym, expr in step.items():
+                names = {x: nm(x.name) for x in expr.free_symbols}
+                rows.append(f"{nm(sym.name)} &= {sp.latex(expr, symbol_names=names)}")
         if rows:
             pieces.append({"kind": "para", "parts": [["t", "The nodes of the graph:"]]})
             pieces.append({"kind": "math", "tex": "\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}"})
@@ -238,7 +233,7 @@ class Course:
         self.count, self.seed = settings.get("variants", 8), settings.get("seed", 0)
         self.secret = _secret(self.state)
         self.executor = None                 # a cluster.DaskExecutor sends grading to a Dask cluster
-        self.sources: dict = {}              # version key -> cluster.Source (its spec text)
+        self.sources: dict = {}              # version key -> Source (its spec text)
         self.problems: dict[str, CourseProblem] = {}
         self.versions: dict[str, Version] = {}
         self._load()
@@ -354,3 +349,16 @@ def _reason(err: BaseException) -> str:
     """A failed worker as ``nnderive check`` words it (its own function)."""
     from derive.grading.submissions import _reason as check_reason
     return check_reason(err)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a Dask worker needs to build a problem: its spec text and format."""
+
+    text: str
+    fmt: str          # "toml" or "json"
+    name: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(f"{self.fmt}\0{self.name}\0{self.text}".encode()).hexdigest()

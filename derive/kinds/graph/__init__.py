@@ -21,5 +21,13 @@ def _claim_functions(derivation: Derivation) -> dict:
     return {"d": d}
 
 
+def _locate(graph: dict, name: str):
+    """Where ``variants`` finds a given number: a graph's numeric value."""
+    values = graph.get("values", {})
+    if isinstance(values, dict) and name in values and values[name] != "symbol":
+        return values, name
+    return None
+
+
 KIND = Kind("graph", load_graph, derive_graph, Graph, printing="derive.kinds.graph.printing",
-            claim_functions=_claim_functions, kernel="scalar")
+            claim_functions=_claim_functions, locate=_locate, kernel="scalar")

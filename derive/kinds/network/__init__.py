@@ -1,4 +1,6 @@
 """The `[network]` kind: layered networks, derived in matrix form, with the element-wise form beside it."""
+import re
+
 from derive.core.plugin import Kind
 from derive.core.steps import ELEMENTWISE, LR, Activate, Affine, Given, Quantity
 from derive.kinds.network.derivation import derive_elementwise, derive_network
@@ -23,5 +25,23 @@ def _claim_names(derivation) -> dict:
     return names
 
 
+def _locate(net: dict, name: str):
+    """Where ``variants`` finds a given number: x, t, learning_rate, W<l>, b<l> (1-based layers)."""
+    layers = net.get("layer", [])
+    m = re.fullmatch(r"([Wb])(\d+)", name)
+    if name == "x" and "input" in net:
+        return net, "input"
+    if name == "t" and "target" in net:
+        return net, "target"
+    if name == "learning_rate" and "learning_rate" in net and net["learning_rate"] != "symbol":
+        return net, "learning_rate"
+    if m and 1 <= int(m.group(2)) <= len(layers) and isinstance(layers[int(m.group(2)) - 1], dict):
+        layer = layers[int(m.group(2)) - 1]
+        key = "weights" if m.group(1) == "W" else "bias"
+        if isinstance(layer.get(key), list):
+            return layer, key
+    return None
+
+
 KIND = Kind("network", load_network, derive_network, Network, printing="derive.kinds.network.printing",
-            companions=_companions, claim_names=_claim_names, derivation_kinds=("elementwise",), kernel="layered")
+            companions=_companions, claim_names=_claim_names, locate=_locate, derivation_kinds=("elementwise",), layered=True, kernel="layered")
