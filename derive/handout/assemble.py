@@ -135,11 +135,20 @@ def _sections(spec, derivations, printer, report, own=None) -> list[Section]:
 
 
 def _in_order(spec, main, printer) -> list[Section]:
-    """The given values, then every other step in derivation order, each with its own caption."""
+    """The given values, then every other step in derivation order; neighbouring steps with the same
+    caption share one block (the forward nodes, the chain-rule lines)."""
     from derive.core.steps import Given
+    from derive.printing.latex import Block
     from derive.printing.worked import Group
     given = [printer.doprint(Group(tuple(s for s in main.steps if isinstance(s, Given))))]
-    steps = [printer.doprint(s) for s in main.steps if not isinstance(s, Given)]
+    steps: list = []
+    for block in (printer.doprint(s) for s in main.steps if not isinstance(s, Given)):
+        last = steps[-1] if steps else None
+        if isinstance(block, Block) and isinstance(last, Block) and last.caption == block.caption \
+                and last.columns == block.columns:
+            steps[-1] = Block(last.caption, last.chains + block.chains, last.columns)
+        else:
+            steps.append(block)
     return [Section("The problem", tuple(given)), Section("Derivation", tuple(steps))]
 
 

@@ -369,9 +369,10 @@ class HandoutPrinter(PrinterCore):
 
     # -- any step without a printer of its own (a step class added later)
     def _print_Step(self, step) -> Block:
-        """The rule, what it reads, and every element worked out: correct for any step, if plain."""
+        """The rule in words, what it reads, and every element worked out: correct for any step, if plain."""
+        words = step.rule.replace("_", " ").capitalize()
         reads = [Math(self.q(n)) if n in self.names.quantities else n for n in step.inputs]
-        cap = caption(f"Rule: {step.rule}, reading ", *_listing(reads), ".") if reads else caption(f"Rule: {step.rule}.")
+        cap = caption(f"{words}, reading ", *_listing(reads), ".") if reads else caption(f"{words}.")
         return Block(cap, self.elements(step))
 
     # -- given values
