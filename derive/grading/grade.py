@@ -909,6 +909,11 @@ def _grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> 
         return {"verdict": CORRECT, "expected": expected, "feedback": decision.method}
     if decision.verdict == equiv.UNDETERMINED:
         return {"verdict": UNDETERMINED, "expected": expected, "feedback": decision.method + "; needs a human look"}
+    if decision.method == "at a kink":
+        return {"verdict": WRONG, "expected": expected, "feedback": (
+            "equal everywhere except where a piecewise function switches branch: at "
+            f"{decision.counterexample.split(': lhs')[0]} the answer differs by {decision.counterexample.split('= ')[-1]}. "
+            "Use the derivation's value of the derivative at the kink (for example relu′(0) = 0)")}
     label = _symbolic_mistake(p, value, target, seed)
     where = _factor_difference(p, value, target)
     if decision.method == "shape":

@@ -9,19 +9,18 @@ domain: a nonzero value proves the formulas differ, and is reported with the poi
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Any
 
 import sympy as sp
 
 from derive.core.errors import SpecError
-from derive.core.evaluate import Num, precision, rational, value_of
 from derive.core.expressions import parse_expression
 from derive import kinds
 from derive.core.algebra import MatrixAlgebra, Unfolder, _is_mat, _scalar, claim_functions
 from derive.core.spec import Claim, Spec
 from derive.core.steps import Affine, Derivation, Given
+from derive.verify.decide import EQUIVALENT, NOT_EQUIVALENT, Decision, Instances, decide_zero
 
 PROVED, DIFFERS, UNDETERMINED = "proved", "differs", "undetermined"
 SCREEN_POINTS = 3    # random instances tried before any simplification
@@ -30,13 +29,30 @@ RANDOM_POINTS = 12   # tried when simplification did not reach 0
 
 @dataclass(frozen=True)
 class ClaimResult:
+    """A claim and the decider's :class:`~derive.verify.decide.Decision` on lhs − rhs, in the report's
+    words: proved (symbolically), differs (a certified counterexample), undetermined."""
+
     label: str
     lhs: str
     rhs: str
-    verdict: str
-    difference: str = ""       # the simplified difference lhs − rhs, when it differs
-    counterexample: str = ""   # a point where the difference is nonzero
-    method: str = ""           # how the verdict was reached
+    decision: Decision
+
+    @property
+    def verdict(self) -> str:
+        d = self.decision
+        return PROVED if d.verdict == EQUIVALENT else DIFFERS if d.verdict == NOT_EQUIVALENT else UNDETERMINED
+
+    @property
+    def difference(self) -> str:      # the simplified difference lhs − rhs (or the shapes), when it differs
+        return self.decision.detail
+
+    @property
+    def counterexample(self) -> str:  # a point where the difference is nonzero
+        return self.decision.counterexample
+
+    @property
+    def method(self) -> str:          # how the verdict was reached
+        return self.decision.method
 
 
 # ----------------------------------------------------------------------------- matrix algebra
@@ -74,79 +90,6 @@ def _definitions(derivations, keep_affine: bool) -> dict:
     return defs
 
 
-def _zero(e: sp.Expr) -> str | None:
-    """How ``e`` was proved identically zero, or None: successively stronger SymPy normalisations."""
-    if e == 0:
-        return "identical"
-    if e.has(sp.Piecewise, sp.Abs, sp.sign):
-        return "case split" if _zero_by_cases(e) else None
-    # A polynomial is zero exactly when its expansion is, a rational function exactly when its
-    # cancelled form is: for those, the later, slower normalisations cannot succeed.
-    rational = e.is_rational_function()
-    for name, attempt in (("expansion", sp.expand), ("cancellation", lambda v: sp.cancel(sp.together(v))),
-                          ("simplification", lambda v: sp.simplify(v.rewrite(sp.exp)))):
-        try:
-            if attempt(e) == 0:
-                return name
-        except (TypeError, ValueError, NotImplementedError, RecursionError):
-            continue
-        if rational and name == "cancellation":
-            return None
-    return None
-
-
-def _zero_by_cases(e: sp.Expr) -> bool:
-    """Zero on each sign case of the real symbols a Piecewise/Abs/sign depends on."""
-    return _case_split(e) == (True, None)
-
-
-def _case_split(e: sp.Expr) -> tuple[bool, str | None]:
-    """(zero on every case, a counterexample where a case is a nonzero constant).
-
-    A real s is replaced by log(1 + q), −log(1 + q) (q > 0) and 0: each a bijection onto its
-    half-line, under which e^s is rational in q, so SymPy can decide the branch conditions.  A
-    convention that differs at a single point (ReLU'(0)) shows up in the case s = 0, which random
-    points would never hit.
-    """
-    if not e.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.sign, sp.Heaviside):
-        return False, None
-    reals = sorted((s for s in e.free_symbols if s.is_real and not s.is_positive and not s.is_negative),
-                   key=lambda s: s.name)
-    if not reals or len(reals) > 2:
-        return False, None
-    cases, dummies = [{}], []
-    for s in reals:
-        q = sp.Dummy("q", positive=True)
-        dummies.append(q)
-        cases = [{**c, s: v} for c in cases for v in (sp.log(1 + q), -sp.log(1 + q), sp.Integer(0))]
-    for case in cases:
-        v = sp.piecewise_fold(e.xreplace(case))
-        if v != 0:
-            v = sp.simplify(v)
-        if v == 0:
-            continue
-        at = {q: 1 for q in dummies}
-        w = v.xreplace(at)
-        if w.is_number and w != 0:
-            where = ", ".join(f"{s} = {sp.N(val.xreplace(at), 6) if val != 0 else 0}" for s, val in case.items())
-            return False, f"{where}: lhs − rhs = {sp.N(w, 6)}"
-        return False, None
-    return True, None
-
-
-def _random_point(symbols, rng: random.Random) -> dict:
-    point = {}
-    for s in symbols:
-        v = sp.Rational(rng.randint(1, 400), 100)
-        if s.is_positive or s.is_nonnegative:
-            point[s] = v
-        elif s.is_negative or s.is_nonpositive:
-            point[s] = -v
-        else:
-            point[s] = v if rng.random() < 0.5 else -v
-    return point
-
-
 def _assumptions(claim: Claim, names, funcs) -> dict:
     subs = {}
     for j, text in enumerate(claim.assume):
@@ -173,15 +116,25 @@ def check_claim(claim: Claim, names, funcs, derivations, instances: "Instances |
     rhs = parse_expression(claim.rhs, names=names, functions=funcs, path=f"{claim.path}.rhs", algebra=alg)
     shape = lambda v: v.shape if _is_mat(v) else (1, 1)
     if shape(lhs) != shape(rhs):
-        return ClaimResult(claim.label, claim.lhs, claim.rhs, DIFFERS,
-                           difference=f"shapes differ: {shape(lhs)} and {shape(rhs)}", method="shape")
+        return ClaimResult(claim.label, claim.lhs, claim.rhs, Decision(
+            NOT_EQUIVALENT, "shape", f"shapes differ: {shape(lhs)} and {shape(rhs)}"))
     subs = _assumptions(claim, names, funcs)
     diffs = list(lhs - rhs) if _is_mat(lhs) else [lhs - rhs]
     instances = instances if instances is not None else Instances(derivations)
     unfolders = unfolders or {k: Unfolder(_definitions(derivations, k)) for k in (True, False)}
     unfold = lambda d, keep_affine: unfolders[keep_affine](d.xreplace(subs)).xreplace(subs)
 
-    def differs(counter: str) -> ClaimResult:
+    # A numeric screen first (a certified nonzero value at a random instance settles "differs"
+    # without any simplification); then the zero test with forward quantities z^l kept as atoms,
+    # then fully unfolded; then more instances and a case split.  Slides are trusted: no budget.
+    def sample(count):
+        return instances.counterexample(diffs, subs, count or RANDOM_POINTS), 0
+    decision = decide_zero(diffs, [lambda d: unfold(d, True), lambda d: unfold(d, False)], sample,
+                           screen=SCREEN_POINTS)
+    if decision.verdict == EQUIVALENT:
+        how = decision.method + (" with " + ", ".join(claim.assume) if claim.assume else "")
+        decision = Decision(EQUIVALENT, how, proved=True)
+    elif decision.verdict == NOT_EQUIVALENT:
         parts, size = [], 0
         for d in diffs:             # the nonzero differences, until the text shown is long enough
             shown = unfold(d, True)
@@ -191,89 +144,11 @@ def check_claim(claim: Claim, names, funcs, derivations, instances: "Instances |
                 if size > 600:
                     break
         text = "; ".join(parts)
-        return ClaimResult(claim.label, claim.lhs, claim.rhs, DIFFERS,
-                           difference=text if len(text) <= 600 else text[:600] + " …",
-                           counterexample=counter, method="evaluation")
-
-    # A numeric screen first: a certified nonzero value at a random instance of the derivation
-    # settles "differs" without any simplification.
-    counter = instances.counterexample(diffs, subs, SCREEN_POINTS)
-    if counter is not None:
-        return differs(counter)
-    for keep_affine in (True, False):
-        methods = []
-        for d in diffs:
-            how = _zero(unfold(d, keep_affine))
-            if how is None:
-                break
-            methods.append(how)
-        else:
-            how = ", ".join(dict.fromkeys(methods)) + (" with " + ", ".join(claim.assume) if claim.assume else "")
-            return ClaimResult(claim.label, claim.lhs, claim.rhs, PROVED, method=how)
-    counter = instances.counterexample(diffs, subs, RANDOM_POINTS) or next(
-        (c for d in diffs if (c := _case_split(unfold(d, False))[1]) is not None), None)
-    if counter is not None:
-        return differs(counter)
-    return ClaimResult(claim.label, claim.lhs, claim.rhs, UNDETERMINED,
-                       method=f"not simplified to 0; equal at {RANDOM_POINTS} random points")
-
-
-class Instances:
-    """Random numeric instances of the derivations, evaluated step by step with certified enclosures.
-
-    Every given (and declared) symbol gets a random value of its domain; the symbols an assumption
-    solves for get their value from it.  Instances are cached per assumption, so the claims of a
-    spec share them.
-    """
-
-    def __init__(self, derivations, seed: int = 0, symbols=()):
-        self.derivations = derivations
-        self.seed = seed
-        self.defined = {sym for d in derivations for step in d.steps if not isinstance(step, Given)
-                        for sym, _ in step.items()}
-        self.given = {sym for d in derivations for step in d.steps if isinstance(step, Given)
-                      for sym, _ in step.items()} | set(symbols)
-        self.cache: dict = {}
-
-    def _instances(self, subs: dict, base: list, count: int) -> list:
-        key = (tuple(sorted(subs.items(), key=str)), tuple(base))
-        done = self.cache.setdefault(key, [])
-        rng = random.Random(self.seed + 7919 * len(done))
-        with precision(96):
-            while len(done) < count:
-                point = _random_point(base, rng)
-                # enclosures only: an instance needs no exact arithmetic, and intervals are fast
-                env = {s: Num(rational(v).enclosure) for s, v in point.items()}
-                try:
-                    for s, e in subs.items():
-                        env[s] = value_of(e, env)
-                    for d in self.derivations:
-                        for step in d.steps:
-                            if not isinstance(step, Given):
-                                for sym, e in step.items():
-                                    env.setdefault(sym, value_of(e, env))
-                except (ArithmeticError, ValueError, KeyError):
-                    env = None  # outside the domain of a log or a division: not an instance
-                done.append((point, env))
-        return done[:count]
-
-    def counterexample(self, diffs: list, subs: dict, count: int) -> str | None:
-        """A random instance where some difference is certainly nonzero, as text; None if none found."""
-        free = set().union(*[d.free_symbols for d in diffs])
-        base = sorted((self.given | free) - self.defined - set(subs), key=lambda s: s.name)
-        for point, env in self._instances(subs, base, count):
-            if env is None:
-                continue
-            try:
-                with precision(96):
-                    values = [value_of(d, env) for d in diffs]
-            except (ArithmeticError, ValueError, KeyError):
-                continue
-            for v in values:
-                if not (v.enclosure.a <= 0 <= v.enclosure.b):
-                    where = ", ".join(f"{s} = {point[s]}" for s in base if s in free) or "a random instance"
-                    return f"{where}: lhs − rhs = {float(v):.6g}"
-        return None
+        decision = Decision(NOT_EQUIVALENT, decision.method, text if len(text) <= 600 else text[:600] + " …",
+                            decision.counterexample)
+    else:
+        decision = Decision(UNDETERMINED, f"not simplified to 0; equal at {RANDOM_POINTS} random points")
+    return ClaimResult(claim.label, claim.lhs, claim.rhs, decision)
 
 
 def check_claims(spec: Spec, derivation: Derivation | None) -> list[ClaimResult]:

@@ -15,6 +15,15 @@ Three stages, each sound:
    usable points give ``undetermined``.
 3. *at the problem's values*: when the answer writes the given numbers instead of some leaves
    (``0.5 w_1`` for ``x_1 w_1``), those leaves are fixed at the spec's values and stage 2 runs again.
+
+One decider for slide claims (:mod:`derive.verify.claims`) and students' formulas
+(:mod:`derive.grading.grade`): :func:`decide_zero` runs the stages over a list of differences, with
+one zero test (:func:`zero`: expansion, cancellation, simplification, and a case split on the sign
+of the real symbols a ``Piecewise``/``Abs``/``max`` reads, so that ReLU′(0) conventions are seen),
+one sampler (:func:`random_point`) and one result type (:class:`Decision`).  What differs between
+the two uses is policy: a claim counts as proved only symbolically (agreement at random points
+leaves it undetermined), a student's formula may be accepted by certified evaluation; and a
+student's input is bounded (``budget``: no simplification above that many operations).
 """
 from __future__ import annotations
 
@@ -25,7 +34,7 @@ from typing import Any, Mapping
 import sympy as sp
 
 from derive.core.algebra import Unfolder, _is_mat
-from derive.core.evaluate import Num, Undecided, enclose, precision, rational
+from derive.core.evaluate import Num, Undecided, enclose, precision, rational, value_of
 from derive.core.steps import Activate, Affine, Derivation, Given, LossValue, Node, Recompute
 
 EQUIVALENT, NOT_EQUIVALENT, UNDETERMINED = "equivalent", "not equivalent", "undetermined"
@@ -34,13 +43,19 @@ MIN_POINTS = 12
 CHEAP_OPS = 400            # exact simplification only below this many operations
 BITS = 160
 _FORWARD = (Given, Affine, Activate, Node, LossValue, Recompute)
+_KINKS = (sp.Piecewise, sp.Abs, sp.sign, sp.Max, sp.Min, sp.Heaviside)
 
 
 @dataclass(frozen=True)
 class Decision:
-    verdict: str
+    """The one result of the decider: verdict, how it was reached, and the evidence."""
+
+    verdict: str               # EQUIVALENT | NOT_EQUIVALENT | UNDETERMINED
     method: str
-    detail: str = ""
+    detail: str = ""           # what differs (a shape, a difference), for the reader
+    counterexample: str = ""   # a point where the difference is certainly nonzero
+    proved: bool = False       # equivalent symbolically, not only at random points
+    points: int = 0            # random points where every difference was certainly 0
 
 
 @dataclass
@@ -88,20 +103,6 @@ def _shape(v: Any) -> tuple[int, int]:
     return v.shape if _is_mat(v) else (1, 1)
 
 
-def _cheap_zero(d: sp.Expr) -> str | None:
-    if d == 0:
-        return "identity"
-    if sp.count_ops(d) > CHEAP_OPS or d.has(sp.Piecewise) or not _expands_small(d):
-        return None
-    for name, attempt in (("expansion", sp.expand), ("cancellation", lambda v: sp.cancel(sp.together(v)))):
-        try:
-            if attempt(d) == 0:
-                return name
-        except (TypeError, ValueError, NotImplementedError, sp.PolynomialError):
-            continue
-    return None
-
-
 def _expands_small(d: sp.Expr, limit: int = 5000) -> bool:
     """A rough bound on the terms expansion would make: (a + b + …)^n has up to len^n of them."""
     for p in d.atoms(sp.Pow):
@@ -111,28 +112,46 @@ def _expands_small(d: sp.Expr, limit: int = 5000) -> bool:
     return True
 
 
-def _point(ctx: Context, rng: random.Random, fixed: Mapping) -> dict:
+def _assumed_domain(s: sp.Symbol) -> str:
+    if s.is_positive or s.is_nonnegative:
+        return "positive"
+    if s.is_negative or s.is_nonpositive:
+        return "negative"
+    return "real"
+
+
+def random_point(symbols, rng: random.Random, domain=None, fixed: Mapping | None = None) -> dict:
+    """The one sampler: a rational in ±[0.1, 2] for each symbol, its sign from its domain
+    (``domain(s)``: 'real', 'positive', 'negative', … or 'simplex'; default: the symbol's
+    assumptions); 'simplex' symbols get positive weights summing to 1 (targets that sum to one);
+    ``fixed`` symbols keep their given values."""
+    domain = domain or _assumed_domain
     point: dict = {}
-    simplex = [s for s in ctx.leaves if ctx.domains[s] == "simplex" and s not in fixed]
-    for s in ctx.leaves:
-        if s in fixed:
-            point[s] = rational(sp.Rational(fixed[s]))
+    simplex = []
+    for s in symbols:
+        if fixed and s in fixed:
+            point[s] = sp.Rational(fixed[s])
             continue
-        dom = ctx.domains[s]
+        dom = domain(s)
         if dom == "simplex":
+            simplex.append(s)
             continue
         v = sp.Rational(rng.randint(10, 200), 100)
-        if dom in ("real",) and rng.random() < 0.5:
+        if dom == "real" and rng.random() < 0.5:
             v = -v
         if dom in ("negative", "nonpositive"):
             v = -v
-        point[s] = rational(v)
+        point[s] = v
     if simplex:
         weights = [sp.Rational(rng.randint(1, 100)) for _ in simplex]
         total = sum(weights)
         for s, w in zip(simplex, weights):
-            point[s] = rational(w / total)
+            point[s] = w / total
     return point
+
+
+def _point(ctx: Context, rng: random.Random, fixed: Mapping) -> dict:
+    return {s: rational(v) for s, v in random_point(ctx.leaves, rng, ctx.domains.__getitem__, fixed).items()}
 
 
 def _closure(ctx: Context, symbols: set, overrides: Mapping) -> set:
@@ -212,22 +231,25 @@ def decide(ctx: Context, answer: Any, target: Any, seed: int = 0) -> Decision:
         tr, tc = _shape(target)
         what = "a scalar" if (r, c) == (1, 1) else f"of shape {r}x{c}"
         return Decision(NOT_EQUIVALENT, "shape", f"the answer is {what}; {tr}x{tc} expected")
-    a_back = [ctx.unfold(e) for e in _elements(answer)]
-    b_back = [ctx.unfold(e) for e in _elements(target)]
-    methods = []
-    for a, b in zip(a_back, b_back):
-        how = _cheap_zero(a - b)
-        if how is None:
-            break
-        methods.append(how)
-    else:
-        return Decision(EQUIVALENT, "proved: the difference is 0 by " + ", ".join(dict.fromkeys(methods)) +
-                        " after unfolding the derivation's definitions")
     a_els, b_els = _elements(answer), _elements(target)
-    verdict, where, agreed = _by_points(ctx, a_els, b_els, seed, {})
-    if verdict == EQUIVALENT:
-        return Decision(EQUIVALENT, f"equal at {agreed} random points (certified), not proved symbolically")
-    if verdict == NOT_EQUIVALENT:
+    diffs = [ctx.unfold(a) - ctx.unfold(b) for a, b in zip(a_els, b_els)]
+
+    def sample(count):
+        verdict, where, agreed = _by_points(ctx, a_els, b_els, seed, {})
+        return (where or "a random point") if verdict == NOT_EQUIVALENT else None, agreed
+    full = Unfolder(ctx.full)
+
+    def kinks(d):
+        """The difference in the given leaves, for the case split: only where a kink is involved."""
+        if not small(d, CHEAP_OPS) or not any(ctx.full[x].has(*_KINKS) for x in _closure(ctx, d.free_symbols, {})
+                                              if x in ctx.full):
+            return None
+        return full(d)
+    decision = decide_zero(diffs, [lambda d: d], sample, budget=CHEAP_OPS, by_evaluation=True, kinks=kinks)
+    if decision.proved:
+        return Decision(EQUIVALENT, f"proved: the difference is 0 ({decision.method}) after unfolding the "
+                                    "derivation's definitions", proved=True)
+    if decision.verdict == NOT_EQUIVALENT:
         fixed = _missing_leaves(ctx, a_els, b_els)
         if fixed:
             v2, _, agreed2 = _by_points(ctx, a_els, b_els, seed + 1, fixed)
@@ -235,8 +257,11 @@ def decide(ctx: Context, answer: Any, target: Any, seed: int = 0) -> Decision:
                 names = ", ".join(x.name for x in fixed)
                 return Decision(EQUIVALENT, f"equal at the problem's values of {names} "
                                             f"({agreed2} random points of the others)")
-        return Decision(NOT_EQUIVALENT, "evaluation", f"differs at {where}" if where else "")
-    return Decision(UNDETERMINED, f"not simplified to 0; only {agreed} of {POINTS} random points usable")
+        where = decision.counterexample
+        return Decision(NOT_EQUIVALENT, decision.method, f"differs at {where}" if where else "", where)
+    if decision.verdict == UNDETERMINED:
+        return Decision(UNDETERMINED, f"not simplified to 0; only {decision.points} of {POINTS} random points usable")
+    return decision
 
 
 def _missing_leaves(ctx: Context, answer: list, target: list) -> dict:
@@ -257,3 +282,182 @@ def matches(ctx: Context, answer: Any, alt: Mapping, candidate: Any, seed: int =
         return False
     verdict, _, _ = _by_points(ctx, _elements(answer), _elements(candidate), seed, {}, alt, points=12, least=8)
     return verdict == EQUIVALENT
+
+
+def zero(e: sp.Expr, budget: int | None = None) -> str | None:
+    """How ``e`` was proved identically zero, or None: successively stronger SymPy normalisations,
+    and a case split on signs when a Piecewise, Abs, sign, Max or Min is involved.
+
+    ``budget`` bounds the work on untrusted input: nothing is tried above that many operations or
+    when expansion would be large, and SymPy's ``simplify`` (unbounded) is left out."""
+    if e == 0:
+        return "identical"
+    if budget is not None and (sp.count_ops(e) > budget or not _expands_small(e)):
+        return None
+    if e.has(sp.Piecewise, sp.Abs, sp.sign, sp.Max, sp.Min, sp.Heaviside):
+        return "case split" if _zero_by_cases(e) else None
+    # A polynomial is zero exactly when its expansion is, a rational function exactly when its
+    # cancelled form is: for those, the later, slower normalisations cannot succeed.
+    rational_ = e.is_rational_function()
+    attempts = [("expansion", sp.expand), ("cancellation", lambda v: sp.cancel(sp.together(v)))]
+    if budget is None:
+        attempts.append(("simplification", lambda v: sp.simplify(v.rewrite(sp.exp))))
+    for name, attempt in attempts:
+        try:
+            if attempt(e) == 0:
+                return name
+        except (TypeError, ValueError, NotImplementedError, RecursionError, sp.PolynomialError):
+            continue
+        if rational_ and name == "cancellation":
+            return None
+    return None
+
+
+def _zero_by_cases(e: sp.Expr) -> bool:
+    """Zero on each sign case of the real symbols a Piecewise/Abs/sign depends on."""
+    return case_split(e) == (True, None)
+
+
+def case_split(e: sp.Expr) -> tuple[bool, str | None]:
+    """(zero on every case, a counterexample where a case is a nonzero constant).
+
+    A real s is replaced by log(1 + q), −log(1 + q) (q > 0) and 0: each a bijection onto its
+    half-line, under which e^s is rational in q, so SymPy can decide the branch conditions.  A
+    convention that differs at a single point (ReLU'(0)) shows up in the case s = 0, which random
+    points would never hit.
+    """
+    if not e.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.sign, sp.Heaviside):
+        return False, None
+    reals = sorted((s for s in e.free_symbols if s.is_real and not s.is_positive and not s.is_negative),
+                   key=lambda s: s.name)
+    if not reals or len(reals) > 2:
+        return False, None
+    cases, dummies = [{}], []
+    for s in reals:
+        q = sp.Dummy("q", positive=True)
+        dummies.append(q)
+        cases = [{**c, s: v} for c in cases for v in (sp.log(1 + q), -sp.log(1 + q), sp.Integer(0))]
+    for case in cases:
+        v = sp.piecewise_fold(e.xreplace(case))
+        if v != 0:
+            v = sp.simplify(v)
+        if v == 0:
+            continue
+        at = {q: 1 for q in dummies}
+        w = v.xreplace(at)
+        if w.is_number and w != 0:
+            where = ", ".join(f"{s} = {sp.N(val.xreplace(at), 6) if val != 0 else 0}" for s, val in case.items())
+            return False, f"{where}: lhs − rhs = {sp.N(w, 6)}"
+        return False, None
+    return True, None
+
+
+class Instances:
+    """Random numeric instances of the derivations, evaluated step by step with certified enclosures.
+
+    Every given (and declared) symbol gets a random value of its domain; the symbols an assumption
+    solves for get their value from it.  Instances are cached per assumption, so the claims of a
+    spec share them.
+    """
+
+    def __init__(self, derivations, seed: int = 0, symbols=()):
+        self.derivations = derivations
+        self.seed = seed
+        self.defined = {sym for d in derivations for step in d.steps if not isinstance(step, Given)
+                        for sym, _ in step.items()}
+        self.given = {sym for d in derivations for step in d.steps if isinstance(step, Given)
+                      for sym, _ in step.items()} | set(symbols)
+        self.cache: dict = {}
+
+    def _instances(self, subs: dict, base: list, count: int) -> list:
+        key = (tuple(sorted(subs.items(), key=str)), tuple(base))
+        done = self.cache.setdefault(key, [])
+        rng = random.Random(self.seed + 7919 * len(done))
+        with precision(96):
+            while len(done) < count:
+                point = random_point(base, rng)
+                # enclosures only: an instance needs no exact arithmetic, and intervals are fast
+                env = {s: Num(rational(v).enclosure) for s, v in point.items()}
+                try:
+                    for s, e in subs.items():
+                        env[s] = value_of(e, env)
+                    for d in self.derivations:
+                        for step in d.steps:
+                            if not isinstance(step, Given):
+                                for sym, e in step.items():
+                                    env.setdefault(sym, value_of(e, env))
+                except (ArithmeticError, ValueError, KeyError):
+                    env = None  # outside the domain of a log or a division: not an instance
+                done.append((point, env))
+        return done[:count]
+
+    def counterexample(self, diffs: list, subs: dict, count: int) -> str | None:
+        """A random instance where some difference is certainly nonzero, as text; None if none found."""
+        free = set().union(*[d.free_symbols for d in diffs])
+        base = sorted((self.given | free) - self.defined - set(subs), key=lambda s: s.name)
+        for point, env in self._instances(subs, base, count):
+            if env is None:
+                continue
+            try:
+                with precision(96):
+                    values = [value_of(d, env) for d in diffs]
+            except (ArithmeticError, ValueError, KeyError):
+                continue
+            for v in values:
+                if not (v.enclosure.a <= 0 <= v.enclosure.b):
+                    where = ", ".join(f"{s} = {point[s]}" for s in base if s in free) or "a random instance"
+                    return f"{where}: lhs − rhs = {float(v):.6g}"
+        return None
+
+
+def small(e: sp.Expr, limit: int) -> bool:
+    """Whether ``e`` has at most ``limit`` nodes (counted without walking past the limit)."""
+    for n, _ in enumerate(sp.preorder_traversal(e)):
+        if n > limit:
+            return False
+    return True
+
+
+def decide_zero(diffs: list, unfolds: list, sample, *, screen: int = 0, budget: int | None = None,
+                by_evaluation: bool = False, kinks=None) -> Decision:
+    """Is every difference in ``diffs`` identically zero?  The one procedure of both uses.
+
+    ``unfolds``: ways to write a difference before the zero test, weakest first (the derivation's
+    definitions unfolded part way, then fully); ``sample(count)`` evaluates the differences at
+    ``count`` random points (None: as many as the use takes) and returns (a counterexample or None,
+    the number of points where every difference was certainly 0).  Stages: a numeric screen of
+    ``screen`` points; the zero test on each unfolding (and on ``kinks(d)``); random points; a case split of the last
+    unfolding (or of ``kinks(d)``, when given: the difference in the given leaves) for a
+    counterexample at a kink (ReLU′(0)).  Agreement at random points is equivalence only
+    ``by_evaluation`` (grading), else undetermined (claims)."""
+    if screen:
+        counter, _ = sample(screen)
+        if counter is not None:
+            return Decision(NOT_EQUIVALENT, "evaluation", counterexample=counter)
+    for unfold in unfolds + ([kinks] if kinks else []):
+        methods = []
+        for d in diffs:
+            e = unfold(d)
+            how = None if e is None else zero(e, budget)
+            if how is None:
+                break
+            methods.append(how)
+        else:
+            return Decision(EQUIVALENT, ", ".join(dict.fromkeys(methods)), proved=True)
+    counter, agreed = sample(None)
+    method = "evaluation"
+    if counter is None and unfolds:
+        for d in diffs:
+            e = (kinks or unfolds[-1])(d)
+            if e is None or (budget is not None and not small(e, budget)):
+                continue
+            counter = case_split(e)[1]
+            if counter is not None:
+                method = "at a kink"  # equal at random points, not where a piecewise function switches
+                break
+    if counter is not None:
+        return Decision(NOT_EQUIVALENT, method, counterexample=counter)
+    if by_evaluation and agreed >= MIN_POINTS:
+        return Decision(EQUIVALENT, f"equal at {agreed} random points (certified), not proved symbolically",
+                        points=agreed)
+    return Decision(UNDETERMINED, "not simplified to 0", points=agreed)
