@@ -5,6 +5,7 @@ import numpy as np
 
 from derive.core import primitives
 from derive.kinds import from_mapping
+import oracles
 
 
 def _net(n_in, layers, loss, bias=True):
@@ -63,10 +64,11 @@ def data(kernel, seed: int, rows: int = 4):
 def central_differences(f, theta, h=1e-6):
     g = np.empty_like(theta)
     for i in range(len(theta)):
-        up, down = theta.copy(), theta.copy()
-        up[i] += h
-        down[i] -= h
-        g[i] = (f(up) - f(down)) / (2 * h)
+        def at(delta):
+            moved = theta.copy()
+            moved[i] += delta
+            return f(moved)
+        g[i] = oracles.central_difference(at, h)
     return g
 
 

@@ -12,7 +12,7 @@ import sympy as sp
 
 from derive.cli import main
 from derive.core.sandbox import Limit, run
-from oracle import net222, rnd
+from oracles import net222, rnd
 
 V = net222()
 GOOD = {"h1": rnd(V["h1"], 4), "o1": rnd(V["o1"], 4)}

@@ -18,6 +18,7 @@ from derive.core.evaluate import evaluate
 from derive.kinds import from_mapping
 from derive.core.steps import symbol
 from oracles import MP_ACTIVATIONS, mp_loss_of
+import oracles
 
 mpmath.mp.dps = 40
 SCALAR = [n for n, a in primitives.ACTIVATIONS.items() if not a.vector]
@@ -103,7 +104,7 @@ def fd_gradients(data: dict) -> dict:
                 else:
                     copy[name][idx[0]] += delta
                 return mp_loss(data, copy)
-            grads[(name, idx)] = (at(h) - at(-h)) / (2 * h)
+            grads[(name, idx)] = oracles.central_difference(at, h)
     return grads
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from derive.cli import main
-from oracle import ORDER_222, net222, rnd
+from oracles import ORDER_222, net222, rnd
 
 V = net222()
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"

@@ -1,7 +1,7 @@
 """Marks must come from the work (issue 9): no formula may name what it answers, garbage numbers earn
 nothing through 'carried', and no item is scored twice.
 
-Expected numbers come from tests/oracle.py (mpmath and NumPy written out by hand), never from the
+Expected numbers come from tests/oracles.py (mpmath and NumPy written out by hand), never from the
 engine; verdicts on formulas follow from the rule "a formula may use the given values and what the
 asked quantity is computed from", which each case states.
 """
@@ -15,13 +15,13 @@ import mpmath as mpm
 import numpy as np
 import pytest
 
-import oracle
+import oracles
 import worked_examples
 from derive.cli import main
 from derive.core.errors import SpecError
 from derive.grading.grade import CARRIED, CORRECT, INVALID, PRECISION, WRONG, Problem, grade_data, grade_latex
 from derive.kinds import load, loads
-from oracle import mlp3333, rnd
+from oracles import mlp3333, rnd
 
 HW = Path(__file__).resolve().parents[1] / "docs" / "examples" / "hw_222.toml"
 ASKED = ["h1", "h2", "o1", "o2", "Error", "grad_o1", "grad_In_o1", "grad_w5", "grad_h1", "grad_w1", "w5_new"]
@@ -34,7 +34,7 @@ def hw():
 
 
 def true_hw(**override):
-    return oracle.net222(override=override or None, eta="0.5")   # hw_222 is 001_4_net_222 with η = 0.5
+    return oracles.net222(override=override or None, eta="0.5")   # hw_222 is 001_4_net_222 with η = 0.5
 
 
 def score(records):
@@ -226,7 +226,7 @@ def test_the_precision_window_holds_for_carried_values(hw):
 
 def test_honest_carried_answers_still_carried(hw):
     """grad_h1 forgets the path through In_o2; grad_w1 computed from it is carried (docs/examples)."""
-    slip = oracle.net222(mistake="one_path_h1", eta="0.5")
+    slip = oracles.net222(mistake="one_path_h1", eta="0.5")
     answers = {q: rnd(slip[q], 4) for q in ASKED}
     recs = by_name(grade_data(hw, {"answers": answers})[0])
     assert recs[("grad_h1", None)].verdict == WRONG and recs[("grad_w1", None)].verdict == CARRIED
@@ -240,7 +240,7 @@ MLP_TOTAL = 1 + 3 + 9
 
 
 def mlp_numbers():
-    """z1, δ2 and W1_new of the 3-3-3-3 example (NumPy, written out here and in tests/oracle.py)."""
+    """z1, δ2 and W1_new of the 3-3-3-3 example (NumPy, written out here and in tests/oracles.py)."""
     v = mlp3333()
     W1 = np.array([[0.1, 0.3, 0.4], [0.2, 0.2, 0.3], [0.3, 0.7, 0.9]])
     W2 = np.array([[0.2, 0.3, 0.6], [0.3, 0.5, 0.4], [0.5, 0.7, 0.8]])

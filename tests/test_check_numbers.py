@@ -1,12 +1,12 @@
-"""Numeric grading: expectations follow from independent arithmetic (tests/oracle.py), not typed lists."""
+"""Numeric grading: expectations follow from independent arithmetic (tests/oracles.py), not typed lists."""
 from __future__ import annotations
 
 import mpmath as mpm
 import pytest
 
 from derive.grading.grade import CARRIED, CORRECT, PRECISION, WRONG, grade_data
-import oracle
-from oracle import ORDER_222, mlp3333, rnd
+import oracles
+from oracles import ORDER_222, mlp3333, rnd
 
 
 def by_name(records):
@@ -20,7 +20,7 @@ def grade(problem, answers):
 
 
 def test_all_correct(net222):
-    v = oracle.net222()
+    v = oracles.net222()
     recs = grade(net222, {q: rnd(v[q], 4) for q in ORDER_222})
     assert {r.verdict for r in recs.values()} == {CORRECT}
     assert all(r.score == r.max_score == 1 for r in recs.values())
@@ -28,7 +28,7 @@ def test_all_correct(net222):
 
 
 def test_precision_where_two_decimals_are_not_four(net222):
-    v = oracle.net222()
+    v = oracles.net222()
     recs = grade(net222, {q: rnd(v[q], 2) for q in ORDER_222})
     for q in ORDER_222:
         exact_enough = abs(mpm.mpf(rnd(v[q], 2)) - v[q]) <= mpm.mpf("0.00005")
@@ -37,7 +37,7 @@ def test_precision_where_two_decimals_are_not_four(net222):
 
 
 def test_truncation_is_precision(net222):
-    v = oracle.net222()
+    v = oracles.net222()
     # a positive quantity whose value truncated to 4 decimals differs from its rounding
     q = next(q for q in ORDER_222 if v[q] > 0 and mpm.mpf(rnd(v[q], 4)) != mpm.floor(v[q] * 10**4) / 10**4)
     truncated = str(mpm.floor(v[q] * 10**4) / 10**4)[:6]
@@ -47,9 +47,9 @@ def test_truncation_is_precision(net222):
 
 def test_error_carried_forward(net222):
     """h1 off by 0.01; every later answer computed from the student's own h1."""
-    true = oracle.net222()
+    true = oracles.net222()
     bad_h1 = str(mpm.mpf(rnd(true["h1"], 4)) + mpm.mpf("0.01"))[:6]
-    student = oracle.net222(override={"h1": bad_h1})
+    student = oracles.net222(override={"h1": bad_h1})
     answers = {q: rnd(student[q], 4) for q in ORDER_222}
     answers["h1"] = bad_h1
     recs = grade(net222, answers)
@@ -72,8 +72,8 @@ def test_error_carried_forward(net222):
     ("one_path_h1", "grad_h1", "missing the path through Inₒ₂"),
 ])
 def test_mistake_named(net222, mistake, quantity, words):
-    true = oracle.net222()
-    wrong = oracle.net222(mistake=mistake)
+    true = oracles.net222()
+    wrong = oracles.net222(mistake=mistake)
     answers = {q: rnd(wrong[q], 4) for q in ORDER_222}
     recs = grade(net222, answers)
     r = recs[(quantity, None)]
@@ -90,7 +90,7 @@ def test_mistake_named(net222, mistake, quantity, words):
 
 def test_mistake_named_through_unanswered_step(net222):
     """grad_In_o1 not answered: grad_w5 computed without σ′ still names the missing σ′."""
-    wrong = oracle.net222(mistake="no_sigma_prime_o1")
+    wrong = oracles.net222(mistake="no_sigma_prime_o1")
     answers = {q: rnd(wrong[q], 4) for q in ["h1", "o1", "grad_o1", "grad_w5"]}
     r = grade(net222, answers)[("grad_w5", None)]
     assert r.verdict == WRONG and "missing sigmoid′ of o₁" in r.feedback
@@ -131,7 +131,7 @@ def test_policy_ask_points_and_missing(tmp_path):
     text = text.replace("[notation]", "[grading]\ndecimals = 3\npoints = { default = 1, grad_w5 = 4 }\n"
                         "credit = { precision = 0.25 }\nask = [\"h1\", \"grad_w5\", \"o2\"]\n\n[notation]")
     p = Problem.build(loads(text, name="hw"))
-    v = oracle.net222()
+    v = oracles.net222()
     recs = by_name(grade_data(p, {"answers": {"h1": rnd(v["h1"], 3), "grad_w5": rnd(v["grad_w5"], 1),
                                               "o1": rnd(v["o1"], 3)}})[0])
     assert recs[("h1", None)].verdict == CORRECT and recs[("h1", None)].max_score == 1
@@ -144,7 +144,7 @@ def test_policy_ask_points_and_missing(tmp_path):
 
 
 def test_bad_numbers_are_invalid_and_the_rest_graded(net222):
-    v = oracle.net222()
+    v = oracles.net222()
     recs = grade(net222, {"h1": "nan", "h2": "inf", "o1": "1e309", "o2": "0x10", "Error": True,
                           "grad_w5": rnd(v["grad_w5"], 4), "grad_w9": "0.1", "In_h1": "--1"})
     for q in ("h1", "h2", "o1", "o2", "Error", "grad_w9", "In_h1"):

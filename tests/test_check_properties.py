@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings, target
 from hypothesis import strategies as st
 
-import oracle
+import oracles
 import worked_examples
 from derive.grading.grade import Problem, grade_data, grade_latex
 from derive.kinds import load
-from oracle import mlp3333, rnd
+from oracles import mlp3333, rnd
 
 LONG = os.environ.get("NNDERIVE_HYPOTHESIS_PROFILE") == "long"   # the one switch of tests/strategies.py
 # CI: few examples and no shrinking (a failure is reported as found); long: many, shrunk
@@ -30,7 +30,7 @@ GARBAGE_BOUND = 0.10       # documented in docs/checking.md: garbage scores at m
 HW = Path(__file__).resolve().parents[1] / "docs" / "examples" / "hw_222.toml"
 HW_ASKED = ["h1", "h2", "o1", "o2", "Error", "grad_o1", "grad_In_o1", "grad_w5", "grad_h1", "grad_w1", "w5_new"]
 HW_TOTAL = 12
-HW_NAMES = {q: rf"\mathrm{{{q}}}" for q in oracle.ORDER_222 + ["Error"]}
+HW_NAMES = {q: rf"\mathrm{{{q}}}" for q in oracles.ORDER_222 + ["Error"]}
 
 # the 3-3-3-3 example with a [grading] ask (its own [stated] dropped)
 NET_ASK = ["z1", "h3", "loss", "delta3", "delta2", "W1_new"]
@@ -148,7 +148,7 @@ def garbage_file(draw, quantities: list[str], true: dict, tex: dict, shapes: dic
 
 
 def _hw_true():
-    v = oracle.net222(eta="0.5")
+    v = oracles.net222(eta="0.5")
     return {q: v[q] for q in HW_ASKED}
 
 

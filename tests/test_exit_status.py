@@ -29,7 +29,7 @@ def files(tmp_path_factory):
     wrong = MICROGRAD.replace('grad_a = "138.8338"', 'grad_a = "138.8339"')
     assert wrong != MICROGRAD
     (d / "wrong.toml").write_text(wrong, encoding="utf-8")
-    from oracle import net222, rnd         # an independent float computation of hw_222's numbers
+    from oracles import net222, rnd         # an independent float computation of hw_222's numbers
     true = net222(eta="0.5")
     asked = ["h1", "h2", "o1", "o2", "Error", "grad_o1", "grad_In_o1", "grad_w5", "grad_h1", "grad_w1", "w5_new"]
     (d / "perfect.toml").write_text('problem = "hw_222"\n[answers]\n' +

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle import net222
+from oracles import net222
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = """

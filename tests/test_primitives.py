@@ -9,6 +9,7 @@ import sympy as sp
 
 from derive.core import primitives
 from derive.core.primitives import ACTIVATIONS, FUNCTIONS, LOSSES, X
+import oracles
 
 mpmath.mp.dps = 40
 SCALAR = [name for name, a in ACTIVATIONS.items() if not a.vector]
@@ -66,7 +67,7 @@ def test_diff_matches_central_differences(name, x):
     h = mpmath.mpf(10) ** -12
     xm = mpmath.mpf(x)
     f = lambda v: mpmath.mpf(sp.N(g.subs(X, sp.Float(v, 40)), 40))
-    fd = (f(xm + h) - f(xm - h)) / (2 * h)
+    fd = oracles.central_difference(lambda delta: f(xm + delta), h)
     assert abs(_mp(primitives.derivative(name, params), x) - fd) < mpmath.mpf(10) ** -15
 
 
@@ -128,9 +129,8 @@ def test_loss_gradient_by_diff_matches_central_differences(name):
     h = sp.Rational(1, 10**15)
     for i in range(n):
         grad = sp.diff(loss, ys[i]).subs(env).subs(dict(zip(ys, y)))
-        up = loss.subs(env).subs(dict(zip(ys, [v + (h if k == i else 0) for k, v in enumerate(y)])))
-        down = loss.subs(env).subs(dict(zip(ys, [v - (h if k == i else 0) for k, v in enumerate(y)])))
-        fd = (up - down) / (2 * h)
+        fd = oracles.central_difference(
+            lambda delta: loss.subs(env).subs(dict(zip(ys, [v + (delta if k == i else 0) for k, v in enumerate(y)]))), h)
         assert abs(sp.N(grad - fd, 40)) < 1e-12, (name, i)
 
 

@@ -20,6 +20,7 @@ from derive.kinds.recurrent.derivation import ThroughTime, derive_recurrent, loa
 from derive.kinds import from_mapping
 from derive.core.steps import symbol
 from oracles import MP_ACTIVATIONS, mp_loss_of, mp_sigmoid
+import oracles
 
 mpmath.mp.dps = 40
 GATES = ("f", "i", "c", "o")
@@ -150,7 +151,7 @@ def fd_gradients(table: dict) -> dict:
                 else:
                     copy[name][idx[0]] += delta
                 return mp_loss(table, copy)
-            grads[(name, idx)] = (at(step) - at(-step)) / (2 * step)
+            grads[(name, idx)] = oracles.central_difference(at, step)
     return grads
 
 

@@ -113,3 +113,16 @@ def test_the_tiny_kind_grades_answers(neuron, tmp_path, capsys):
 def test_an_unregistered_table_is_an_input_error():
     with pytest.raises(SpecError, match="neuron"):
         kinds.loads(SPEC, name="neuron")
+
+
+def test_the_walk_through_in_the_architecture_guide_runs(capsys):
+    """docs/architecture.md shows how a kind is added; its example runs as printed."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    start = text.index("```python\nfrom dataclasses import dataclass") + len("```python\n")
+    code = text[start:text.index("```", start)]
+    try:
+        exec(compile(code, "docs/architecture.md", "exec"), {"__name__": "walk_through"})   # our own docs
+    finally:
+        kinds.kinds().pop("neuron", None)
+    assert capsys.readouterr().out.strip() == "(grad_y*x,)"
