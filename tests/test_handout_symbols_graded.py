@@ -1,7 +1,7 @@
 """Issue 11, "two notations": a student who answers in the handout's own symbols is graded like one
 who answers in the canonical names.  For every bundled example with a formula quantity, in every
 notation profile, a sample of the derivation's own formulas (the first element of every step, or the
-whole vector) is printed with the names the handout prints (derive/names.py, the printer's table,
+whole vector) is printed with the names the handout prints (derive/printing/names.py, the printer's table,
 signs included: deck 003 prints δ = −∂E/∂net) and graded: the verdict must be ``correct``."""
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ import pytest
 import sympy as sp
 
 import worked_examples
-from derive.kinds.network.derivation import derive_elementwise
 from derive.core.errors import SpecError
 from derive.grading.grade import CORRECT, Problem, grade_latex
 from derive.printing.latex import ExprPrinter
+from derive import kinds
 from derive.kinds import names
 from derive.printing.notation import PROFILES
 from derive.grading.parse import MAX_CHARS as MAX_LATEX_CHARS
-from derive.kinds.network.spec import Network
 from derive.kinds import load
 from derive.core.steps import Given
 
@@ -36,11 +35,8 @@ def _in_profile(spec, prof: str):
 
 
 def _printed_names(spec, problem: Problem, prof: str):
-    """The names the handout printer uses (built the way derive/handout.py builds them)."""
-    ds = [problem.derivation]
-    if isinstance(spec.problem, Network) and not spec.problem.samples:
-        ds.append(derive_elementwise(spec.problem))
-    return names(ds, prof, spec.notation)
+    """The names the handout printer uses (built the way the handout assembly builds them)."""
+    return names(kinds.companions(spec, problem.derivation), prof, spec.notation)
 
 
 def _in_handout_symbols(expr, nm) -> str:
