@@ -19,7 +19,8 @@ import oracles
 import worked_examples
 from derive.cli import main
 from derive.core.errors import SpecError
-from derive.grading.grade import CARRIED, CORRECT, INVALID, PRECISION, WRONG, Problem, grade_data, grade_latex
+from derive.grading.answers import CARRIED, CORRECT, INVALID, PRECISION, WRONG
+from derive.grading.grade import Problem, grade_data, grade_latex
 from derive.kinds import load, loads
 from oracles import mlp3333, rnd
 

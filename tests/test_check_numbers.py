@@ -4,7 +4,8 @@ from __future__ import annotations
 import mpmath as mpm
 import pytest
 
-from derive.grading.grade import CARRIED, CORRECT, PRECISION, WRONG, grade_data
+from derive.grading.answers import CARRIED, CORRECT, PRECISION, WRONG
+from derive.grading.grade import grade_data
 import oracles
 from oracles import ORDER_222, mlp3333, rnd
 

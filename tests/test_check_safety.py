@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from derive.grading.submissions import escape
-from derive.grading.grade import SpecError, read_answer_file
+from derive.grading.grade import SpecError
+from derive.grading.answers import read_answer_file
 
 ROOT = Path(__file__).resolve().parents[1]
 HW = str(ROOT / "docs" / "examples" / "hw_222.toml")
@@ -430,7 +431,7 @@ _TEXT = st.text(alphabet=st.sampled_from(list("ab,=#'\"\\[]{} $\n1.")), max_size
 def test_the_count_before_parsing_never_undercounts_nor_overcounts(answers_table, as_json):
     """The separators counted before parsing are within the file's real count of values, however
     the strings inside are written (commas, '=', quotes, '#', brackets)."""
-    from derive.grading.grade import _separators
+    from derive.grading.answers import _separators
 
     def leaves(v):
         return sum(leaves(x) for x in v) if isinstance(v, list) else 1

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from derive.grading.grade import CORRECT, INVALID, WRONG, grade_latex
+from derive.grading.answers import CORRECT, INVALID, WRONG
+from derive.grading.grade import grade_latex
 from hang_guard import hang_guard
 
 RIGHT_222 = [

@@ -12,7 +12,8 @@ import pytest
 import sympy as sp
 
 from derive.kinds import derive
-from derive.kinds.cnn.derivation import _Builder, grid, load_cnn, prove_output_size
+from derive.kinds.cnn.derivation import _Builder, grid
+from derive.kinds.cnn.spec import load_cnn, prove_output_size
 from derive.core.maps import correlate, rot180, zero_pad
 from derive.core.errors import SpecError
 from derive.core.evaluate import evaluate
@@ -435,7 +436,8 @@ def test_an_uncertain_condition_gives_the_hull_of_the_branches():
 def test_the_checker_grades_a_cnn_problem(tmp_path):
     """Answers that are the oracle's values (rounded) are correct; a changed gradient is not."""
     import worked_examples
-    from derive.grading.grade import Problem, grade_data, read_answer_file
+    from derive.grading.grade import Problem, grade_data
+    from derive.grading.answers import read_answer_file
     path = worked_examples.path("004_10_cnn_practice")
     oracle = oracles.cnn_values(oracles.load(path))
     fmt = lambda a: [[f"{v:.4f}" for v in row] for row in np.atleast_2d(a)]

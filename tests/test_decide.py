@@ -12,7 +12,8 @@ import sympy as sp
 from hypothesis import given, strategies as st
 
 from derive import kinds
-from derive.grading.grade import CORRECT, WRONG, Problem, grade_latex
+from derive.grading.answers import CORRECT, WRONG
+from derive.grading.grade import Problem, grade_latex
 from derive.verify import decide
 from derive.verify.claims import check_claims
 

@@ -14,7 +14,8 @@ import sympy as sp
 
 import worked_examples
 from derive.core.errors import SpecError
-from derive.grading.grade import CORRECT, Problem, grade_latex
+from derive.grading.answers import CORRECT
+from derive.grading.grade import Problem, grade_latex
 from derive.printing.latex import ExprPrinter
 from derive import kinds
 from derive.kinds import names

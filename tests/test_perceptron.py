@@ -11,7 +11,8 @@ import worked_examples
 from derive.kinds import derive
 from derive.core.errors import SpecError
 from derive.core.evaluate import evaluate
-from derive.grading.grade import CORRECT, WRONG, Problem, grade_data, grade_latex
+from derive.grading.answers import CORRECT, WRONG
+from derive.grading.grade import Problem, grade_data, grade_latex
 from derive.handout.assemble import build
 from derive.kinds import load, loads
 

@@ -45,7 +45,7 @@ def _probe(path: str) -> str:
 
 def _peek(path: str) -> tuple[str | None, str | None]:
     """The ``problem`` and ``student`` named by an answer file (variant mode), or None each."""
-    from derive.grading.grade import read_answer_file
+    from derive.grading.answers import read_answer_file
     data = read_answer_file(Path(path))
     name, student = data.get("problem"), data.get("student")
     return (Path(name).stem if isinstance(name, str) and len(name) < 300 else None,
@@ -58,7 +58,8 @@ def _phase1(item: tuple) -> dict:
     ``item`` is (problem, path) or (problem, path, flag): a flag (the file names another variant
     than its student's) becomes a record of its own, and the file is graded against ``problem``."""
     from derive.core.errors import SpecError
-    from derive.grading.grade import INVALID, Record, grade_data, read_answer_file
+    from derive.grading.answers import INVALID, Record, read_answer_file
+    from derive.grading.grade import grade_data
     problem_name, path, flag = (*item, None)[:3]
     p = _PROBLEMS[problem_name]
     out = {"file": path, "student": None, "problem": problem_name, "records": [], "latex": [], "flag": flag}
@@ -351,7 +352,7 @@ def grade_on_cluster(address, spec: str, files: list[Entry], *, timeout: float =
     workers must be non-daemonic to fork graders (``DASK_DISTRIBUTED__WORKER__DAEMON=False``)."""
     import worked_examples
     from derive.core.errors import SpecError
-    from derive.grading.grade import read_bounded
+    from derive.grading.answers import read_bounded
     try:
         from distributed import Client
     except ImportError:
@@ -443,7 +444,7 @@ def _phase_latex(results, groups, jobs, latex_timeout, memory_mb, max_formulas=M
                  formula_budget=FORMULA_BUDGET) -> None:
     """Grade the LaTeX answers: at most ``max_formulas`` per file, and at most ``formula_budget``
     seconds of workers per file; past either, the rest of that file's formulas are undetermined."""
-    from derive.grading.grade import INVALID, UNDETERMINED
+    from derive.grading.answers import INVALID, UNDETERMINED
     from derive.core.sandbox import OverBudget, run_many
     items, where, owner = [], [], []
     for name, idx in groups.items():
@@ -486,7 +487,7 @@ def _reason(err: BaseException) -> str:
 
 def _failed(entry: Entry, reason: str, total: float = 0.0, problem: str | None = None) -> dict:
     """A submission that could not be graded: one invalid record worth the problem's whole total."""
-    from derive.grading.grade import INVALID
+    from derive.grading.answers import INVALID
     return {"file": str(entry.path), "student": None, "problem": problem, "latex": [],
             "internal": reason.startswith("internal"),
             "records": [{"quantity": None, "index": None, "answer": None, "verdict": INVALID, "score": 0.0,
@@ -585,7 +586,7 @@ def text_report(sub: dict) -> str:
 
 
 def summary(subs: list[dict]) -> dict:
-    from derive.grading.grade import VERDICTS
+    from derive.grading.answers import VERDICTS
     per_quantity: dict[str, dict[str, int]] = {}
     totals = {v: 0 for v in VERDICTS}
     for s in subs:
@@ -599,7 +600,7 @@ def summary(subs: list[dict]) -> dict:
 
 
 def summary_table(subs: list[dict]) -> str:
-    from derive.grading.grade import VERDICTS
+    from derive.grading.answers import VERDICTS
     head = ("file", "student", "score", *VERDICTS)
     rows = []
     for s in subs:

@@ -318,7 +318,7 @@ class Course:
 def grade_answers(key: str, answers: dict[str, str], *, timeout: float = 60.0, latex_timeout: float = 10.0,
                   memory_mb: int = 1024) -> dict:
     """Grade one answer set of the loaded version ``key`` in sandboxed workers; scores as ``check`` gives them."""
-    from derive.grading.grade import INVALID
+    from derive.grading.answers import INVALID
     from derive.core.sandbox import Limit, run, run_many
     problem = _LOADED[key]
     data = {"problem": key, "answers": dict(answers)}

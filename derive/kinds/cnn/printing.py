@@ -22,8 +22,8 @@ import sympy as sp
 from derive.core import primitives
 from derive.core.steps import LR
 from derive.core.evaluate import rational, value_of
-from derive.kinds.cnn.derivation import (FORWARD, TIE_RULE, CnnGradient, Conv2D, Conv2d, Dense, FlipKernel,
-    Flatten, Pool, SpreadGradient)
+from derive.kinds.cnn.derivation import FORWARD, TIE_RULE, CnnGradient, Conv2D, FlipKernel, SpreadGradient
+from derive.kinds.cnn.spec import Conv2d, Dense, Flatten, Pool
 from derive.printing.latex import Block, Chain, HandoutPrinter, Math, Table, Terms, bmatrix, caption
 from derive.printing.names import Names, _apply, _overrides
 from derive.printing.notation import GRAD, fill, scalar_name
