@@ -241,9 +241,12 @@ def decide(ctx: Context, answer: Any, target: Any, seed: int = 0) -> Decision:
 
     def kinks(d):
         """The difference in the given leaves, for the case split: only where a kink is involved."""
-        if not small(d, CHEAP_OPS) or not any(ctx.full[x].has(*_KINKS) for x in _closure(ctx, d.free_symbols, {})
-                                              if x in ctx.full):
+        if not small(d, CHEAP_OPS):
             return None
+        reads = _closure(ctx, d.free_symbols, {})
+        leaves = [x for x in reads if x in ctx.domains]
+        if len(leaves) > 2 or not any(ctx.full[x].has(*_KINKS) for x in reads if x in ctx.full):
+            return None       # the case split takes at most two real leaves: nothing to gain, and unfolding costs
         return full(d)
     decision = decide_zero(diffs, [lambda d: d], sample, budget=CHEAP_OPS, by_evaluation=True, kinks=kinks)
     if decision.proved:
@@ -292,7 +295,7 @@ def zero(e: sp.Expr, budget: int | None = None) -> str | None:
     when expansion would be large, and SymPy's ``simplify`` (unbounded) is left out."""
     if e == 0:
         return "identical"
-    if budget is not None and (sp.count_ops(e) > budget or not _expands_small(e)):
+    if budget is not None and (not small(e, 4 * budget) or sp.count_ops(e) > budget or not _expands_small(e)):
         return None
     if e.has(sp.Piecewise, sp.Abs, sp.sign, sp.Max, sp.Min, sp.Heaviside):
         return "case split" if _zero_by_cases(e) else None
