@@ -4,6 +4,7 @@ the same as one at the top of a module.  The checker is import-linter, not this 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,3 +49,33 @@ def test_a_planted_upward_import_breaks_a_contract(tmp_path, module, planted, co
     done = _lint(tmp_path)
     assert done.returncode == 1 and f"{contract} BROKEN" in done.stdout, done.stdout[-3000:]
     assert f"{contract} KEPT" in _lint(ROOT).stdout      # and it held before the import was planted
+
+
+KIND_NAMES = "network|graph|cnn|perceptron|recurrent|matrices|architecture|elementwise"
+KIND_TYPES = "Network|Graph|Cnn|Perceptron|Recurrent|Matrices|Architecture"
+BRANCH = re.compile(
+    rf"isinstance\([^)]*\b({KIND_TYPES})\b"                      # isinstance(problem, Network)
+    rf"|\.kind\s*(==|!=|in|not in)\s*\(?\s*[\"']({KIND_NAMES})[\"']"   # derivation.kind == "graph"
+    rf"|[\"']({KIND_NAMES})[\"']\s*(in|==|!=)\s"                    # "network" in data
+    rf"|(==|!=)\s*[\"']({KIND_NAMES})[\"']")
+
+
+def test_no_module_outside_a_kind_branches_on_a_kind():
+    """Verify, handouts, grading, the site and the kernels ask the registry (derive/kinds); only a
+    kind's own package may name its kind."""
+    found = []
+    for path in sorted((ROOT / "derive").rglob("*.py")) + sorted((ROOT / "kernels").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith("derive/kinds/"):
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if BRANCH.search(line):
+                found.append(f"{rel}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)
+
+
+def test_the_branch_finder_finds_a_branch():
+    assert BRANCH.search('    if derivation.kind == "network":')
+    assert BRANCH.search("    elif isinstance(spec.problem, Graph):")
+    assert BRANCH.search('    if "graph" in data:')
+    assert not BRANCH.search('        if t.kind == "word":')
