@@ -887,6 +887,10 @@ def _grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> 
     try:
         value = parse_answer(text, p.vocab)
     except LatexError as err:
+        if str(err).startswith("a product of shapes"):     # a known slip may explain the misfit
+            found = _misfit_slip(p, quantity, index, text, seed)
+            if found:
+                return {"verdict": WRONG, "expected": found[1], "feedback": found[0]}
         return {"verdict": INVALID, "expected": None, "feedback": str(err)}
     except (OverflowError, ValueError, TypeError, ArithmeticError, RecursionError) as err:
         return {"verdict": INVALID, "expected": None, "feedback": f"could not be read as a number or formula "
@@ -916,7 +920,7 @@ def _grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> 
     elif label and where and "sign" in label:      # say where the sign went wrong, not a factor that is right
         feedback = "sign flipped: " + where.replace(" (its sign is flipped)", "")
     elif label:
-        feedback = f"{label}; {where}" if where and "factor" not in label else label
+        feedback = f"{label}; {where}" if where and "factor" not in label and "is needed" not in label else label
     elif where:
         feedback = f"not equivalent to the derivation's formula: {where}"
     else:
@@ -983,7 +987,20 @@ def _latex_name(name: str) -> str:
     return f"{{{base}}}_{{{idx}}}"
 
 
-def _symbolic_mistake(p: Problem, value: Any, target: Any, seed: int) -> str | None:
+def _misfit_slip(p: Problem, quantity: str, index, text: str, seed: int) -> tuple[str, str] | None:
+    """(feedback, expected) when fixing a product whose shapes do not fit explains the answer."""
+    from .slips import repaired
+    q = p.derivation.quantity(quantity)
+    target = q.matrix() if index is None and q.shape else p.element_symbol(quantity, index)
+    try:
+        found = repaired(p, text, target, seed, lambda v: _symbolic_mistake(p, v, target, seed, pairs=False),
+                         lambda v: p.misuse(quantity, index, v))
+    except (OverflowError, ValueError, TypeError, ArithmeticError, RecursionError):
+        return None
+    return (found[0], _expected_text(p, target)) if found else None
+
+
+def _symbolic_mistake(p: Problem, value: Any, target: Any, seed: int, pairs: bool = True) -> str | None:
     targets = set(target) if hasattr(target, "shape") else {target}
     chosen = None
     nearest_first = sorted(p.mistakes, key=lambda m: -p.order[p.derivation.quantity(m.step).symbols()[0]])
@@ -996,6 +1013,11 @@ def _symbolic_mistake(p: Problem, value: Any, target: Any, seed: int) -> str | N
         if equiv.matches(p.ctx, value, dict(zip(syms, m.exprs)), target, seed):
             chosen = m.label
             break
+    if chosen is None and pairs:
+        from .slips import pair
+        two = pair(p, value, target, seed)
+        if two:
+            chosen = f"two slips: {two[0].label}; and {two[1].label}"
     return chosen
 
 
