@@ -218,7 +218,7 @@ class Problem:
         def one(m: re.Match) -> str:
             token = m.group(0)
             base = m.group(1)
-            if not (any(c.isdigit() for c in base) or "_" in base) or base not in known:
+            if not (any(c.isdigit() for c in base) or "_" in base or m.group(2)) or base not in known:
                 return token
             return self.display(token)
         return re.sub(r"\b([A-Za-z][A-Za-z0-9_]*)(\[\d+(?:,\d+)?\])?", one, text)
@@ -684,6 +684,8 @@ class NumericGrader:
             d = a.stated.decimals
             coarse = (f"expected {expected}; printed to {d} decimal{'s' if d != 1 else ''}, {asked} asked "
                       f"(partial credit needs at least {asked - p.policy.precision_window})")
+            if within(p.values[sym], a.stated.value, half(d)):   # only rounded too far: blame no slip
+                return f"right value rounded to {d} decimal{'s' if d != 1 else ''}, too far; {coarse}"
             label = self.matching_mistake(sym, a, exact=True)   # only a slip that gives this very number
             return f"matches a known slip ({label}) exactly; {coarse}" if label else coarse
         label = self.matching_mistake(sym, a)
@@ -709,12 +711,24 @@ class NumericGrader:
         candidates.sort(key=lambda m: -p.order[p.derivation.quantity(m.step).symbols()[0]])
         for env in (base_env, p.values):
             for m in candidates:
-                value = self._through(m, sym, ancestors, env)
+                value = self._through((m,), sym, ancestors, env)
                 try:
                     if value is not None and within(value, a.stated.value, tol):
                         return m.label
                 except Undecided:
                     continue
+        # two slips at two steps, among the variants nearest the answer (bounded: see derive/slips.py)
+        from .slips import PAIR_POOL_NUMBERS, pool_of
+        from itertools import combinations
+        for m1, m2 in combinations(pool_of(candidates, PAIR_POOL_NUMBERS), 2):
+            if m1.step == m2.step:
+                continue
+            value = self._through((m1, m2), sym, ancestors, base_env)
+            try:
+                if value is not None and within(value, a.stated.value, tol):
+                    return f"two slips: {m1.label}; and {m2.label}"
+            except Undecided:
+                continue
         return None
 
     def _ancestors(self, sym: sp.Symbol) -> set:
@@ -728,12 +742,14 @@ class NumericGrader:
             stack.extend(self.p.deps.get(s, ()))
         return seen
 
-    def _through(self, m: Mistake, target: sp.Symbol, ancestors: set, env_in: dict) -> Num | None:
+    def _through(self, ms: tuple[Mistake, ...], target: sp.Symbol, ancestors: set, env_in: dict) -> Num | None:
         p = self.p
-        step = p.derivation.step(m.step)
-        mutated = dict(zip(step.target.symbols(), m.exprs))
-        region = sorted((s for s in ancestors | {target} if p.order[s] >= p.order[step.target.symbols()[0]]),
-                        key=lambda s: p.order[s])
+        mutated, first = {}, None
+        for m in ms:
+            syms = p.derivation.step(m.step).target.symbols()
+            mutated.update(zip(syms, m.exprs))
+            first = p.order[syms[0]] if first is None else min(first, p.order[syms[0]])
+        region = sorted((s for s in ancestors | {target} if p.order[s] >= first), key=lambda s: p.order[s])
         env = dict(env_in)
         try:
             for s in region:

@@ -137,6 +137,11 @@ def _siblings(name: str, derivation: Derivation) -> list[str]:
 
 
 def _Node(step, derivation):
+    if step.name == _loss_node(derivation) and any(t.as_coeff_Mul()[0] == sp.Rational(1, 2)
+                                                   for t in sp.Add.make_args(step.exprs[0])):
+        e = step.exprs[0]
+        return [Mistake(step.name, (2 * e,), f"missing ½ in the loss {step.name} = {_text(e)}"),
+                Mistake(step.name, (e / 2,), f"extra ½ in the loss {step.name} = {_text(e)}")]
     if not _is_activation(step.op) or len(step.args) != 1:
         return []
     arg = step.args[0]
@@ -216,7 +221,7 @@ def _delta(step, derivation):
     for k in (l + 1, l - 1):     # the local derivative of a neighbouring layer
         if _sizes(derivation, f"gprime{k}") == n and derivation.quantity(f"gprime{k}").shape == (n,):
             out.append(Mistake(step.name, tuple(u * gk for u, gk in zip(_vec(upstream, n), _vec(f"gprime{k}", n))),
-                               f"used g′(z{k}) where g′(z{l}) is needed in delta{l} = {upstream} ⊙ g′(z{l})"))
+                               f"used gprime{k} where gprime{l} is needed in delta{l} = {upstream} ⊙ gprime{l}"))
     return out
 
 

@@ -3,10 +3,16 @@
 Two searches, both bounded so that a wrong answer costs little more than a right one:
 
 * **Two slips** (:func:`pair`): the answer equals the derivation with two of its mistaken variants
-  (:mod:`derive.mistakes`, at two different steps) applied together.  Only the ``PAIR_POOL``
-  variants nearest the answered quantity are paired: at most ``PAIR_POOL·(PAIR_POOL − 1)/2`` = 105
-  comparisons, each usually settled at its first random point (a variant that does not fit
-  differs there).
+  (:mod:`derive.mistakes`, at two different steps) applied together.  Only a pool of variants is
+  paired: the ``PAIR_POOL`` = 15 nearest the answered quantity (its own step first, then the steps
+  it is computed from), plus the sign flips of a difference anywhere in its chain (ŷ − y written
+  y − ŷ, the commonest slip; one per output).  A pool of n costs at most n(n − 1)/2 extra
+  comparisons: 16 variants and 120 pairs on the 3-3-3-3 network, 17 and 136 on the 2-2-2 graph
+  (its largest), each usually settled at its first random point (a pair that does not explain the
+  answer differs there).  A number is compared with the pairs of a pool of
+  ``PAIR_POOL_NUMBERS`` = 12 nearest (plus the sign flips): at most 78 pairs on those examples,
+  since a number agrees with a variant only to its printed digits and more pairs would mean more
+  chance matches.
 * **Products whose shapes do not fit** (:func:`repaired`): an answer such as ``W² δ³`` on a
   non-square layer cannot be multiplied out; it is read again with each fix of each misfit
   (``Aᵀ B``, ``A Bᵀ``, ``A ⊙ B``; at most ``MAX_REPAIRS`` readings), and a fix that gives the right
@@ -27,6 +33,7 @@ from .parse import LatexError, parse_answer
 from .safelatex import Repairs, repairing
 
 PAIR_POOL = 15
+PAIR_POOL_NUMBERS = 12    # a number agrees with a pair only to its printed digits: fewer pairs, fewer chance matches
 MAX_REPAIRS = 12
 
 
@@ -41,10 +48,17 @@ def relevant(p: Any, targets: set) -> list[Mistake]:
     return out
 
 
+def pool_of(candidates: list[Mistake], size: int) -> list[Mistake]:
+    """The ``size`` variants nearest the answer, and the sign flips of a difference (ŷ − y written
+    y − ŷ: the commonest slip, wherever it is in the chain)."""
+    near = candidates[:size]
+    return near + [m for m in candidates[size:] if m.label.startswith("sign flipped")]
+
+
 def pair(p: Any, value: Any, target: Any, seed: int) -> tuple[Mistake, Mistake] | None:
     """Two mistakes at different steps that together give ``value`` (see the module's docstring)."""
     targets = set(target) if _is_mat(target) else {target}
-    pool = relevant(p, targets)[:PAIR_POOL]
+    pool = pool_of(relevant(p, targets), PAIR_POOL)
     for m1, m2 in itertools.combinations(pool, 2):
         if m1.step == m2.step:
             continue
