@@ -695,7 +695,7 @@ class NumericGrader:
         if label:       # a number cannot prove a slip, only agree with one at its printed precision
             return f"matches a known slip ({label}); {base}"
         step = p.step_of[sym]
-        return f"{base}; check how it is computed: {sym.name} = {_short(step.exprs[step.target.symbols().index(sym)])}"
+        return f"{base}; check how it is computed: {p.display(sym.name)} = {_short(step.exprs[step.target.symbols().index(sym)])}"
 
     def matching_mistake(self, sym: sp.Symbol, a: Answer, exact: bool = False) -> str | None:
         """The label of a mistaken variant that reproduces the answer at its printed precision

@@ -157,8 +157,8 @@ def _Update(step, derivation):
         change = e - theta
         plus.append(theta - change)
         no_eta.append(theta + change.xreplace({eta: sp.S.One}))
-    return [Mistake(step.name, tuple(plus), f"update sign flipped: {p}_new = {p} − η·∂L/∂{p}"),
-            Mistake(step.name, tuple(no_eta), f"learning rate missing: {p}_new = {p} − η·∂L/∂{p}")]
+    return [Mistake(step.name, tuple(plus), f"update sign flipped: {p}_new = {p} − η·grad_{p}"),
+            Mistake(step.name, tuple(no_eta), f"learning rate missing: {p}_new = {p} − η·grad_{p}")]
 
 
 # ----------------------------------------------------------------------------- layered networks
