@@ -717,7 +717,11 @@ class NumericGrader:
                         return m.label
                 except Undecided:
                     continue
-        # two slips at two steps, among the variants nearest the answer (bounded: see derive/slips.py)
+        # two slips at two steps, among the variants nearest the answer (bounded: see derive/slips.py);
+        # only for a number of 3 significant digits or more: fewer agree with too many pairs by chance
+        s = a.stated
+        if s.decimals < 0 or len(str(abs(int(s.value * sp.Integer(10) ** s.decimals)))) < 3:
+            return None
         from .slips import PAIR_POOL_NUMBERS, pool_of
         from itertools import combinations
         for m1, m2 in combinations(pool_of(candidates, PAIR_POOL_NUMBERS), 2):
