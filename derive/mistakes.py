@@ -32,6 +32,7 @@ def _text(e: sp.Expr) -> str:
     s = sp.sstr(e)
     s = re.sub(r"\[\d+(,\d+)?\]", "", s)
     s = re.sub(r"Piecewise\(\((.+?), (.+?)\), \((.+?), True\)\)", r"(\1 if \2, else \3)", s)
+    s = re.sub(r"\b([A-Za-z_][A-Za-z0-9_]*)\*\*2\b", r"(\1)²", s)    # h1**2 -> (h1)², read (h¹)²
     return s.replace("**", "^").replace("*", "·").replace("learning_rate", "η")
 
 
