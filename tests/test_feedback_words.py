@@ -20,6 +20,7 @@ IDENTIFIERS = [
     r"\bgrad_[A-Za-z]", r"\bgprime\d", r"\bdelta\d", r"\b[A-Za-z]+\d*_new\b", r"\b[A-Za-z]+\d*\[\d+(,\d+)?\]",
     r"\((?:local_derivative|delta_hidden|delta_output|output_gradient|affine|chain_rule|update|node)\)",
     r"\b[a-z]\d\b",       # h1, z2, w5: the course writes h₁, z², w₅
+    r"\b[A-Z]\d\b", r"δ\d",  # W3, δ3: W³, δ³ (or W⁽³⁾, δ⁽³⁾ as the profile prints them)
 ]
 
 
@@ -59,5 +60,5 @@ def test_feedback_on_network_slips_names_quantities_as_the_course_does(tmp_path,
 
 def test_the_search_finds_identifiers():
     for dirty in ["check the step gprime1[0] = 1 - h1[0]**2 (local_derivative)", "grad_W3[0,2] expected",
-                  "follows from your h1 = 0.5", "W1_new is"]:
+                  "follows from your h1 = 0.5", "W1_new is", "used W3 instead of W3ᵀ", "missing g′ in δ3"]:
         assert any(re.search(p, dirty) for p in IDENTIFIERS), dirty
