@@ -923,6 +923,11 @@ def _grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> 
     expected = _expected_text(p, target)
     misuse = p.misuse(quantity, index, value)
     if misuse:
+        from .slips import neighbour
+        label = neighbour(p, value, target, seed, lambda v: p.misuse(quantity, index, v),
+                          p.may_use(quantity, index)[0])
+        if label:       # δ² in δ²'s own formula where δ³ belongs: a wrong layer index, named
+            return {"verdict": WRONG, "expected": expected, "feedback": label}
         return {"verdict": INVALID, "expected": expected, "feedback": misuse}
     try:
         decision = equiv.decide(p.ctx, value, target, seed)

@@ -1,6 +1,6 @@
 """Naming the slips in a wrong formula that one known mistake does not explain.
 
-Two searches, both bounded so that a wrong answer costs little more than a right one:
+Three searches, all bounded so that a wrong answer costs little more than a right one:
 
 * **Two slips** (:func:`pair`): the answer equals the derivation with two of its mistaken variants
   (:mod:`derive.mistakes`, at two different steps) applied together.  Only a pool of variants is
@@ -18,6 +18,9 @@ Two searches, both bounded so that a wrong answer costs little more than a right
   (``Aᵀ B``, ``A Bᵀ``, ``A ⊙ B``; at most ``MAX_REPAIRS`` readings), and a fix that gives the right
   formula (or the right formula with one known mistake) is named as the slip: "used W² where W²ᵀ
   is needed", "a matrix product where the element-wise product ⊙ is needed".
+* **A layer quantity the answer may not use** (:func:`neighbour`): ``W³ᵀ δ² ⊙ σ′(z²)`` for δ²
+  uses δ² itself; when the same quantity of the next or previous layer gives the right formula,
+  the slip is named ("used δ² where δ³ is needed") instead of refusing the answer.
 """
 from __future__ import annotations
 
@@ -132,4 +135,32 @@ def repaired(p: Any, text: str, target: Any, seed: int, single: Callable, misuse
             label = single(value)
             if label:
                 return f"{fixes}; and {label}", value
+    return None
+
+
+def neighbour(p: Any, value: Any, target: Any, seed: int, misuse: Callable, allowed: set) -> str | None:
+    """"used δ² where δ³ is needed" when an answer that may not use a layer quantity (δ² in δ²'s own
+    formula, h² in z²'s) is the right formula with it taken from the next or previous layer; None
+    otherwise.  At most two readings per quantity the answer may not use."""
+    import re
+    free = value.free_symbols if not _is_mat(value) else set().union(*(e.free_symbols for e in value))
+    names = sorted({p.step_of[x].name for x in free - allowed if x in p.step_of})
+    for name in names:
+        m = re.fullmatch(r"([A-Za-z_]+?)(\d+)", name)
+        if m is None:
+            continue
+        q = p.derivation.quantity(name)
+        for k in (int(m.group(2)) + 1, int(m.group(2)) - 1):
+            other = f"{m.group(1)}{k}"
+            if other not in p.derivation or p.derivation.quantity(other).shape != q.shape:
+                continue
+            swap = dict(zip(q.symbols(), p.derivation.quantity(other).symbols()))
+            v2 = value.xreplace(swap)
+            if misuse(v2):
+                continue
+            try:
+                if equiv.decide(p.ctx, v2, target, seed).verdict == equiv.EQUIVALENT:
+                    return f"used {name} where {other} is needed"
+            except (OverflowError, ValueError, TypeError, ArithmeticError, RecursionError):
+                continue
     return None

@@ -322,6 +322,13 @@ def items() -> list[Item]:
               {"W3_new": lambda v: v["W3"] + 0.5 * v["grad_W3"]}, lambda v: v["W3"] + 0.5 * np.outer(v["delta3"], v["h2"])),
             ]
 
+    R = network(P)      # a quantity in its own formula (δ² in δ²'s) takes its right value here
+    out += [F(P, "delta2", r"W^{(3)T} \delta^{(2)} \odot \sigma'(z^{(2)})", ["layer:used=delta2,needed=delta3"],
+              {"grad_h2": lambda v: v["W3"].T @ R["delta2"]}, lambda v: (v["W3"].T @ v["delta2"]) * sig(v["z2"]) * (1 - sig(v["z2"]))),
+            F(P, "grad_h2", r"W^{(3)T} \delta^{(2)}", ["layer:used=delta2,needed=delta3"],
+              {"grad_h2": lambda v: v["W3"].T @ R["delta2"]}, lambda v: v["W3"].T @ v["delta2"]),
+            F(P, "z2", r"W^{(2)} h^{(2)} + b^{(2)}", ["layer:used=h2,needed=h1"],
+              {"z2": lambda v: v["W2"] @ R["h2"] + v["b2"]}, lambda v: v["W2"] @ v["h2"] + v["b2"])]
     out += [N(P, "z1[1]", ["W_transposed_forward"], {"z1": lambda v: v["W1"].T @ v["x"] + v["b1"]}),
             N(P, "loss", ["no_square"], {"loss": lambda v: 0.5 * np.sum(v["h3"] - v["t"])}),
             N(P, "W3_new[1,1]", ["half_eta"], {"W3_new": lambda v: v["W3"] - 0.25 * v["grad_W3"]})]

@@ -82,3 +82,24 @@ def test_a_misfit_is_named_only_when_its_fix_is_right(tanh, factors, op, quantit
         # named as a slip: the fix is one of the readings, and it is said in the course's notation
         assert re.search(r"is needed", r["feedback"]), r
         assert not re.search(r"\b(W2|delta2|h1|z1)\b", r["feedback"]), r
+
+
+MLP = Path(__file__).resolve().parent.parent / "worked_examples" / "000_3_mlp_3333.toml"
+
+
+@pytest.mark.parametrize("quantity, text, says", [
+    ("delta2", r"$W^{(3)T} \delta^{(2)} \odot \sigma'(z^{(2)})$", "used δ² where δ³ is needed"),
+    ("grad_h2", r"$W^{(3)T} \delta^{(2)}$", "used δ² where δ³ is needed"),
+    ("z2", r"$W^{(2)} h^{(2)} + b^{(2)}$", "used h² where h¹ is needed"),
+])
+def test_a_layer_index_off_by_one_is_wrong_with_the_slip_named(quantity, text, says):
+    """δ² in δ²'s own formula was refused as 'the answer uses δ² itself'; the layer's neighbour
+    makes it right, so it is the slip 'δ^l for δ^{l+1}' (the expected sentences by hand, deck 000's
+    notation)."""
+    r = grade_latex(Problem.build(load(MLP)), quantity, None, text)
+    assert r["verdict"] == WRONG and r["feedback"] == says, r
+
+
+def test_the_quantity_itself_stays_invalid():
+    r = grade_latex(Problem.build(load(MLP)), "delta2", None, r"$\delta^{(2)}$")
+    assert r["verdict"] == INVALID and "itself" in r["feedback"]
