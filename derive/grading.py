@@ -218,10 +218,13 @@ class Problem:
         def one(m: re.Match) -> str:
             token = m.group(0)
             base = m.group(1)
-            if not (any(c.isdigit() for c in base) or "_" in base or m.group(2)) or base not in known:
+            if base not in known:
                 return token
+            if not (any(c.isdigit() for c in base) or "_" in base or m.group(2)) and not _in_formula(m):
+                return token    # a plain word; a one-letter name (t, x) only between operators
             return self.display(token)
-        return re.sub(r"\b([A-Za-z][A-Za-z0-9_]*)(\[\d+(?:,\d+)?\])?", one, text)
+        out = re.sub(r"\b([A-Za-z][A-Za-z0-9_]*)(\[\d+(?:,\d+)?\])?", one, text)
+        return out.replace("ᵀᵀ", "")     # deck 003 prints W² as Wᵀ: (Wᵀ)ᵀ is its W
 
     @classmethod
     def build(cls, spec: Spec) -> "Problem":
@@ -361,6 +364,13 @@ class Problem:
                 seen[sym] = n + ("" if i is None else "[" + ",".join(map(str, i)) + "]")
             out.extend(items)
         return out
+
+
+def _in_formula(m: re.Match) -> bool:
+    """The match stands next to an operator (``h1 - t``, ``= x``): a name in a formula, not a word."""
+    before = m.string[:m.start()].rstrip()[-1:]
+    after = m.string[m.end():].lstrip()[:1]
+    return bool(before and before in "-+·⊙=(−/" or after and after in "-+·⊙=)−/")
 
 
 def _handout_names(spec: Spec, d: Derivation) -> Any:
