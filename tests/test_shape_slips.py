@@ -61,7 +61,8 @@ def test_check_json_grades_the_misfit_wrong(tmp_path, capsys):
     assert record["verdict"] == WRONG and record["feedback"] == "used W² where W²ᵀ is needed"
 
 
-NAMES = {"W^{(2)}": "W2", "\\delta^{(2)}": "delta2", "h^{(1)}": "h1", "x": "x", "W^{(1)}": "W1", "z^{(1)}": "z1"}
+NAMES = {"W^{(2)}": "W2", "\\delta^{(2)}": "delta2", "h^{(1)}": "h1", "x": "x", "W^{(1)}": "W1", "z^{(1)}": "z1",
+         "\\delta^{(1)}": "delta1", "h^{(2)}": "h2"}     # the last two: a quantity in its own formula
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -81,7 +82,8 @@ def test_a_misfit_is_named_only_when_its_fix_is_right(tanh, factors, op, quantit
     if not fits and r["verdict"] == WRONG:
         # named as a slip: the fix is one of the readings, and it is said in the course's notation
         assert re.search(r"is needed", r["feedback"]), r
-        assert not re.search(r"\b(W2|delta2|h1|z1)\b", r["feedback"]), r
+    if r["verdict"] == WRONG:
+        assert not re.search(r"\b(W[12]|delta[12]|h[12]|z1)\b", r["feedback"]), r
 
 
 MLP = Path(__file__).resolve().parent.parent / "worked_examples" / "000_3_mlp_3333.toml"
