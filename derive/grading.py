@@ -704,6 +704,11 @@ class NumericGrader:
             base += f" (about {_num_text(self.carried[sym])} from your own earlier answers)"
         if label:       # a number cannot prove a slip, only agree with one at its printed precision
             return f"matches a known slip ({label}); {base}"
+        tol = half(min(a.stated.decimals, asked))
+        own = self.carried[sym] if sym in self.touched else p.values[sym]
+        # the right value (from the student's own numbers, anywhere their printed digits allow) negated
+        if a.stated.value != 0 and _possibly_within(own, -a.stated.value, tol):
+            return f"sign flipped: {base}; the value is right up to its sign"
         step = p.step_of[sym]
         return f"{base}; check how it is computed: {p.display(sym.name)} = {_short(step.exprs[step.target.symbols().index(sym)])}"
 
