@@ -67,7 +67,7 @@ def test_error_carried_forward(net222):
 
 
 @pytest.mark.parametrize("mistake, quantity, words", [
-    ("no_sigma_prime_o1", "grad_In_o1", "missing sigmoid′ of o₁"),
+    ("no_sigma_prime_o1", "grad_In_o1", "missing σ′ of o₁"),
     ("sign_o1", "grad_o1", "sign flipped in ∂Error/∂o₁"),
     ("update_plus", "w5_new", "update sign flipped"),
     ("one_path_h1", "grad_h1", "missing the path through Inₒ₂"),
@@ -94,7 +94,7 @@ def test_mistake_named_through_unanswered_step(net222):
     wrong = oracles.net222(mistake="no_sigma_prime_o1")
     answers = {q: rnd(wrong[q], 4) for q in ["h1", "o1", "grad_o1", "grad_w5"]}
     r = grade(net222, answers)[("grad_w5", None)]
-    assert r.verdict == WRONG and "missing sigmoid′ of o₁" in r.feedback
+    assert r.verdict == WRONG and "missing σ′ of o₁" in r.feedback
 
 
 def test_wrong_without_a_known_mistake_names_the_step(net222):
@@ -103,7 +103,7 @@ def test_wrong_without_a_known_mistake_names_the_step(net222):
 
 
 @pytest.mark.parametrize("mistake, quantity, words", [
-    ("W_not_transposed", "grad_h2", "used W³ instead of W³ᵀ"),
+    ("W_not_transposed", "grad_h2", "used W³ where W³ᵀ is needed"),
     ("no_gprime2", "delta2", "missing g′(z²)"),
 ])
 def test_network_mistakes(mlp, mistake, quantity, words):

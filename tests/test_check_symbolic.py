@@ -31,8 +31,8 @@ def test_right_formulas(net222, quantity, text):
 
 WRONG_222 = [
     ("grad_w5", r"$(y_1 - o_1)\,o_1(1 - o_1)\,h_1$", "sign flipped"),
-    ("grad_w5", r"$(o_1 - y_1)\,h_1$", "missing sigmoid′ of o₁"),
-    ("grad_w5", r"$(o_1 - y_1)\,o_1(1 - o_1)\,h_2$", "not equivalent"),
+    ("grad_w5", r"$(o_1 - y_1)\,h_1$", "missing σ′ of o₁"),
+    ("grad_w5", r"$(o_1 - y_1)\,o_1(1 - o_1)\,h_2$", "used h₂ where h₁ is needed"),
     ("grad_h1", r"$\frac{\partial E}{\partial In_{o1}} w_5$", "missing the path through Inₒ₂"),
     ("w5_new", r"$w_5 + \eta \frac{\partial E}{\partial w_5}$", "update sign flipped"),
     ("In_h1", r"$0.5 w_1 + 0.4 w_3$", "not equivalent"),
@@ -69,7 +69,7 @@ def test_right_matrix_formulas(mlp, quantity, index, text):
 
 
 WRONG_MLP = [
-    ("grad_h2", r"$W^{(3)} \delta^{(3)}$", "used W³ instead of W³ᵀ"),
+    ("grad_h2", r"$W^{(3)} \delta^{(3)}$", "used W³ where W³ᵀ is needed"),
     ("delta2", r"$W^{(3)T}\delta^{(3)}$", "missing g′(z²)"),
     ("grad_W3", r"$h^{(2)} \delta^{(3)T}$", "outer product reversed"),
     ("delta3", r"$(t - \hat{y}) \odot \hat{y} \odot (1 - \hat{y})$", "sign flipped"),

@@ -22,7 +22,7 @@ def hw():
 
 @pytest.mark.parametrize("text, says, never", [
     (r"$(y_1 - o_1)\,h_1\,o_1(1 - o_1)$", "sign flipped: the factor y₁ - o₁ should be o₁ - y₁", "h₁ expected"),
-    (r"$(o_1 - y_1)\,o_1(1 - o_1)\,h_2$", "the factor h₂ should be h₁", "differs at"),
+    (r"$(o_1 - y_1)\,o_1(1 - o_1)\,h_2$", "used h₂ where h₁ is needed", "differs at"),
     (r"$2\,(o_1 - y_1)\,o_1(1 - o_1)\,h_1$", "the factor 2 should not be there", "differs at"),
     (r"$(o_1 - y_1)\,h_1$", "missing", "differs at"),
     (r"$o_1 + h_1$", "not equivalent to the derivation's formula (the expected form is shown)", "differs at"),

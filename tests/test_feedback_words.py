@@ -20,6 +20,7 @@ IDENTIFIERS = [
     r"\bgrad_[A-Za-z]", r"\bgprime\d", r"\bdelta\d", r"\b[A-Za-z]+\d*_new\b", r"\b[A-Za-z]+\d*\[\d+(,\d+)?\]",
     r"\((?:local_derivative|delta_hidden|delta_output|output_gradient|affine|chain_rule|update|node)\)",
     r"\b[a-z]\d\b",       # h1, z2, w5: the course writes h₁, z², w₅
+    r"\b[A-Z]\d\b", r"δ\d",  # W3, δ3: W³, δ³ (or W⁽³⁾, δ⁽³⁾ as the profile prints them)
 ]
 
 
@@ -57,7 +58,19 @@ def test_feedback_on_network_slips_names_quantities_as_the_course_does(tmp_path,
     assert any("δ³₁" in line for line in lines) and any("∂L/∂w³₁₃" in line for line in lines)
 
 
+def test_a_named_slip_shows_its_quantities_as_the_course_does(tmp_path, capsys):
+    """δ³ = ∇_y L ⊙ g′(z³) without g′: the label names δ³, not the engine's δ3 (oracle: NumPy)."""
+    from oracles import mlp3333, rnd
+    v = mlp3333()                      # δ³₂ without g′ is ∇_y L₂ = y₂ − t₂, and t₂ = 0
+    answers = tmp_path / "no_gprime.toml"
+    answers.write_text(f'problem = "000_3_mlp_3333"\n[answers]\n"delta3[1]" = "{rnd(v["h3"][1], 4)}"\n')
+    (line,) = _feedback("000_3_mlp_3333", str(answers), capsys)
+    assert "missing g′(z³) in δ³" in line, line
+    for pattern in IDENTIFIERS:
+        assert re.search(pattern, line) is None, line
+
+
 def test_the_search_finds_identifiers():
     for dirty in ["check the step gprime1[0] = 1 - h1[0]**2 (local_derivative)", "grad_W3[0,2] expected",
-                  "follows from your h1 = 0.5", "W1_new is"]:
+                  "follows from your h1 = 0.5", "W1_new is", "used W3 instead of W3ᵀ", "missing g′ in δ3"]:
         assert any(re.search(p, dirty) for p in IDENTIFIERS), dirty

@@ -193,7 +193,8 @@ def test_a_new_step_class_prints_generically_and_lands_in_the_handout():
     n = names([d], "xjtu")
     p = HandoutPrinter(n, [d], evaluate(d))
     block = p.doprint(extra)
-    assert block.caption == ("Rule: doubled, reading ", Math("f"), ".")
+    assert block.caption == ("Doubled, reading ", Math("f"), ".")
     assert [(r, str(f)) for r, f in block.chains[0].rhs] == [("=", "2 f"), ("=", r"2 \cdot \left(-12\right)"), ("=", "-24")]
-    sections = _sections(spec, [d], p, verify_spec(spec))
+    from derive import kinds
+    sections = _sections(spec, [d], p, verify_spec(spec), kinds.printing(d.kind))
     assert sections[-2].title == "Further steps" and sections[-2].items == (block,)

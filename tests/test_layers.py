@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _lint(root: Path) -> subprocess.CompletedProcess:
     exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([exe, "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=root, env=env,
+    return subprocess.run([exe, str(root / "pyproject.toml"), "--no-cache"], cwd=root, env=env,
                           capture_output=True, text=True, timeout=600)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import sympy as sp
 
+from derive.grading.slips import _depends
 from derive.verify import decide as equiv
 from derive.kinds import derive
 from derive.core.errors import SpecError
@@ -208,10 +209,13 @@ class Problem:
         def one(m: re.Match) -> str:
             token = m.group(0)
             base = m.group(1)
-            if not (any(c.isdigit() for c in base) or "_" in base) or base not in known:
+            if base not in known:
                 return token
+            if not (any(c.isdigit() for c in base) or "_" in base or m.group(2)) and not _in_formula(m):
+                return token    # a plain word; a one-letter name (t, x) only between operators
             return self.display(token)
-        return re.sub(r"\b([A-Za-z][A-Za-z0-9_]*)(\[\d+(?:,\d+)?\])?", one, text)
+        out = re.sub(r"\b([A-Za-z][A-Za-z0-9_]*)(\[\d+(?:,\d+)?\])?", one, text)
+        return out.replace("ᵀᵀ", "")     # deck 003 prints W² as Wᵀ: (Wᵀ)ᵀ is its W
 
     @classmethod
     def build(cls, spec: Spec) -> "Problem":
@@ -353,6 +357,13 @@ class Problem:
         return out
 
 
+def _in_formula(m: re.Match) -> bool:
+    """The match stands next to an operator (``h1 - t``, ``= x``): a name in a formula, not a word."""
+    before = m.string[:m.start()].rstrip()[-1:]
+    after = m.string[m.end():].lstrip()[:1]
+    return bool(before and before in "-+·⊙=(−/" or after and after in "-+·⊙=)−/")
+
+
 def _handout_names(spec: Spec, d: Derivation) -> Any:
     """The names the handout of ``spec`` prints (derive/names.py), or None for a kind without a
     notation of its own: then answers and feedback use the engine's names only."""
@@ -369,8 +380,6 @@ def _numeric(d: Derivation) -> bool:
 
 
 # ----------------------------------------------------------------------------- answer files
-
-
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -509,6 +518,8 @@ class NumericGrader:
             d = a.stated.decimals
             coarse = (f"expected {expected}; printed to {d} decimal{'s' if d != 1 else ''}, {asked} asked "
                       f"(partial credit needs at least {asked - p.policy.precision_window})")
+            if within(p.values[sym], a.stated.value, half(d)):   # only rounded too far: blame no slip
+                return f"right value rounded to {d} decimal{'s' if d != 1 else ''}, too far; {coarse}"
             label = self.matching_mistake(sym, a, exact=True)   # only a slip that gives this very number
             return f"matches a known slip ({label}) exactly; {coarse}" if label else coarse
         label = self.matching_mistake(sym, a)
@@ -517,8 +528,13 @@ class NumericGrader:
             base += f" (about {_num_text(self.carried[sym])} from your own earlier answers)"
         if label:       # a number cannot prove a slip, only agree with one at its printed precision
             return f"matches a known slip ({label}); {base}"
+        tol = half(min(a.stated.decimals, asked))
+        own = self.carried[sym] if sym in self.touched else p.values[sym]
+        # the right value (from the student's own numbers, anywhere their printed digits allow) negated
+        if a.stated.value != 0 and _possibly_within(own, -a.stated.value, tol):
+            return f"sign flipped: {base}; the value is right up to its sign"
         step = p.step_of[sym]
-        return f"{base}; check how it is computed: {sym.name} = {_short(step.exprs[step.target.symbols().index(sym)])}"
+        return f"{base}; check how it is computed: {p.display(sym.name)} = {_short(step.exprs[step.target.symbols().index(sym)])}"
 
     def matching_mistake(self, sym: sp.Symbol, a: Answer, exact: bool = False) -> str | None:
         """The label of a mistaken variant that reproduces the answer at its printed precision
@@ -534,12 +550,28 @@ class NumericGrader:
         candidates.sort(key=lambda m: -p.order[p.derivation.quantity(m.step).symbols()[0]])
         for env in (base_env, p.values):
             for m in candidates:
-                value = self._through(m, sym, ancestors, env)
+                value = self._through((m,), sym, ancestors, env)
                 try:
                     if value is not None and within(value, a.stated.value, tol):
                         return m.label
                 except Undecided:
                     continue
+        # two slips at two steps, among the variants nearest the answer (bounded: see derive/slips.py);
+        # only for a number of 3 significant digits or more: fewer agree with too many pairs by chance
+        s = a.stated
+        if s.decimals < 0 or len(str(abs(int(s.value * sp.Integer(10) ** s.decimals)))) < 3:
+            return None
+        from derive.grading.slips import PAIR_POOL_NUMBERS, pool_of
+        from itertools import combinations
+        for m1, m2 in combinations(pool_of(candidates, PAIR_POOL_NUMBERS), 2):
+            if m1.step == m2.step:
+                continue
+            value = self._through((m1, m2), sym, ancestors, base_env)
+            try:
+                if value is not None and within(value, a.stated.value, tol):
+                    return f"two slips: {m1.label}; and {m2.label}"
+            except Undecided:
+                continue
         return None
 
     def _ancestors(self, sym: sp.Symbol) -> set:
@@ -553,12 +585,14 @@ class NumericGrader:
             stack.extend(self.p.deps.get(s, ()))
         return seen
 
-    def _through(self, m: Mistake, target: sp.Symbol, ancestors: set, env_in: dict) -> Num | None:
+    def _through(self, ms: tuple[Mistake, ...], target: sp.Symbol, ancestors: set, env_in: dict) -> Num | None:
         p = self.p
-        step = p.derivation.step(m.step)
-        mutated = dict(zip(step.target.symbols(), m.exprs))
-        region = sorted((s for s in ancestors | {target} if p.order[s] >= p.order[step.target.symbols()[0]]),
-                        key=lambda s: p.order[s])
+        mutated, first = {}, None
+        for m in ms:
+            syms = p.derivation.step(m.step).target.symbols()
+            mutated.update(zip(syms, m.exprs))
+            first = p.order[syms[0]] if first is None else min(first, p.order[syms[0]])
+        region = sorted((s for s in ancestors | {target} if p.order[s] >= first), key=lambda s: p.order[s])
         env = dict(env_in)
         try:
             for s in region:
@@ -712,6 +746,10 @@ def _grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> 
     try:
         value = parse_answer(text, p.vocab)
     except LatexError as err:
+        if str(err).startswith("a product of shapes"):     # a known slip may explain the misfit
+            found = _misfit_slip(p, quantity, index, text, seed)
+            if found:
+                return {"verdict": WRONG, "expected": found[1], "feedback": found[0]}
         return {"verdict": INVALID, "expected": None, "feedback": str(err)}
     except (OverflowError, ValueError, TypeError, ArithmeticError, RecursionError) as err:
         return {"verdict": INVALID, "expected": None, "feedback": f"could not be read as a number or formula "
@@ -724,6 +762,11 @@ def _grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> 
     expected = _expected_text(p, target)
     misuse = p.misuse(quantity, index, value)
     if misuse:
+        from derive.grading.slips import neighbour
+        label = neighbour(p, value, target, seed, lambda v: p.misuse(quantity, index, v),
+                          p.may_use(quantity, index)[0])
+        if label:       # δ² in δ²'s own formula where δ³ belongs: a wrong layer index, named
+            return {"verdict": WRONG, "expected": expected, "feedback": label}
         return {"verdict": INVALID, "expected": expected, "feedback": misuse}
     try:
         decision = equiv.decide(p.ctx, value, target, seed)
@@ -746,7 +789,7 @@ def _grade_latex(p: Problem, quantity: str, index, text: str, seed: int = 0) -> 
     elif label and where and "sign" in label:      # say where the sign went wrong, not a factor that is right
         feedback = "sign flipped: " + where.replace(" (its sign is flipped)", "")
     elif label:
-        feedback = f"{label}; {where}" if where and "factor" not in label else label
+        feedback = f"{label}; {where}" if where and "factor" not in label and "is needed" not in label else label
     elif where:
         feedback = f"not equivalent to the derivation's formula: {where}"
     else:
@@ -813,7 +856,20 @@ def _latex_name(name: str) -> str:
     return f"{{{base}}}_{{{idx}}}"
 
 
-def _symbolic_mistake(p: Problem, value: Any, target: Any, seed: int) -> str | None:
+def _misfit_slip(p: Problem, quantity: str, index, text: str, seed: int) -> tuple[str, str] | None:
+    """(feedback, expected) when fixing a product whose shapes do not fit explains the answer."""
+    from derive.grading.slips import repaired
+    q = p.derivation.quantity(quantity)
+    target = q.matrix() if index is None and q.shape else p.element_symbol(quantity, index)
+    try:
+        found = repaired(p, text, target, seed, lambda v: _symbolic_mistake(p, v, target, seed, pairs=False),
+                         lambda v: p.misuse(quantity, index, v))
+    except (OverflowError, ValueError, TypeError, ArithmeticError, RecursionError):
+        return None
+    return (found[0], _expected_text(p, target)) if found else None
+
+
+def _symbolic_mistake(p: Problem, value: Any, target: Any, seed: int, pairs: bool = True) -> str | None:
     targets = set(target) if hasattr(target, "shape") else {target}
     chosen = None
     nearest_first = sorted(p.mistakes, key=lambda m: -p.order[p.derivation.quantity(m.step).symbols()[0]])
@@ -826,17 +882,11 @@ def _symbolic_mistake(p: Problem, value: Any, target: Any, seed: int) -> str | N
         if equiv.matches(p.ctx, value, dict(zip(syms, m.exprs)), target, seed):
             chosen = m.label
             break
+    if chosen is None and pairs:
+        from derive.grading.slips import pair
+        two = pair(p, value, target, seed)
+        if two:
+            chosen = f"two slips: {two[0].label}; and {two[1].label}"
     return chosen
 
 
-def _depends(p: Problem, targets: set, syms: set) -> bool:
-    seen, stack = set(), [s for t in targets for s in p.deps.get(t, ())]
-    while stack:
-        s = stack.pop()
-        if s in syms:
-            return True
-        if s in seen:
-            continue
-        seen.add(s)
-        stack.extend(p.deps.get(s, ()))
-    return False

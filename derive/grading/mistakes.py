@@ -31,6 +31,8 @@ def _text(e: sp.Expr) -> str:
     """Readable one-line text of an expression: element indices dropped, ``*`` as ``·``."""
     s = sp.sstr(e)
     s = re.sub(r"\[\d+(,\d+)?\]", "", s)
+    s = re.sub(r"Piecewise\(\((.+?), (.+?)\), \((.+?), True\)\)", r"(\1 if \2, else \3)", s)
+    s = re.sub(r"\b([A-Za-z_][A-Za-z0-9_]*)\*\*2\b", r"(\1)²", s)    # h1**2 -> (h1)², read (h¹)²
     return s.replace("**", "^").replace("*", "·").replace("learning_rate", "η")
 
 
@@ -45,30 +47,102 @@ def _is_activation(op: str) -> bool:
 
 # ----------------------------------------------------------------------------- scalar graphs
 
+def _loss_node(derivation: Derivation) -> str | None:
+    seed = next((s for s in derivation.steps if type(s).__name__ == "Seed"), None)
+    return seed.name[len("grad_"):] if seed is not None else None
+
+
 def _ChainRule(step, derivation):
     nodes = _nodes(derivation)
     consumers = [c for c, _ in step.terms]
     grads = [symbol("grad_" + c) * local for c, local in step.terms]
+    loss = _loss_node(derivation)
     out = []
     if len(step.terms) > 1:
         for i, c in enumerate(consumers):
             out.append(Mistake(step.name, (sp.Add(*(g for j, g in enumerate(grads) if j != i)),),
-                               f"missing the path through {c}: ∂L/∂{step.of} sums over {', '.join(consumers)}"))
+                               f"missing the path through {c}: grad_{step.of} sums over {', '.join(consumers)}"))
     for i, (c, local) in enumerate(step.terms):
         node = nodes.get(c)
         rest = [g for j, g in enumerate(grads) if j != i]
+        up = symbol("grad_" + c)
+        term = lambda e: (sp.Add(up * e, *rest),)
         if node is not None and _is_activation(node.op) and local.free_symbols:
-            out.append(Mistake(step.name, (sp.Add(symbol("grad_" + c), *rest),),
-                               f"missing {node.op}′ of {c}: the factor {_text(local)} is missing"))
-            out.append(Mistake(step.name, (sp.Add(symbol("grad_" + c) * symbol(c), *rest),),
-                               f"used {c} instead of {node.op}′ = {_text(local)}"))
-        if local.free_symbols:
-            out.append(Mistake(step.name, (sp.Add(-symbol("grad_" + c) * local, *rest),),
-                               f"sign flipped in ∂{c}/∂{step.of}: {_text(local)} expected"))
+            out.append(Mistake(step.name, (sp.Add(up, *rest),),
+                               f"missing {_NAMES.get(node.op, node.op)}′ of {c}: the factor {_text(local)} is missing"))
+            out.append(Mistake(step.name, (sp.Add(up * symbol(c), *rest),),
+                               f"used {c} instead of {_NAMES.get(node.op, node.op)}′ = {_text(local)}"))
+            for e, label in _derivative_slips(node.op, symbol(c), symbol(step.of), f"∂{c}/∂{step.of}", local):
+                out.append(Mistake(step.name, term(e), label))
+        if local.is_Add and local.free_symbols:     # a difference: y − ŷ written for ŷ − y
+            out.append(Mistake(step.name, term(-local),
+                               f"sign flipped in ∂{c}/∂{step.of}: {_text(local)} expected, not {_text(-local)}"))
+        if c == loss and local.free_symbols:
+            out.append(Mistake(step.name, term(2 * local),
+                               f"missing ½ in {c}: ∂{c}/∂{step.of} = {_text(local)}, the ½ cancels the square's 2"))
+            out.append(Mistake(step.name, term(local / 2),
+                               f"extra ½ in ∂{c}/∂{step.of}: the ½ of {c} cancels the square's 2, {_text(local)} expected"))
+        if local.is_Symbol and node is not None:    # a plain factor: the neighbouring input taken instead
+            for other in sorted(node.exprs[0].free_symbols - {local, symbol(step.of)}, key=str):
+                if _is_param(other.name, derivation) == _is_param(local.name, derivation):
+                    out.append(Mistake(step.name, term(other),
+                                       f"used {other} where {local} is needed in grad_{step.of} = grad_{c}·{local}"))
+        if len(step.terms) == 1 and node is not None:   # δ of the wrong node: a sibling of the same kind
+            for sib in _siblings(c, derivation):
+                out.append(Mistake(step.name, (symbol("grad_" + sib) * local,),
+                                   f"used grad_{sib} where grad_{c} is needed in grad_{step.of} = grad_{c}·{_text(local)}"))
     return out
 
 
+def _is_param(name: str, derivation: Derivation) -> bool:
+    step = derivation.step(name) if name in derivation else None
+    return getattr(step, "role", None) == "param"
+
+
+_NAMES = {"sigmoid": "σ", "tanh": "tanh", "relu": "ReLU"}
+
+
+def _derivative_slips(activation: str, h: sp.Expr, z: sp.Expr, what: str, right: sp.Expr
+                      ) -> list[tuple[sp.Expr, str]]:
+    """What students write for the derivative of ``activation`` at one element (``h`` = g(``z``)):
+    σ(1 + σ) or 1 + σ for σ′, 1 − tanh for tanh′, another activation's derivative."""
+    g = _NAMES.get(activation)
+    if g is None:
+        return []
+    expected = f"{what} = {_text(right)} expected"
+    out = []
+    if activation == "sigmoid":
+        out += [(h * (1 + h), f"σ′ written as σ(1 + σ): {expected}"),
+                (1 + h, f"σ′ written as 1 + σ: {expected}"),
+                (1 - h, f"σ′ written as 1 − σ (the factor σ is missing): {expected}"),
+                (1 - h ** 2, f"used tanh′ = 1 − tanh² for a σ layer: {expected}")]
+    if activation == "tanh":
+        out += [(1 - h, f"tanh′ written as 1 − tanh (the square is missing): {expected}"),
+                (1 + h ** 2, f"tanh′ written as 1 + tanh²: {expected}"),
+                (h * (1 - h), f"used σ′ = σ(1 − σ) for a tanh layer: {expected}"),
+                (primitives.derivative("sigmoid").xreplace({primitives.X: z}),
+                 f"used σ′ for a tanh layer: {expected}")]
+    if activation == "relu":
+        out += [(primitives.derivative("sigmoid").xreplace({primitives.X: z}), f"used σ′ for a ReLU layer: {expected}"),
+                (h * (1 - h), f"used σ′ = σ(1 − σ) for a ReLU layer: {expected}")]
+    return out
+
+
+def _siblings(name: str, derivation: Derivation) -> list[str]:
+    """Nodes with the same operation and the same letters as ``name`` (In_o1 → In_o2, In_h1)."""
+    nodes = _nodes(derivation)
+    stem = re.sub(r"\d+$", "", name)
+    op = nodes[name].op
+    return [n for n, s in nodes.items() if n != name and s.op == op and re.sub(r"\d+$", "", n)[:1] == stem[:1]
+            and ("grad_" + n) in derivation]
+
+
 def _Node(step, derivation):
+    if step.name == _loss_node(derivation) and any(t.as_coeff_Mul()[0] == sp.Rational(1, 2)
+                                                   for t in sp.Add.make_args(step.exprs[0])):
+        e = step.exprs[0]
+        return [Mistake(step.name, (2 * e,), f"missing ½ in the loss {step.name} = {_text(e)}"),
+                Mistake(step.name, (e / 2,), f"extra ½ in the loss {step.name} = {_text(e)}")]
     if not _is_activation(step.op) or len(step.args) != 1:
         return []
     arg = step.args[0]
@@ -84,8 +158,8 @@ def _Update(step, derivation):
         change = e - theta
         plus.append(theta - change)
         no_eta.append(theta + change.xreplace({eta: sp.S.One}))
-    return [Mistake(step.name, tuple(plus), f"update sign flipped: {p}_new = {p} − η·∂L/∂{p}"),
-            Mistake(step.name, tuple(no_eta), f"learning rate missing: {p}_new = {p} − η·∂L/∂{p}")]
+    return [Mistake(step.name, tuple(plus), f"update sign flipped: {p}_new = {p} − η·grad_{p}"),
+            Mistake(step.name, tuple(no_eta), f"learning rate missing: {p}_new = {p} − η·grad_{p}")]
 
 
 # ----------------------------------------------------------------------------- layered networks
@@ -94,24 +168,46 @@ def _vec(name: str, n: int) -> list[sp.Symbol]:
     return [symbol(name, (i,)) for i in range(n)]
 
 
+def _layers(derivation: Derivation) -> int:
+    return max((getattr(s, "layer", 0) for s in derivation.steps), default=0)
+
+
+def _sizes(derivation: Derivation, name: str) -> int | None:
+    return derivation.quantity(name).shape[0] if name in derivation else None
+
+
 def _OutputGradient(step, derivation):
-    return [Mistake(step.name, tuple(-e for e in step.exprs), f"sign flipped: ∇_y L = {_text(step.exprs[0])} expected")]
+    e0 = _text(step.exprs[0])
+    out = [Mistake(step.name, tuple(-e for e in step.exprs),
+                   f"sign flipped: ∇_y L = {e0} expected (ŷ − y and y − ŷ swapped)")]
+    if step.loss == "half_sse":
+        out.append(Mistake(step.name, tuple(2 * e for e in step.exprs),
+                           f"missing ½ of the loss ½‖y − t‖²: ∇_y L = {e0}, the ½ cancels the square's 2"))
+        out.append(Mistake(step.name, tuple(e / 2 for e in step.exprs),
+                           f"extra ½ in ∇_y L: the ½ of the loss cancels the square's 2, {e0} expected"))
+    return out
 
 
 def _SoftmaxCrossEntropy(step, derivation):
-    return [Mistake(step.name, tuple(-e for e in step.exprs), f"sign flipped: δ{step.layer} = {_text(step.exprs[0])} expected")]
+    return [Mistake(step.name, tuple(-e for e in step.exprs),
+                    f"sign flipped: delta{step.layer} = {_text(step.exprs[0])} expected (ŷ − y and y − ŷ swapped)")]
 
 
 def _LocalDerivative(step, derivation):
     act = primitives.ACTIVATIONS[step.activation]
-    if act.vector or step.form != "output" or step.activation == "identity":
+    if act.vector or step.activation == "identity":
         return []
     l, n = step.layer, step.target.shape[0]
     h, z = _vec(f"h{l}", n), _vec(f"z{l}", n)
-    out = [Mistake(step.name, tuple(h), f"used g(z{l}) = h{l} instead of g′(z{l}) = {_text(step.exprs[0])}")]
-    from_z = tuple(e.xreplace(dict(zip(h, z))) for e in step.exprs)
-    if from_z != step.exprs:
-        out.append(Mistake(step.name, from_z, f"g′ computed from z{l} instead of h{l}: {_text(step.exprs[0])} expected"))
+    out = []
+    if step.form == "output":
+        out.append(Mistake(step.name, tuple(h), f"used g(z{l}) = h{l} instead of g′(z{l}) = {_text(step.exprs[0])}"))
+        from_z = tuple(e.xreplace(dict(zip(h, z))) for e in step.exprs)
+        if from_z != step.exprs:
+            out.append(Mistake(step.name, from_z, f"g′ computed from z{l} instead of h{l}: {_text(step.exprs[0])} expected"))
+    slips = [_derivative_slips(step.activation, hi, zi, f"g′(z{l})", e) for hi, zi, e in zip(h, z, step.exprs)]
+    for k in range(len(slips[0]) if slips else 0):
+        out.append(Mistake(step.name, tuple(s[k][0] for s in slips), slips[0][k][1]))
     return out
 
 
@@ -119,23 +215,40 @@ def _delta(step, derivation):
     if step.jacobian:
         return []
     upstream = step.inputs[0]
-    n = step.target.shape[0]
-    return [Mistake(step.name, tuple(_vec(upstream, n)),
-                    f"missing g′(z{step.layer}) in δ{step.layer} = {upstream} ⊙ g′(z{step.layer})")]
+    l, n = step.layer, step.target.shape[0]
+    g = _vec(f"gprime{l}", n)
+    out = [Mistake(step.name, tuple(_vec(upstream, n)),
+                   f"missing g′(z{l}) in delta{l} = {upstream} ⊙ g′(z{l})")]
+    for k in (l + 1, l - 1):     # the local derivative of a neighbouring layer
+        if _sizes(derivation, f"gprime{k}") == n and derivation.quantity(f"gprime{k}").shape == (n,):
+            out.append(Mistake(step.name, tuple(u * gk for u, gk in zip(_vec(upstream, n), _vec(f"gprime{k}", n))),
+                               f"used gprime{k} where gprime{l} is needed in delta{l} = {upstream} ⊙ gprime{l}"))
+    return out
 
 
 _DeltaOutput = _DeltaHidden = _delta
 
 
 def _BackError(step, derivation):
-    W = derivation.quantity(f"W{step.layer + 1}")
-    if W.shape[0] != W.shape[1]:
-        return []
-    n = W.shape[0]
-    delta = _vec(f"delta{step.layer + 1}", n)
-    exprs = tuple(sp.Add(*[W.symbol((j, i)) * delta[i] for i in range(n)]) for j in range(n))
-    return [Mistake(step.name, exprs, f"used W{step.layer + 1} instead of W{step.layer + 1}ᵀ in "
-                                      f"∂L/∂h{step.layer} = W{step.layer + 1}ᵀ δ{step.layer + 1}")]
+    l = step.layer
+    W = derivation.quantity(f"W{l + 1}")
+    rows, n = W.shape             # ∂L/∂h^l = W^{l+1 T} δ^{l+1}: n = size of h^l
+    delta = _vec(f"delta{l + 1}", rows)
+    what = f"in grad_h{l} = W{l + 1}ᵀ delta{l + 1}"
+    out = []
+    if rows == n:
+        exprs = tuple(sp.Add(*[W.symbol((j, i)) * delta[i] for i in range(n)]) for j in range(n))
+        out.append(Mistake(step.name, exprs, f"used W{l + 1} where W{l + 1}ᵀ is needed {what}"))
+    for k in (l, l + 2):          # the weights of a neighbouring layer
+        if f"W{k}" in derivation and derivation.quantity(f"W{k}").shape == W.shape:
+            Wk = derivation.quantity(f"W{k}")
+            exprs = tuple(sp.Add(*[Wk.symbol((i, j)) * delta[i] for i in range(rows)]) for j in range(n))
+            out.append(Mistake(step.name, exprs, f"used W{k} where W{l + 1} is needed {what}"))
+    if f"delta{l + 2}" in derivation and _sizes(derivation, f"delta{l + 2}") == rows:
+        d2 = _vec(f"delta{l + 2}", rows)
+        exprs = tuple(sp.Add(*[W.symbol((i, j)) * d2[i] for i in range(rows)]) for j in range(n))
+        out.append(Mistake(step.name, exprs, f"used delta{l + 2} where delta{l + 1} is needed {what}"))
+    return out
 
 
 def _WeightGradient(step, derivation):
@@ -144,14 +257,34 @@ def _WeightGradient(step, derivation):
     delta = _vec(f"delta{l}", rows)
     prev = "x" if l == 1 else f"h{l - 1}"
     h = _vec(prev, cols)
+    what = f"in grad_W{l} = delta{l} {prev}ᵀ"
     out = []
     if l > 1:
         z = _vec(f"z{l - 1}", cols)
         out.append(Mistake(step.name, tuple(delta[i] * z[j] for i in range(rows) for j in range(cols)),
-                           f"used z{l - 1} instead of h{l - 1} in ∂L/∂W{l} = δ{l} h{l - 1}ᵀ"))
+                           f"used z{l - 1} where {prev} is needed {what}"))
     if rows == cols:
         out.append(Mistake(step.name, tuple(delta[j] * h[i] for i in range(rows) for j in range(cols)),
-                           f"outer product reversed: ∂L/∂W{l} = δ{l} {prev}ᵀ"))
+                           f"outer product reversed {what}"))
+    if _sizes(derivation, f"h{l}") == cols:         # h^l in place of h^{l−1}
+        hl = _vec(f"h{l}", cols)
+        out.append(Mistake(step.name, tuple(delta[i] * hl[j] for i in range(rows) for j in range(cols)),
+                           f"used h{l} where {prev} is needed {what}"))
+    for k in (l + 1, l - 1):                        # δ of another layer
+        if k >= 1 and _sizes(derivation, f"delta{k}") == rows:
+            dk = _vec(f"delta{k}", rows)
+            out.append(Mistake(step.name, tuple(dk[i] * h[j] for i in range(rows) for j in range(cols)),
+                               f"used delta{k} where delta{l} is needed {what}"))
+    return out
+
+
+def _BiasGradient(step, derivation):
+    l, n = step.layer, step.target.shape[0]
+    out = []
+    for k in (l + 1, l - 1):
+        if k >= 1 and _sizes(derivation, f"delta{k}") == n:
+            out.append(Mistake(step.name, tuple(_vec(f"delta{k}", n)),
+                               f"used delta{k} where delta{l} is needed in grad_b{l} = delta{l}"))
     return out
 
 
@@ -161,7 +294,7 @@ def _Affine(step, derivation):
     if f"b{l}" in step.inputs:
         b = _vec(f"b{l}", step.target.shape[0])
         out.append(Mistake(step.name, tuple(e - bi for e, bi in zip(step.exprs, b)),
-                           f"missing bias b{l} in z{l} = W{l} h{l - 1} + b{l}"))
+                           f"missing bias b{l} in z{l} = W{l} {'x' if l == 1 else f'h{l - 1}'} + b{l}"))
     return out
 
 
@@ -175,7 +308,8 @@ def _Activate(step, derivation):
 def _LossValue(step, derivation):
     if step.loss != "half_sse":
         return []
-    return [Mistake(step.name, tuple(2 * e for e in step.exprs), "missing ½ in the loss ½‖y − t‖²")]
+    return [Mistake(step.name, tuple(2 * e for e in step.exprs), "missing ½ in the loss ½‖y − t‖²"),
+            Mistake(step.name, tuple(e / 2 for e in step.exprs), "extra ½ in the loss: ½‖y − t‖² expected")]
 
 
 # ----------------------------------------------------------------------------- perceptrons

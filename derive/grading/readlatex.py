@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import contextvars
 import re
 from typing import Any, Callable
 
@@ -25,9 +26,54 @@ class LatexError(ValueError):
     """The answer is not a well-formed expression of this problem; the message says where and why."""
 
 
+class Repairs:
+    """While active (:func:`repairing`), a matrix product whose shapes do not fit is read as one
+    of its fixes instead of raising: ``Aᵀ B``, ``A Bᵀ`` or ``A ⊙ B``, the k-th misfit taking fix
+    ``choices[k]`` (default the first).  ``made`` lists (fix, A, B) per misfit, ``options`` how
+    many fixes each had: the grader names a fix that turns the answer into the right formula as
+    the student's slip (W where Wᵀ is needed), never as a reading of what was meant."""
+
+    def __init__(self, choices: tuple[int, ...] = ()):
+        self.choices = tuple(choices)
+        self.made: list[tuple[str, Any, Any]] = []
+        self.options: list[int] = []
+
+
+_REPAIRS: contextvars.ContextVar = contextvars.ContextVar("nnderive_repairs", default=None)
+
+
+@contextlib.contextmanager
+def repairing(repairs: Repairs):
+    token = _REPAIRS.set(repairs)
+    try:
+        yield repairs
+    finally:
+        _REPAIRS.reset(token)
+
+
+def _fixes(a: Any, b: Any) -> list[tuple[str, Any]]:
+    out = []
+    if a.rows == b.rows:
+        out.append(("transpose_left", lambda: a.T * b))
+    if a.cols == b.cols:
+        out.append(("transpose_right", lambda: a * b.T))
+    if a.shape == b.shape:
+        out.append(("hadamard", lambda: sp.Matrix(a.rows, a.cols, [x * y for x, y in zip(a, b)])))
+    return out
+
+
 def _product(alg: MatrixAlgebra, a: Any, b: Any) -> Any:
     """Juxtaposition, \\cdot, \\times: the matrix product of two matrices, else scaling."""
     if _is_mat(a) and _is_mat(b):
+        repairs = _REPAIRS.get()
+        if a.cols != b.rows and repairs is not None:
+            fixes = _fixes(a, b)
+            k = len(repairs.options)
+            choice = repairs.choices[k] if k < len(repairs.choices) else 0
+            repairs.options.append(len(fixes))
+            if choice < len(fixes):
+                repairs.made.append((fixes[choice][0], a, b))
+                return fixes[choice][1]()
         if a.cols != b.rows:
             raise LatexError(f"a product of shapes {a.rows}x{a.cols} and {b.rows}x{b.cols} does not fit"
                              + ("; for an element-wise product write \\odot" if a.shape == b.shape else ""))

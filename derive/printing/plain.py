@@ -6,6 +6,7 @@ partials, fonts, Greek letters, primes); anything else is kept as written, never
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _SUP = dict(zip("0123456789+-=()abcdefghijklmnoprstuvwxyzT,′ᵀ",
                 "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻᵀ,′ᵀ"))
@@ -48,7 +49,9 @@ def _fractions(s: str) -> str:
 
 def text_of(latex: str) -> str:
     """Plain Unicode text of a name's LaTeX (see the module's docstring)."""
-    s = _fractions(re.sub(r"\\(?:hat|widehat)\{([^{}])\}", "\\1\u0302", latex))
+    bold = r"\\(?:mathbf|boldsymbol|bm|mathrm|mathit)\{([^{}])\}"     # \hat{\mathbf{y}} is ŷ too
+    s = re.sub(r"\\(?:hat|widehat)\{" + bold + r"\}", "\\1\u0302", latex)
+    s = _fractions(re.sub(r"\\(?:hat|widehat)\{([^{}])\}", "\\1\u0302", s))
     for _ in range(8):                                   # innermost groups first, a few levels deep
         new = re.sub(_FONTS + r"\{([^{}]*)\}", r"\1", s)
         new = re.sub(r"\\left|\\right|\\,|\\;|\\!", "", new)
@@ -68,4 +71,4 @@ def text_of(latex: str) -> str:
         if c not in "{}":
             out.append(c)
         i += 1
-    return re.sub(r"\s+", " ", "".join(out)).strip().replace("∂ ", "∂")
+    return unicodedata.normalize("NFC", re.sub(r"\s+", " ", "".join(out)).strip().replace("∂ ", "∂"))

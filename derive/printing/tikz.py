@@ -17,7 +17,9 @@ from derive.core.steps import ChainRule, Derivation, Given, Node, Seed
 LAYER_GAP = 4.2   # cm between layers
 NODE_GAP = 2.0    # cm between neurons of a layer
 COLUMN_GAP = 2.3  # cm between the columns of a computational graph
-ROW_GAP = 1.9     # cm between its rows
+ROW_GAP = 1.9     # cm between its rows (closer, down to MIN_ROW_GAP, for a tall graph)
+MIN_ROW_GAP = 1.25  # a node (6 mm) with its value above and its gradient below still clear of the next
+GRAPH_HEIGHT = 10.5  # cm a graph drawing may take, so that it stays on the page of the problem it shows
 MAX_VALUE_LABELS = 12   # more edges than this: no weights on them (the matrices show them)
 MAX_NAME_LABELS = 12    # a symbolic network's edges carry the weights' names up to this many
 PAGE = (16.0, 21.0)     # cm a drawing may take on the page, width and height
@@ -29,9 +31,10 @@ class Figure:
     caption: str
 
 
-def _scale(width: float, height: float) -> str:
-    """TikZ options shrinking a drawing of this extent (cm, without labels) to fit the page."""
-    s = min(1.0, (PAGE[0] - 2) / max(width, 1e-9), (PAGE[1] - 2) / max(height, 1e-9))
+def _scale(width: float, height: float, most_height: float = PAGE[1] - 2) -> str:
+    """TikZ options shrinking a drawing of this extent (cm, without labels) to fit the page (and
+    ``most_height``)."""
+    s = min(1.0, (PAGE[0] - 2) / max(width, 1e-9), most_height / max(height, 1e-9))
     return "" if s >= 1 else f"scale={s:.3f}, transform shape, "
 
 
@@ -153,22 +156,27 @@ def graph_figure(printer, derivation: Derivation) -> Figure:
     rows = _rows(depth, nodes)
     grads = {s.of: s for s in derivation.steps if isinstance(s, ChainRule)}
     grads.update({s.name[len("grad_"):]: s for s in derivation.steps if isinstance(s, Seed)})
-    scale = _scale(max(depth.values()) * COLUMN_GAP, (max(rows.values()) - min(rows.values())) * ROW_GAP)
+    span = max(rows.values()) - min(rows.values())
+    gap = max(MIN_ROW_GAP, min(ROW_GAP, GRAPH_HEIGHT / span)) if span else ROW_GAP
+    scale = _scale(max(depth.values()) * COLUMN_GAP, span * gap, GRAPH_HEIGHT)
     lines = [r"\begin{tikzpicture}[" + scale + r"op/.style={rectangle, rounded corners, draw, minimum height=6mm, "
-             r"inner sep=2pt}, val/.style={font=\scriptsize}, grad/.style={font=\scriptsize, text=red!70!black}]"]
+             r"inner sep=2pt}, val/.style={font=\scriptsize, fill=white, inner sep=1pt}, "
+             r"grad/.style={font=\scriptsize, text=red!70!black, fill=white, inner sep=1pt}]"]
+    labels = []     # drawn after the edges, on white, so that no edge runs through a number
     for name, d in sorted(depth.items(), key=lambda kv: (kv[1], rows[kv[0]])):
         sym = sp.Symbol(name, real=True)
-        lines.append(rf"\node[op] (n-{name}) at ({d * COLUMN_GAP:.2f},{-rows[name] * ROW_GAP:.2f}) "
+        lines.append(rf"\node[op] (n-{name}) at ({d * COLUMN_GAP:.2f},{-rows[name] * gap:.2f}) "
                      rf"{{${printer.e(sym)}$}};")
         if printer.has_values([sym]):
-            lines.append(rf"\node[val, anchor=south] (v-{name}) at (n-{name}.north) {{${printer.shown(sym).text}$}};")
+            labels.append(rf"\node[val, anchor=south] (v-{name}) at (n-{name}.north) {{${printer.shown(sym).text}$}};")
         g = grads.get(name)
         if g is not None and printer.has_values([g.target.symbol()]):
-            lines.append(rf"\node[grad, anchor=north] (g-{name}) at (n-{name}.south) "
-                         rf"{{${printer.shown(g.target.symbol()).text}$}};")
+            labels.append(rf"\node[grad, anchor=north] (g-{name}) at (n-{name}.south) "
+                          rf"{{${printer.shown(g.target.symbol()).text}$}};")
     for n in nodes:
         for a in n.args:
             lines.append(rf"\draw[->] (n-{a}) -- (n-{n.name});")
+    lines += labels
     lines.append(r"\end{tikzpicture}")
     numeric = any(r"\node[val" in line for line in lines)
     return Figure(_center("\n".join(lines)), "The computational graph: values above the nodes, gradients of the "
