@@ -36,6 +36,9 @@ class Kind:
     claim_functions: Callable[[Derivation], dict] | None = None
     # the names of the derivations this kind makes (``Derivation.kind``), when more than its table
     derivation_kinds: tuple[str, ...] = ()
+    # known slips of its own step classes: step class name -> (step, derivation) -> [Mistake]
+    # (derive/core/mistakes.py makes those of the steps every kind uses)
+    mistakes: dict[str, Callable] | None = None
     # (the kind's raw spec table, a quantity name) -> (container, key) of that given number in the
     # table, for ``nnderive variants`` to draw it anew; None: not a drawable number
     locate: Callable[[dict, str], tuple[Any, Any] | None] | None = None

@@ -9,7 +9,7 @@ Numeric verdicts, for an answer printed with ``d`` decimals when ``a`` are asked
 * ``carried``: within ``½·10^−min(d, a)`` of the value recomputed through the derivation from the
   student's *own* earlier answers (:func:`derive.core.evaluate.carry`): error carried forward;
 * ``wrong``: none of these.  The feedback names a mistaken variant of the derivation
-  (:mod:`derive.grading.mistakes`) that reproduces the number, or else the step that defines it.
+  (:mod:`derive.core.mistakes` and the kind's own) that reproduces the number, or else the step that defines it.
 
 A LaTeX answer is parsed by :mod:`derive.grading.parse` and compared by :mod:`derive.verify.decide`:
 ``correct`` (equivalent), ``wrong`` (not equivalent), ``undetermined``, or ``invalid`` (it could
@@ -27,11 +27,12 @@ import sympy as sp
 
 from derive.grading.slips import _depends
 from derive.verify import decide as equiv
+from derive import kinds
 from derive.kinds import derive
 from derive.core.errors import SpecError
 from derive.core.evaluate import (PRECISIONS, Num, Undecided, carry, evaluate, precision, rational, value_of,
     within)
-from derive.grading.mistakes import Mistake, mistakes
+from derive.core.mistakes import Mistake
 from derive.core.numbers import Stated
 from derive.printing.plain import text_of
 from derive.core.rounding import fixed
@@ -238,7 +239,7 @@ class Problem:
                 order[sym] = len(order)
                 step_of[sym] = step
                 deps[sym] = expr.free_symbols if not isinstance(step, Given) else set()
-        problem = cls(spec, d, values, pol, vocab, ctx, mistakes(d), order, step_of, deps, _names=shown or False)
+        problem = cls(spec, d, values, pol, vocab, ctx, kinds.mistakes(d), order, step_of, deps, _names=shown or False)
         problem.asked()  # an unknown quantity in [grading] ask is the spec's error, reported now
         problem._check_uses()
         return problem

@@ -31,7 +31,7 @@ import sympy as sp
 
 from derive.verify import decide as equiv
 from derive.core.algebra import _is_mat
-from derive.grading.mistakes import Mistake
+from derive.core.mistakes import Mistake
 from derive.grading.parse import LatexError, parse_answer
 from derive.grading.readlatex import Repairs, repairing
 

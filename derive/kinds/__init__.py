@@ -123,6 +123,13 @@ def claim_functions(derivation: Derivation | None) -> dict:
     return kind.claim_functions(derivation) if kind is not None and kind.claim_functions else {}
 
 
+def mistakes(derivation: Derivation) -> list:
+    """Every known slip of the derivation's steps, for feedback (the kind's own and the shared ones)."""
+    from derive.core.mistakes import mistakes as catalogue
+    kind = named(derivation.kind)
+    return catalogue(derivation, kind.mistakes if kind is not None else None)
+
+
 # ----------------------------------------------------------------------------- names
 
 def names(derivations: Iterable[Derivation], prof: Profile | str = "standard",

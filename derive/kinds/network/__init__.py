@@ -4,6 +4,7 @@ import re
 from derive.core.plugin import Kind
 from derive.core.steps import ELEMENTWISE, LR, Activate, Affine, Given, Quantity
 from derive.kinds.network.derivation import derive_elementwise, derive_network
+from derive.kinds.network.mistakes import MAKERS
 from derive.kinds.network.spec import Network, load_network
 
 
@@ -44,4 +45,4 @@ def _locate(net: dict, name: str):
 
 
 KIND = Kind("network", load_network, derive_network, Network, printing="derive.kinds.network.printing",
-            companions=_companions, claim_names=_claim_names, locate=_locate, derivation_kinds=("elementwise",), layered=True, kernel="layered")
+            companions=_companions, claim_names=_claim_names, locate=_locate, mistakes=MAKERS, derivation_kinds=("elementwise",), layered=True, kernel="layered")

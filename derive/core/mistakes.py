@@ -7,7 +7,9 @@ from the student's own earlier answers; formulas: at random points) and quotes t
 variant that reproduces the answer.  Nothing is guessed: a label is shown only when its variant
 gives the student's number or formula.
 
-Variants are produced per step class by ``_<Class>`` functions, as the printers dispatch.
+Variants are produced per step class by ``_<Class>`` functions, as the printers dispatch: here for
+the steps every kind may use (graph nodes, the chain rule, activations, the loss, the update), in
+a kind's package for its own (``derive/kinds/network/mistakes.py``, ``derive/kinds/perceptron/mistakes.py``).
 """
 from __future__ import annotations
 
@@ -164,139 +166,6 @@ def _Update(step, derivation):
 
 # ----------------------------------------------------------------------------- layered networks
 
-def _vec(name: str, n: int) -> list[sp.Symbol]:
-    return [symbol(name, (i,)) for i in range(n)]
-
-
-def _layers(derivation: Derivation) -> int:
-    return max((getattr(s, "layer", 0) for s in derivation.steps), default=0)
-
-
-def _sizes(derivation: Derivation, name: str) -> int | None:
-    return derivation.quantity(name).shape[0] if name in derivation else None
-
-
-def _OutputGradient(step, derivation):
-    e0 = _text(step.exprs[0])
-    out = [Mistake(step.name, tuple(-e for e in step.exprs),
-                   f"sign flipped: ∇_y L = {e0} expected (ŷ − y and y − ŷ swapped)")]
-    if step.loss == "half_sse":
-        out.append(Mistake(step.name, tuple(2 * e for e in step.exprs),
-                           f"missing ½ of the loss ½‖y − t‖²: ∇_y L = {e0}, the ½ cancels the square's 2"))
-        out.append(Mistake(step.name, tuple(e / 2 for e in step.exprs),
-                           f"extra ½ in ∇_y L: the ½ of the loss cancels the square's 2, {e0} expected"))
-    return out
-
-
-def _SoftmaxCrossEntropy(step, derivation):
-    return [Mistake(step.name, tuple(-e for e in step.exprs),
-                    f"sign flipped: delta{step.layer} = {_text(step.exprs[0])} expected (ŷ − y and y − ŷ swapped)")]
-
-
-def _LocalDerivative(step, derivation):
-    act = primitives.ACTIVATIONS[step.activation]
-    if act.vector or step.activation == "identity":
-        return []
-    l, n = step.layer, step.target.shape[0]
-    h, z = _vec(f"h{l}", n), _vec(f"z{l}", n)
-    out = []
-    if step.form == "output":
-        out.append(Mistake(step.name, tuple(h), f"used g(z{l}) = h{l} instead of g′(z{l}) = {_text(step.exprs[0])}"))
-        from_z = tuple(e.xreplace(dict(zip(h, z))) for e in step.exprs)
-        if from_z != step.exprs:
-            out.append(Mistake(step.name, from_z, f"g′ computed from z{l} instead of h{l}: {_text(step.exprs[0])} expected"))
-    slips = [_derivative_slips(step.activation, hi, zi, f"g′(z{l})", e) for hi, zi, e in zip(h, z, step.exprs)]
-    for k in range(len(slips[0]) if slips else 0):
-        out.append(Mistake(step.name, tuple(s[k][0] for s in slips), slips[0][k][1]))
-    return out
-
-
-def _delta(step, derivation):
-    if step.jacobian:
-        return []
-    upstream = step.inputs[0]
-    l, n = step.layer, step.target.shape[0]
-    g = _vec(f"gprime{l}", n)
-    out = [Mistake(step.name, tuple(_vec(upstream, n)),
-                   f"missing g′(z{l}) in delta{l} = {upstream} ⊙ g′(z{l})")]
-    for k in (l + 1, l - 1):     # the local derivative of a neighbouring layer
-        if _sizes(derivation, f"gprime{k}") == n and derivation.quantity(f"gprime{k}").shape == (n,):
-            out.append(Mistake(step.name, tuple(u * gk for u, gk in zip(_vec(upstream, n), _vec(f"gprime{k}", n))),
-                               f"used gprime{k} where gprime{l} is needed in delta{l} = {upstream} ⊙ gprime{l}"))
-    return out
-
-
-_DeltaOutput = _DeltaHidden = _delta
-
-
-def _BackError(step, derivation):
-    l = step.layer
-    W = derivation.quantity(f"W{l + 1}")
-    rows, n = W.shape             # ∂L/∂h^l = W^{l+1 T} δ^{l+1}: n = size of h^l
-    delta = _vec(f"delta{l + 1}", rows)
-    what = f"in grad_h{l} = W{l + 1}ᵀ delta{l + 1}"
-    out = []
-    if rows == n:
-        exprs = tuple(sp.Add(*[W.symbol((j, i)) * delta[i] for i in range(n)]) for j in range(n))
-        out.append(Mistake(step.name, exprs, f"used W{l + 1} where W{l + 1}ᵀ is needed {what}"))
-    for k in (l, l + 2):          # the weights of a neighbouring layer
-        if f"W{k}" in derivation and derivation.quantity(f"W{k}").shape == W.shape:
-            Wk = derivation.quantity(f"W{k}")
-            exprs = tuple(sp.Add(*[Wk.symbol((i, j)) * delta[i] for i in range(rows)]) for j in range(n))
-            out.append(Mistake(step.name, exprs, f"used W{k} where W{l + 1} is needed {what}"))
-    if f"delta{l + 2}" in derivation and _sizes(derivation, f"delta{l + 2}") == rows:
-        d2 = _vec(f"delta{l + 2}", rows)
-        exprs = tuple(sp.Add(*[W.symbol((i, j)) * d2[i] for i in range(rows)]) for j in range(n))
-        out.append(Mistake(step.name, exprs, f"used delta{l + 2} where delta{l + 1} is needed {what}"))
-    return out
-
-
-def _WeightGradient(step, derivation):
-    l = step.layer
-    rows, cols = step.target.shape
-    delta = _vec(f"delta{l}", rows)
-    prev = "x" if l == 1 else f"h{l - 1}"
-    h = _vec(prev, cols)
-    what = f"in grad_W{l} = delta{l} {prev}ᵀ"
-    out = []
-    if l > 1:
-        z = _vec(f"z{l - 1}", cols)
-        out.append(Mistake(step.name, tuple(delta[i] * z[j] for i in range(rows) for j in range(cols)),
-                           f"used z{l - 1} where {prev} is needed {what}"))
-    if rows == cols:
-        out.append(Mistake(step.name, tuple(delta[j] * h[i] for i in range(rows) for j in range(cols)),
-                           f"outer product reversed {what}"))
-    if _sizes(derivation, f"h{l}") == cols:         # h^l in place of h^{l−1}
-        hl = _vec(f"h{l}", cols)
-        out.append(Mistake(step.name, tuple(delta[i] * hl[j] for i in range(rows) for j in range(cols)),
-                           f"used h{l} where {prev} is needed {what}"))
-    for k in (l + 1, l - 1):                        # δ of another layer
-        if k >= 1 and _sizes(derivation, f"delta{k}") == rows:
-            dk = _vec(f"delta{k}", rows)
-            out.append(Mistake(step.name, tuple(dk[i] * h[j] for i in range(rows) for j in range(cols)),
-                               f"used delta{k} where delta{l} is needed {what}"))
-    return out
-
-
-def _BiasGradient(step, derivation):
-    l, n = step.layer, step.target.shape[0]
-    out = []
-    for k in (l + 1, l - 1):
-        if k >= 1 and _sizes(derivation, f"delta{k}") == n:
-            out.append(Mistake(step.name, tuple(_vec(f"delta{k}", n)),
-                               f"used delta{k} where delta{l} is needed in grad_b{l} = delta{l}"))
-    return out
-
-
-def _Affine(step, derivation):
-    l = step.layer
-    out = []
-    if f"b{l}" in step.inputs:
-        b = _vec(f"b{l}", step.target.shape[0])
-        out.append(Mistake(step.name, tuple(e - bi for e, bi in zip(step.exprs, b)),
-                           f"missing bias b{l} in z{l} = W{l} {'x' if l == 1 else f'h{l - 1}'} + b{l}"))
-    return out
-
 
 def _Activate(step, derivation):
     if not _is_activation(step.activation):
@@ -314,35 +183,25 @@ def _LossValue(step, derivation):
 
 # ----------------------------------------------------------------------------- perceptrons
 
-def _PerceptronUpdate(step, derivation):
-    W, lr, d, o, X = step.inputs
-    eta, dd, oo = symbol(lr), symbol(d), symbol(o)
-    w, x = derivation.quantity(W).symbols(), derivation.quantity(X).symbols()
-    return [Mistake(step.name, tuple(a + eta * (oo - dd) * b for a, b in zip(w, x)),
-                    f"sign flipped: {step.name} = {W} + η ({d} − {o}) {X}"),
-            Mistake(step.name, tuple(a + eta * dd * b for a, b in zip(w, x)),
-                    f"used the desired output {d} instead of the error {d} − {o}"),
-            Mistake(step.name, tuple(a + (dd - oo) * b for a, b in zip(w, x)),
-                    f"learning rate missing: {step.name} = {W} + η ({d} − {o}) {X}")]
-
-
-def _PerceptronOutput(step, derivation):
-    net = step.inputs[0]
-    return [Mistake(step.name, tuple(derivation.quantity(net).symbols()),
-                    f"{step.activation} not applied: {step.name} = {step.activation}({net})")]
-
 
 # ----------------------------------------------------------------------------- catalogue
 
-def mistakes(derivation: Derivation) -> list[Mistake]:
-    """Every mistaken variant of every step (variants equal to the step itself are dropped)."""
+def mistakes(derivation: Derivation, makers: dict | None = None) -> list[Mistake]:
+    """Every mistaken variant of every step (variants equal to the step itself are dropped).
+
+    The variants of the steps every kind may use are made here (``_<StepClass>``); a kind adds
+    those of its own steps through ``makers`` (``Kind.mistakes``: step class name -> function)."""
     out: list[Mistake] = []
-    table = globals()
+    table = {**{k[1:]: v for k, v in globals().items() if k[:1] == "_" and k[1:2].isupper()}, **(makers or {})}
     for step in derivation.steps:
-        make = table.get("_" + type(step).__name__)
+        make = table.get(type(step).__name__)
         if make is None:
             continue
         for m in make(step, derivation):
             if m.exprs != tuple(step.exprs) and not any(o.step == m.step and o.exprs == m.exprs for o in out):
                 out.append(m)
     return out
+
+
+def _vec(name: str, n: int) -> list[sp.Symbol]:
+    return [symbol(name, (i,)) for i in range(n)]
