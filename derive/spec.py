@@ -33,6 +33,9 @@ MAX_SAMPLES = 64  # rows of a mini-batch ([network] input and target as lists of
 MAX_MAGNITUDE = sp.Integer(10) ** 100
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 DOMAINS = ("real", "positive", "negative", "nonnegative", "nonpositive")
+# a node 'name = expression': the first '=' binds; the expression may hold keyword arguments
+# (``leaky_relu(u, alpha=0.2)``), never a comparison
+_BINDING = re.compile(r"([^=]*)=(?!=)(.*)", re.S)
 _STATED_KEY = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_]{0,40})(?:\[(?P<idx>\d{1,5}(?:\s*,\s*\d{1,5})?)\])?")
 
 
@@ -429,9 +432,10 @@ def load_graph(table: dict, path: str = "graph") -> Graph:
     for i, raw in enumerate(nodes_raw):
         npath = f"{path}.nodes[{i}]"
         text = _string(raw, npath, 2000)
-        if text.count("=") != 1:
+        m = _BINDING.fullmatch(text)
+        if not m or not m.group(2).strip():
             raise SpecError(npath, f"expected 'name = expression', got {text!r}")
-        lhs, rhs = (s.strip() for s in text.split("="))
+        lhs, rhs = m.group(1).strip(), m.group(2).strip()
         written.append((_check_name(lhs, npath), rhs))
     nodes, rebound, latest = _bindings(written, [k for k, _ in values], path)
     params_raw = table.get("params", [])
