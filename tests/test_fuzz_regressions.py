@@ -33,3 +33,33 @@ def test_a_graph_node_that_is_no_binding_is_refused_naming_it(node):
     with pytest.raises(SpecError) as err:
         derive(loads(f'[graph]\nvalues = {{ a = "1", b = "2" }}\nnodes = ["{node}"]\n'))
     assert str(err.value).startswith("graph.nodes[0]")
+
+
+RNN_ONE_SOFTMAX = """
+[recurrent]
+hidden_size = 1
+inputs = [["2"]]
+targets = [["0"]]
+output_size = 1
+g2 = "softmax"
+loss = "mae"
+
+[recurrent.params]
+W_hh = [["0.5"]]
+W_xh = [["0.5"]]
+b_h = ["0"]
+W_hy = [["-1.55"]]
+b_y = ["-1.21"]
+"""
+
+
+def test_a_recurrent_handout_prints_a_gradient_that_nothing_feeds():
+    # softmax over one output is the constant 1: no reader of s_1 depends on it, and the handout
+    # crashed (IndexError in recurrent_tex._sum) on the empty chain-rule sum
+    from derive.handout import build
+    spec = loads(RNN_ONE_SOFTMAX)
+    v = {s.name: x for s, x in evaluate(derive(spec)).items()}
+    assert v["loss"].exact == 1                                    # |softmax(s) − 0| = |1 − 0|
+    assert all(float(v[n]) == 0 for n in v if n.startswith(("grad_W_", "grad_b_")))
+    h = build(spec)
+    assert "so its gradient is 0" in h.markdown() and "so its gradient is 0" in h.tex()
