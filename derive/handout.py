@@ -487,8 +487,9 @@ def _printer_for(derivation, notation: str, decimals: int):
 
 def handout_text(path: str, fmt: str, notation: str | None, decimals: int, figures: str | None = None):
     """The handout of one spec file as text, and its drawings' TikZ (run inside the sandbox)."""
+    from .cli import _in_file
     from .spec import load
-    h = build(load(path), notation, decimals)
+    h = _in_file(path, lambda: build(load(path), notation, decimals))    # errors name the file, as verify's
     return (h.tex() if fmt == "tex" else h.markdown(figures)), [f.tikz for f in h.figures()]
 
 

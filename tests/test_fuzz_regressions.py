@@ -63,3 +63,16 @@ def test_a_recurrent_handout_prints_a_gradient_that_nothing_feeds():
     assert all(float(v[n]) == 0 for n in v if n.startswith(("grad_W_", "grad_b_")))
     h = build(spec)
     assert "so its gradient is 0" in h.markdown() and "so its gradient is 0" in h.tex()
+
+
+def test_a_handout_error_names_the_spec_file_as_verify_does(tmp_path, capsys, monkeypatch):
+    # a node that does not parse: verify and solve said 'm.toml: graph.nodes[0]: ...', the handout
+    # only 'graph.nodes[0]: ...' (its derivation ran outside the wrapper that names the file)
+    from derive import cli
+    monkeypatch.setenv("NNDERIVE_NO_SANDBOX", "1")
+    spec = tmp_path / "m.toml"
+    spec.write_text('[graph]\nvalues = { a = "1" }\nnodes = ["c = a +"]\n', encoding="utf-8")
+    for argv in (["verify", spec], ["solve", spec], ["handout", spec, "-o", tmp_path / "m.md"]):
+        capsys.readouterr()
+        assert cli.main([str(a) for a in argv]) == 2
+        assert capsys.readouterr().err.startswith("nnderive: error: m.toml: graph.nodes[0]: cannot parse"), argv
