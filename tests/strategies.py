@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from derive import primitives
 
 PROFILE_ENV = "NNDERIVE_HYPOTHESIS_PROFILE"
+EXAMPLES_ENV = "NNDERIVE_HYPOTHESIS_EXAMPLES"      # the fuzzing suites' case count, overriding the profile's
 _SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
 settings.register_profile("ci", max_examples=10, deadline=None, suppress_health_check=_SLOW,
                           print_blob=True)
@@ -46,6 +47,8 @@ def fuzz_profile(scale: float = 1.0) -> settings:
     ``ci`` a failing case is reported as found, without shrinking (shrinking a spec that takes
     seconds per command can take many minutes); ``long`` shrinks it."""
     chosen = profile(scale)
+    if os.environ.get(EXAMPLES_ENV):        # a run of a chosen size: that many cases per property
+        chosen = settings(chosen, max_examples=int(os.environ[EXAMPLES_ENV]))
     if os.environ.get(PROFILE_ENV, "ci") == "long":
         return chosen
     return settings(chosen, phases=[Phase.explicit, Phase.reuse, Phase.generate])

@@ -125,7 +125,7 @@ def _all_commands(capsys, path: Path, answers: Path, tmp: str) -> None:
 EXAMPLE = st.sampled_from(EXAMPLES)
 
 
-@profile(scale=1.0)
+@profile(scale=0.8)
 @given(example=EXAMPLE, data=st.data())
 def test_mutated_examples_succeed_or_refuse_in_one_line(example: Path, data, capsys):
     spec = tomllib.loads(example.read_text(encoding="utf-8"))
@@ -140,7 +140,7 @@ def test_mutated_examples_succeed_or_refuse_in_one_line(example: Path, data, cap
         _all_commands(capsys, path, answers, tmp)
 
 
-@profile(scale=1.0)
+@profile(scale=0.8)
 @given(example=EXAMPLE, data=st.data())
 def test_mutated_toml_text_succeeds_or_refuses_in_one_line(example: Path, data, capsys):
     text = data.draw(text_mutated(example.read_text(encoding="utf-8")))
@@ -155,11 +155,11 @@ def test_mutated_toml_text_succeeds_or_refuses_in_one_line(example: Path, data, 
 
 # ----------------------------------------------------------------------------- end to end
 
-END_TO_END = [
-    ("micrograd.toml", '"nodes": ["c = a +"]'),                      # a node that does not parse
-    ("hw_222.toml", None),                                           # a table written twice (TOML text)
-    ("004_10_cnn_practice.toml", '"kernel": [[1, 0], [0]]'),          # a ragged kernel
-    ("000_4_elman_rnn.toml", '"hidden_size": "2"'),                  # a string for an integer
+END_TO_END = [       # (example, a change, the command run on it): one subprocess each
+    ("micrograd.toml", '"nodes": ["c = a +"]', "handout"),          # a node that does not parse
+    ("hw_222.toml", None, "verify"),                                # a table written twice (TOML text)
+    ("004_10_cnn_practice.toml", '"kernel": [[1, 0], [0]]', "solve"),  # a ragged kernel
+    ("000_4_elman_rnn.toml", '"hidden_size": "2"', "check"),         # a string for an integer
 ]
 
 
@@ -167,8 +167,8 @@ END_TO_END = [
 ENV = {k: v for k, v in os.environ.items() if k != "NNDERIVE_NO_SANDBOX"} | {"PYTHONPATH": str(ROOT)}
 
 
-@pytest.mark.parametrize("name, change", END_TO_END)
-def test_a_mutated_spec_is_one_line_and_exit_2_in_a_subprocess(name, change, tmp_path):
+@pytest.mark.parametrize("name, change, command", END_TO_END)
+def test_a_mutated_spec_is_one_line_and_exit_2_in_a_subprocess(name, change, command, tmp_path):
     source = next(p for p in EXAMPLES if p.name == name)
     if change is None:
         text = source.read_text(encoding="utf-8")
@@ -185,9 +185,10 @@ def test_a_mutated_spec_is_one_line_and_exit_2_in_a_subprocess(name, change, tmp
             table["layer"][0][json.loads(key)] = json.loads(value)
         path = tmp_path / (Path(name).stem + ".json")
         path.write_text(json.dumps(data), encoding="utf-8")
-    for command in (["verify", str(path)], ["solve", str(path)], ["handout", str(path), "-o", str(tmp_path / "x.md")]):
-        proc = subprocess.run([sys.executable, "-m", "derive.cli", *command], capture_output=True, text=True,
-                              cwd=ROOT, timeout=300, env=ENV)
-        lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == 2 and len(lines) == 1 and ERROR_LINE.match(lines[0]), (command, proc.stderr)
-        assert path.name in lines[0] and "Traceback" not in proc.stderr
+    argv = {"verify": ["verify", path], "solve": ["solve", path], "handout": ["handout", path, "-o", tmp_path / "x.md"],
+            "check": ["check", path, ROOT / "docs" / "examples" / "answers" / "ada.toml"]}[command]
+    proc = subprocess.run([sys.executable, "-m", "derive.cli", *map(str, argv)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, env=ENV)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and ERROR_LINE.match(lines[0]), (command, proc.stderr)
+    assert path.name in lines[0] and "Traceback" not in proc.stderr

@@ -52,7 +52,7 @@ def _write(tmp: str, case: GraphCase) -> Path:
     return path
 
 
-@profile(scale=2.0)
+@profile(scale=0.8)
 @given(case=graphs())
 def test_graph_commands_succeed_or_name_the_key(case: GraphCase, capsys):
     note(case.toml)

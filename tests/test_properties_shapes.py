@@ -155,7 +155,7 @@ def _torch_cnn(case: CnnCase):
     return y, loss, x, params
 
 
-@profile(scale=1.0)
+@profile(scale=0.5)
 @given(case=cnns())
 def test_cnn_commands_and_pytorch(case: CnnCase, capsys):
     note(case.toml)
@@ -198,7 +198,7 @@ def _torch_rnn(case: RnnCase):
     return loss, P
 
 
-@profile(scale=1.0)
+@profile(scale=0.5)
 @given(case=rnns())
 def test_recurrent_commands_and_pytorch(case: RnnCase, capsys):
     note(case.toml)
@@ -216,7 +216,7 @@ def test_recurrent_commands_and_pytorch(case: RnnCase, capsys):
 _CACHE = tempfile.TemporaryDirectory(prefix="nnderive-props-shape-kernels-")
 
 
-@profile(scale=0.3)
+@profile(scale=0.2)
 @given(case=cnns() | rnns())
 def test_shape_kernels_equal_the_engine(case, capsys):
     import kernels
