@@ -76,3 +76,13 @@ def test_a_handout_error_names_the_spec_file_as_verify_does(tmp_path, capsys, mo
         capsys.readouterr()
         assert cli.main([str(a) for a in argv]) == 2
         assert capsys.readouterr().err.startswith("nnderive: error: m.toml: graph.nodes[0]: cannot parse"), argv
+
+
+@pytest.mark.parametrize("q", ["1", "3", "0.5"])
+def test_the_gradient_through_the_absolute_value_of_a_log_is_sign_times_slope(q):
+    # |log q| at q = 1 (its kink): SymPy's d|u|/dq for a u it cannot prove real is 0/0 there, and
+    # solve refused with "grad_q: cannot evaluate"; |x|'(0) = 0 by the documented convention
+    v = _values(f'[graph]\nvalues = {{ q = "{q}" }}\nparams = ["q"]\nnodes = ["x = abs(log(q))", "c = q"]\nloss = "x"\n')
+    with mpmath.workdps(40):
+        expected = mpmath.sign(mpmath.log(mpmath.mpf(q))) / mpmath.mpf(q)
+        assert abs(mpmath.mpf(float(v["grad_q"])) - expected) < 1e-12

@@ -102,13 +102,13 @@ def test_graph_commands_succeed_or_name_the_key(case: GraphCase, capsys):
 def _numbers_are_the_engines(case, path, doc: str, fmt: str) -> None:
     from derive.backprop import derive
     from derive.evaluate import evaluate
-    from derive.names import names
+    from derive.names import of_spec     # the names the handout prints (its profile)
     from derive.spec import load
     from derive.verify import verify_spec
     from numbers_check import NumberCheck
     spec = load(path)
     d = derive(spec)
-    check = NumberCheck(names([d], "xjtu"),
+    check = NumberCheck(of_spec(spec, d),
                         [d], evaluate(d), report=verify_spec(spec))
     check.document(doc, f"graph.{fmt}")
     # NumberCheck reads a form of named quantities; a path product of local derivatives

@@ -88,12 +88,12 @@ def _commands(capsys, text: str, must_solve: bool, compare=None) -> None:
 def _numbers(path, doc: str, fmt: str) -> None:
     from derive.backprop import derive
     from derive.evaluate import evaluate
-    from derive.names import names
+    from derive.names import of_spec     # the names the handout prints (its profile)
     from derive.spec import load
     from numbers_check import NumberCheck
     spec = load(path)
     d = derive(spec)
-    check = NumberCheck(names([d], "xjtu"), [d], evaluate(d))
+    check = NumberCheck(of_spec(spec, d), [d], evaluate(d))
     check.document(doc, f"spec.{fmt}")
     wrong = [p for p in check.problems if " shown as " in p]     # (see test_properties_graph)
     assert not wrong, wrong[:5]
