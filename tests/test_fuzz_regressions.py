@@ -86,3 +86,11 @@ def test_the_gradient_through_the_absolute_value_of_a_log_is_sign_times_slope(q)
     with mpmath.workdps(40):
         expected = mpmath.sign(mpmath.log(mpmath.mpf(q))) / mpmath.mpf(q)
         assert abs(mpmath.mpf(float(v["grad_q"])) - expected) < 1e-12
+
+
+@pytest.mark.parametrize("claim", ['lhs = 0\nrhs = "x"', 'lhs = "x"\nrhs = ["x"]', 'label = "l"\nlhs = 1.5\nrhs = "x"'])
+def test_a_claim_side_that_is_not_a_string_is_refused_naming_it(claim):
+    # the default label (lhs + " = " + rhs) was built before the sides were checked: TypeError
+    with pytest.raises(SpecError) as err:
+        loads(f'[symbols]\nx = "real"\n\n[[claim]]\n{claim}\n')
+    assert str(err.value).startswith("claim[0].")
