@@ -108,7 +108,9 @@ def text_mutated(draw, text: str) -> str:
 
 def _answers(data: dict) -> str:
     """An answer file for the spec: its stated names with a number, a formula and garbage."""
-    names = [k for k in (data.get("stated") or {}) if isinstance(k, str)][:6] or ["loss"]
+    stated = data.get("stated")
+    names = [k for k in stated if isinstance(k, str)][:6] if isinstance(stated, dict) else []
+    names = names or ["loss"]
     body = [f'{json.dumps(n)} = {v}' for n, v in zip(names, ['"0.5"', "'$x + 1$'", '"1e999"', '"ab"', "[[]]", '"0"'])]
     return "[answers]\n" + "\n".join(body) + "\n"
 
