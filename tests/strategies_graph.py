@@ -162,6 +162,8 @@ def evaluate(case: GraphCase, seed: str | None = None) -> dict[str, mpmath.mpf]:
     straight-line code itself.  Raises :class:`Undefined` where a node has no finite real value or
     derivative; only nodes up to the loss count (later ones are never evaluated by the engine's
     backward pass, but their values are)."""
+    if any(v == "symbol" for _, v in case.values):
+        raise Undefined("a value is a symbol")
     with mpmath.workdps(50):
         KINKS.clear()
         env = {n: Dual(mpmath.mpf(v), 1 if n == seed else 0) for n, v in case.values}
@@ -259,7 +261,9 @@ def graphs(draw, stated: bool = True) -> GraphCase:
     n_values = draw(st.integers(1, 4))
     names = draw(st.permutations(NAMES))
     value_names = names[:n_values]
-    values = tuple((n, draw(st.sampled_from(POOL) | decimals(-300, 300))) for n in value_names)
+    # now and then a value left as a symbol: a graph without numbers (refused by solve, in one line)
+    values = tuple((n, "symbol" if draw(st.integers(0, 15)) == 0 else draw(st.sampled_from(POOL) | decimals(-300, 300)))
+                   for n in value_names)
     params = tuple(n for n in value_names if draw(st.booleans())) or (value_names[0],)
     # the names a node may bind: fresh ones, or one already bound (a rebinding)
     fresh = list(names[n_values:])
