@@ -138,11 +138,14 @@ def rnns(draw) -> RnnCase:
     p = draw(st.none() | st.integers(1, 2))
     g1 = draw(st.sampled_from(SCALAR)) if cell == "elman" else "tanh"
     g2 = draw(st.sampled_from(["identity", "sigmoid", "tanh", "softmax"])) if p else None
-    loss = draw(st.sampled_from(["half_sse", "mse", "mae"] + (["cross_entropy"] if g2 == "softmax" else [])))
+    loss = draw(st.sampled_from(["half_sse", "mse", "mae"] + (["cross_entropy"] if g2 == "softmax" else []) +
+                                (["bce"] if g2 == "sigmoid" else []) +
+                                (["softmax_cross_entropy"] if g2 == "identity" else [])))
     loss_at = draw(st.sampled_from(["every", "last"]))
     width = p or n
     one_hot = st.integers(0, width - 1).map(lambda k: ["1" if i == k else "0" for i in range(width)])
-    target = one_hot if loss == "cross_entropy" else vector(width)
+    target = (one_hot if loss in ("cross_entropy", "softmax_cross_entropy") else
+              st.lists(decimals(0, 100), min_size=width, max_size=width) if loss == "bce" else vector(width))
     inputs = tuple(tuple(draw(vector(m))) for _ in range(T))
     targets = tuple(tuple(draw(target)) for _ in range(T if loss_at == "every" else 1))
     params = {}

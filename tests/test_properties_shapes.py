@@ -41,7 +41,9 @@ def act(name: str, x):
 
 def loss_of(name: str, y, t):
     return {"half_sse": lambda: 0.5 * ((y - t) ** 2).sum(), "mse": lambda: ((y - t) ** 2).mean(),
-            "mae": lambda: (y - t).abs().mean(), "cross_entropy": lambda: -(t * torch.log(y)).sum()}[name]()
+            "mae": lambda: (y - t).abs().mean(), "cross_entropy": lambda: -(t * torch.log(y)).sum(),
+            "bce": lambda: -(t * torch.log(y) + (1 - t) * torch.log(1 - y)).mean(),
+            "softmax_cross_entropy": lambda: -(t * torch.log_softmax(y, dim=-1)).sum()}[name]()
 
 
 def _flat(v) -> list[float]:
