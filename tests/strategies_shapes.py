@@ -56,6 +56,7 @@ class CnnCase:
     target: tuple | None
     learning_rate: str | None
     fits: bool                       # every window fits (else the spec must be refused)
+    upstream: list | None = None     # the given output gradient (no loss)
 
 
 @st.composite
@@ -103,15 +104,21 @@ def cnns(draw) -> CnnCase:
         if draw(st.booleans()):
             loss = draw(st.sampled_from(["half_sse", "mse", "mae"]))
             target = tuple(draw(vector(out)))
+    upstream = None      # without a loss: ∂L/∂y given (output_gradient), or all ones by default
+    if fits and loss is None and draw(st.booleans()):
+        dense_out = layers[-1]["type"] == "dense"
+        upstream = draw(vector(len(layers[-1]["weights"])) if dense_out else grid(*shape))
     lr = draw(st.none() | decimals(1, 100))
     lines = ["[cnn]", f"input = {toml_value(x)}"]
     if loss:
         lines += [f'loss = "{loss}"', f"target = {toml_value(list(target))}"]
+    if upstream is not None:
+        lines.append(f"output_gradient = {toml_value(upstream)}")
     if lr:
         lines.append(f'learning_rate = "{lr}"')
     for layer in layers:
         lines += ["", "[[cnn.layer]]"] + [f"{k} = {toml_value(v)}" for k, v in layer.items()]
-    return CnnCase("\n".join(lines) + "\n", tuple(map(tuple, x)), tuple(layers), loss, target, lr, fits)
+    return CnnCase("\n".join(lines) + "\n", tuple(map(tuple, x)), tuple(layers), loss, target, lr, fits, upstream)
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,8 @@ def _torch_cnn(case: CnnCase):
                 params[f"b{dense}"] = b = _t(layer["bias"], grad=True)
                 h = h + b
     y = h if h.dim() == 1 else h[0, 0]
-    loss = loss_of(case.loss, y, _t(case.target)) if case.loss else y.sum()
+    G = _t(case.upstream) if case.upstream is not None else torch.ones_like(y)
+    loss = loss_of(case.loss, y, _t(case.target)) if case.loss else (G * y).sum()
     if loss.requires_grad:
         loss.backward()
     return y, loss, x, params
