@@ -25,7 +25,7 @@ from strategies import decimals
 # every scalar activation of the registry and its parameters; the elementary functions
 ACTIVATIONS = {n: a for n, a in primitives.ACTIVATIONS.items() if not a.vector}
 FUNCTIONS = dict(primitives.FUNCTIONS)
-POOL = ["0", "1", "-1", "2", "-2", "0.5", "-0.5", "1.5", "3"]
+POOL = ["0", "1", "-1", "2", "-2", "0.5", "-0.5", "1.5", "3", "3.14159265358979323846", "0.000001", "-12.5"]
 NAMES = ["a", "b", "c", "d", "e", "f", "g", "u", "v", "w", "x1", "x2", "y", "z", "q", "s", "k"]
 
 
@@ -230,7 +230,7 @@ def _expr(draw, scope: list[tuple[str, str]], depth: int):
     if kind == "bin":
         return (draw(st.sampled_from(["add", "sub", "mul", "div"])), draw(sub), draw(sub))
     if kind == "pow":
-        return ("pow", draw(sub), draw(st.sampled_from([2, 3, -1, -2, 0.5, 1])))
+        return ("pow", draw(sub), draw(st.sampled_from([2, 3, -1, -2, 0.5, 1, 5, -3])))
     if kind == "neg":
         return ("neg", draw(sub))
     if kind == "fn":
