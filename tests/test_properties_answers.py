@@ -17,13 +17,11 @@ import math
 import tempfile
 from pathlib import Path
 
-import mpmath
 import numpy as np
-import sympy as sp
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
 
-from cli_props import in_process, refused, run  # noqa: F401  (in_process: autouse fixture)
+from cli_props import in_process, run  # noqa: F401  (in_process: autouse fixture)
 from derive.errors import SpecError
 from derive.grading import CORRECT, Problem, grade_data, grade_latex
 from derive.report import solve_dict
