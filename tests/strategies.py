@@ -17,12 +17,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from derive.core import primitives
 
 PROFILE_ENV = "NNDERIVE_HYPOTHESIS_PROFILE"
+EXAMPLES_ENV = "NNDERIVE_HYPOTHESIS_EXAMPLES"      # the fuzzing suites' case count, overriding the profile's
 _SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
 settings.register_profile("ci", max_examples=10, deadline=None, suppress_health_check=_SLOW,
                           print_blob=True)
@@ -39,6 +40,18 @@ def profile(scale: float = 1.0) -> settings:
     except Exception:   # hypothesis raises InvalidArgument for an unknown name
         raise SystemExit(f"{PROFILE_ENV}={name!r}: expected 'ci' or 'long'") from None
     return settings(base, max_examples=max(1, round(base.max_examples * scale)))
+
+
+def fuzz_profile(scale: float = 1.0) -> settings:
+    """:func:`profile` for the fuzzing suites (graphs, cnn, recurrent, answers, mutated specs): in
+    ``ci`` a failing case is reported as found, without shrinking (shrinking a spec that takes
+    seconds per command can take many minutes); ``long`` shrinks it."""
+    chosen = profile(scale)
+    if os.environ.get(EXAMPLES_ENV):        # a run of a chosen size: that many cases per property
+        chosen = settings(chosen, max_examples=int(os.environ[EXAMPLES_ENV]))
+    if os.environ.get(PROFILE_ENV, "ci") == "long":
+        return chosen
+    return settings(chosen, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 
 SCALAR = [n for n, a in primitives.ACTIVATIONS.items() if not a.vector]

@@ -11,31 +11,19 @@ import importlib.util
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 from derive import __version__
 from derive.core.errors import InputError, SpecError
-from derive.core.commandline import EXIT_INPUT, EXIT_OK, EXIT_WRONG, int_from, positive_float, spec_paths
+from derive.core.commandline import EXIT_INPUT, EXIT_OK, EXIT_WRONG, in_file, int_from, positive_float, spec_paths
 from derive.core.files import OutputError
-
-
-def _in_file(path, work: Callable):
-    """Run ``work()``, naming the spec file in any SpecError it raises."""
-    name = Path(path).name
-    try:
-        return work()
-    except SpecError as err:
-        if err.path.startswith(name):
-            raise
-        raise SpecError(f"{name}: {err.path}" if err.path else name, err.message) from None
 
 
 def _verify_one(path) -> dict:
     from derive.verify.report import report_dict
     from derive.kinds import load
     from derive.verify.stated import verify_spec
-    return _in_file(path, lambda: report_dict(verify_spec(load(path))))
+    return in_file(path, lambda: report_dict(verify_spec(load(path))))
 
 
 def _solve_one(path) -> dict:
@@ -49,7 +37,7 @@ def _solve_one(path) -> dict:
         if derivation is None:
             raise SpecError("", "a spec of formulas only has no quantities to solve")
         return solve_dict(spec.name, derivation)
-    return _in_file(path, work)
+    return in_file(path, work)
 
 
 def _limited(fn: Callable, path, timeout: float):

@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+from pathlib import Path
 from typing import Callable
 
-from derive.core.errors import InputError
+from derive.core.errors import InputError, SpecError
 
 EXIT_OK, EXIT_WRONG, EXIT_INPUT = 0, 1, 2
 
@@ -57,3 +58,14 @@ def spec_paths(args: list[str]) -> list:
             extra = f"; did you mean {', '.join(hint)}?" if hint else " (see 'nnderive list')"
             raise InputError(f"{a}: no such file and no bundled example of that name{extra}") from None
     return paths
+
+
+def in_file(path, work: Callable):
+    """Run ``work()``, naming the spec file in any SpecError it raises."""
+    name = Path(path).name
+    try:
+        return work()
+    except SpecError as err:
+        if err.path.startswith(name):
+            raise
+        raise SpecError(f"{name}: {err.path}" if err.path else name, err.message) from None

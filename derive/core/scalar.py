@@ -39,7 +39,29 @@ class ScalarNode:
         act = primitives.ACTIVATIONS.get(self.op)
         if act is not None and not act.vector and act.from_output is not None and self.args() == [arg]:
             return act.from_output(self.symbol, **dict(self.params))
-        return sp.diff(self.expr, arg)
+        return diff_real(self.expr, arg)
+
+
+def diff_real(expr: sp.Expr, arg: sp.Symbol) -> sp.Expr:
+    """``sp.diff`` with |u|' = sign(u)·u' for every |u| (every node value is real; sign(0) = 0 is
+    the convention |x|'(0) = 0).  SymPy differentiates |u| of a u it cannot prove real, such as
+    |log q|, into re/im parts divided by |u|, which is 0/0 at the kink u = 0."""
+    outer: list[sp.Abs] = []
+
+    def walk(e):
+        if isinstance(e, sp.Abs):
+            outer.append(e)
+        else:
+            for a in e.args:
+                walk(a)
+    walk(expr)
+    if not outer:
+        return sp.diff(expr, arg)
+    stand = {a: sp.Dummy(real=True) for a in dict.fromkeys(outer)}
+    e = expr.xreplace(stand)
+    total = sp.diff(e, arg) + sp.Add(*[sp.diff(e, d) * sp.sign(a.args[0]) * diff_real(a.args[0], arg)
+                                       for a, d in stand.items()])
+    return total.xreplace({d: a for a, d in stand.items()})
 
 
 @dataclass(frozen=True)

@@ -286,8 +286,8 @@ def _claims(raw: Any, path: str = "claim") -> tuple[Claim, ...]:
         assume = c.get("assume", [])
         if not isinstance(assume, list):
             raise SpecError(f"{cp}.assume", "expected a list of equations such as 'sum(t) == 1'")
-        claims.append(Claim(_string(c.get("label", c["lhs"] + " = " + c["rhs"]), f"{cp}.label", 300),
-                            _string(c["lhs"], f"{cp}.lhs"), _string(c["rhs"], f"{cp}.rhs"),
+        lhs, rhs = _string(c["lhs"], f"{cp}.lhs"), _string(c["rhs"], f"{cp}.rhs")   # before the default label
+        claims.append(Claim(_string(c.get("label", lhs + " = " + rhs), f"{cp}.label", 300), lhs, rhs,
                             tuple(_string(a, f"{cp}.assume[{j}]", 200) for j, a in enumerate(assume)), cp))
     return tuple(claims)
 

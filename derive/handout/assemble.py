@@ -275,7 +275,8 @@ def _printer_for(derivation, notation: str, decimals: int):
 
 def handout_text(path: str, fmt: str, notation: str | None, decimals: int, figures: str | None = None):
     """The handout of one spec file as text, and its drawings' TikZ (run inside the sandbox)."""
-    h = build(kinds.load(path), notation, decimals)
+    from derive.core.commandline import in_file
+    h = in_file(path, lambda: build(kinds.load(path), notation, decimals))    # errors name the file, as verify's
     return (h.tex() if fmt == "tex" else h.markdown(figures)), [f.tikz for f in h.figures()]
 
 

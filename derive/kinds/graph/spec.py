@@ -12,6 +12,10 @@ from derive.core.expressions import parse_expression
 from derive.core.scalar import NODE_FUNCTIONS, Leaf, ScalarNode, _outer_op
 from derive.core.spec import MAX_NODES, _check_name, _learning_rate, _name, _string, _table, _unknown_keys, number
 
+# a node 'name = expression': the first '=' binds; the expression may hold keyword arguments
+# (``leaky_relu(u, alpha=0.2)``), never a comparison
+_BINDING = re.compile(r"([^=]*)=(?!=)(.*)", re.S)
+
 
 @dataclass(frozen=True)
 class Graph:
@@ -44,9 +48,10 @@ def load_graph(table: dict, path: str = "graph") -> Graph:
     for i, raw in enumerate(nodes_raw):
         npath = f"{path}.nodes[{i}]"
         text = _string(raw, npath, 2000)
-        if text.count("=") != 1:
+        m = _BINDING.fullmatch(text)
+        if not m or not m.group(2).strip():
             raise SpecError(npath, f"expected 'name = expression', got {text!r}")
-        lhs, rhs = (s.strip() for s in text.split("="))
+        lhs, rhs = m.group(1).strip(), m.group(2).strip()
         written.append((_check_name(lhs, npath), rhs))
     nodes, rebound, latest = _bindings(written, [k for k, _ in values], path)
     params_raw = table.get("params", [])

@@ -273,6 +273,9 @@ class Printer(HandoutPrinter):
         return _sum(out)
 
     def _print_ThroughTime(self, step) -> Block:
+        if not step.terms:      # no reader depends on it (a softmax of one output is constant): 0
+            cap = caption("Nothing that reads ", Math(self.q(step.of)), " depends on it, so its gradient is 0.")
+            return Block(cap, self.elements(step))
         formula = _sum([self.term(step, t) for t in step.terms])
         plain = all(t.kind in ("transpose", "outer", "identity", "hadamard") for t in step.terms) and \
             any(t.kind != "identity" for t in step.terms)     # a copy of one gradient needs no substitution

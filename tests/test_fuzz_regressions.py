@@ -1,0 +1,96 @@
+"""Regression tests for the failures the fuzzing suites found (issue 10; docs/guide.md, Testing).
+
+Each test fails on the code before its fix.  Oracles are exact values worked by hand or mpmath.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import mpmath
+import pytest
+
+from derive.kinds import derive
+from derive.core.errors import SpecError
+from derive.core.evaluate import evaluate
+from derive.kinds import loads
+
+
+def _values(text: str) -> dict:
+    return {s.name: v for s, v in evaluate(derive(loads(text))).items()}
+
+
+def test_a_graph_node_may_pass_an_activation_parameter_by_keyword():
+    # the guide's own example, leaky_relu(u, alpha=0.2): refused before as "expected 'name = expression'"
+    v = _values('[graph]\nvalues = { u = "-2" }\nparams = ["u"]\nnodes = ["y = leaky_relu(u, alpha=0.2)"]\n')
+    assert v["y"].exact == Fraction(-2, 5) and v["grad_u"].exact == Fraction(1, 5)
+    sw = _values('[graph]\nvalues = { a = "1" }\nnodes = ["s = swish(a, beta=0.5) + a"]\n')
+    with mpmath.workdps(40):
+        assert abs(mpmath.mpf(float(sw["s"])) - (1 + 1 / (1 + mpmath.exp(-0.5)))) < 1e-12
+
+
+@pytest.mark.parametrize("node", ["y = ", "y = a = b", "= a", "y == a"])
+def test_a_graph_node_that_is_no_binding_is_refused_naming_it(node):
+    with pytest.raises(SpecError) as err:
+        derive(loads(f'[graph]\nvalues = {{ a = "1", b = "2" }}\nnodes = ["{node}"]\n'))
+    assert str(err.value).startswith("graph.nodes[0]")
+
+
+RNN_ONE_SOFTMAX = """
+[recurrent]
+hidden_size = 1
+inputs = [["2"]]
+targets = [["0"]]
+output_size = 1
+g2 = "softmax"
+loss = "mae"
+
+[recurrent.params]
+W_hh = [["0.5"]]
+W_xh = [["0.5"]]
+b_h = ["0"]
+W_hy = [["-1.55"]]
+b_y = ["-1.21"]
+"""
+
+
+def test_a_recurrent_handout_prints_a_gradient_that_nothing_feeds():
+    # softmax over one output is the constant 1: no reader of s_1 depends on it, and the handout
+    # crashed (IndexError in recurrent_tex._sum) on the empty chain-rule sum
+    from derive.handout.assemble import build
+    spec = loads(RNN_ONE_SOFTMAX)
+    v = {s.name: x for s, x in evaluate(derive(spec)).items()}
+    assert v["loss"].exact == 1                                    # |softmax(s) − 0| = |1 − 0|
+    assert all(float(v[n]) == 0 for n in v if n.startswith(("grad_W_", "grad_b_")))
+    h = build(spec)
+    assert "so its gradient is 0" in h.markdown() and "so its gradient is 0" in h.tex()
+
+
+def test_a_handout_error_names_the_spec_file_as_verify_does(tmp_path, capsys, monkeypatch):
+    # a node that does not parse: verify and solve said 'm.toml: graph.nodes[0]: ...', the handout
+    # only 'graph.nodes[0]: ...' (its derivation ran outside the wrapper that names the file)
+    from derive import cli
+    monkeypatch.setenv("NNDERIVE_NO_SANDBOX", "1")
+    spec = tmp_path / "m.toml"
+    spec.write_text('[graph]\nvalues = { a = "1" }\nnodes = ["c = a +"]\n', encoding="utf-8")
+    for argv in (["verify", spec], ["solve", spec], ["handout", spec, "-o", tmp_path / "m.md"]):
+        capsys.readouterr()
+        assert cli.main([str(a) for a in argv]) == 2
+        assert capsys.readouterr().err.startswith("nnderive: error: m.toml: graph.nodes[0]: cannot parse"), argv
+
+
+@pytest.mark.parametrize("q", ["1", "3", "0.5"])
+def test_the_gradient_through_the_absolute_value_of_a_log_is_sign_times_slope(q):
+    # |log q| at q = 1 (its kink): SymPy's d|u|/dq for a u it cannot prove real is 0/0 there, and
+    # solve refused with "grad_q: cannot evaluate"; |x|'(0) = 0 by the documented convention
+    v = _values(f'[graph]\nvalues = {{ q = "{q}" }}\nparams = ["q"]\nnodes = ["x = abs(log(q))", "c = q"]\nloss = "x"\n')
+    with mpmath.workdps(40):
+        expected = mpmath.sign(mpmath.log(mpmath.mpf(q))) / mpmath.mpf(q)
+        assert abs(mpmath.mpf(float(v["grad_q"])) - expected) < 1e-12
+
+
+@pytest.mark.parametrize("claim", ['lhs = 0\nrhs = "x"', 'lhs = "x"\nrhs = ["x"]', 'label = "l"\nlhs = 1.5\nrhs = "x"'])
+def test_a_claim_side_that_is_not_a_string_is_refused_naming_it(claim):
+    # the default label (lhs + " = " + rhs) was built before the sides were checked: TypeError
+    with pytest.raises(SpecError) as err:
+        loads(f'[symbols]\nx = "real"\n\n[[claim]]\n{claim}\n')
+    assert str(err.value).startswith("claim[0].")
