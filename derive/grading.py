@@ -18,6 +18,7 @@ not be read: the reason is the feedback).  Those run in a worker process each (`
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 import tomllib
@@ -68,6 +69,8 @@ class Policy:
     allow: dict[str, tuple[str, ...]] = field(default_factory=dict)    # quantity -> extra names a formula may use
     forbid: dict[str, tuple[str, ...]] = field(default_factory=dict)   # quantity -> names a formula may not use
     numbers_only: tuple[str, ...] | bool = ()                          # quantities answered by a number only
+    max_formulas: int | None = None        # LaTeX answers graded per file (None: check's default or option)
+    formula_budget: float | None = None    # seconds of workers for one file's LaTeX answers together
 
     def asked_decimals(self, quantity: str) -> int:
         return self.decimals_for.get(quantity, self.decimals)
@@ -95,7 +98,8 @@ def _num(v: Any, path: str, lo: float, hi: float) -> float:
 def policy(spec: Spec) -> Policy:
     """The spec's ``[grading]`` table, validated (errors name the key path)."""
     g = spec.grading
-    allowed = {"decimals", "points", "credit", "precision_window", "ask", "log", "allow", "forbid", "numbers_only"}
+    allowed = {"decimals", "points", "credit", "precision_window", "ask", "log", "allow", "forbid", "numbers_only",
+               "max_formulas", "formula_budget"}
     for k in g:
         if k not in allowed:
             raise SpecError(f"grading.{k}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -145,7 +149,23 @@ def policy(spec: Spec) -> Policy:
         p.numbers_only = tuple(only)
     else:
         raise SpecError("grading.numbers_only", "expected a list of quantity names such as ['Error'], or true for all")
+    if "max_formulas" in g:
+        p.max_formulas = _int(g["max_formulas"], "grading.max_formulas", 1, MAX_ANSWERS)
+    if "formula_budget" in g:
+        p.formula_budget = _seconds(g["formula_budget"], "grading.formula_budget")
     return p
+
+
+MAX_BUDGET = 1e6    # seconds, the bound of the command's --formula-budget too
+
+
+def _seconds(v: Any, path: str) -> float:
+    """A number of seconds above 0 and at most MAX_BUDGET: a TOML integer or float (which the loader
+    keeps as its text, a :class:`Literal`), not a quoted string."""
+    x = float(v) if isinstance(v, (int, float, Literal)) and not isinstance(v, bool) else math.nan
+    if not 0 < x <= MAX_BUDGET:
+        raise SpecError(path, f"expected a number of seconds above 0 and at most {MAX_BUDGET:g}")
+    return x
 
 
 def _name_lists(table: Any, path: str) -> dict[str, tuple[str, ...]]:
