@@ -201,7 +201,9 @@ def derive_network(net: Network, recompute: bool = True) -> Derivation:
     """The matrix-form derivation of a layered network (column vectors, W of shape (out, in))."""
     if net.samples:
         return derive_batch(net, recompute)
-    check_size(net)
+    if net.param_count > MAX_EXACT_PARAMS:      # wide layers: the layer-level derivation in index form
+        from .wide import derive_wide
+        return derive_wide(net)
     L = len(net.layers)
     sizes = net.sizes
     steps: list[Step] = [_given_vector("x", net.input, sizes[0], "input"),

@@ -498,6 +498,9 @@ class Instances:
 def check_claims(spec: Spec, derivation: Derivation | None) -> list[ClaimResult]:
     if not spec.claims:
         return []
+    if getattr(derivation, "wide", False):
+        raise SpecError("claim", "formula claims are proved by the element engine, which takes networks of at "
+                                 "most 20000 parameters (this one has wide layers)")
     derivations = [] if derivation is None else [derivation]
     if derivation is not None and derivation.kind == "network" and not spec.problem.samples:
         derivations.append(derive_elementwise(spec.problem))   # (a mini-batch has no element-wise form)

@@ -252,6 +252,11 @@ def evaluate(derivation: Derivation, overrides: Mapping[sp.Symbol, sp.Expr] | No
     ``overrides`` replaces the value of given symbols (used for variants of a problem).
     A problem that leaves symbols has no numbers: that is a :class:`SpecError`.
     """
+    if getattr(derivation, "wide", False):      # a network of wide layers (derive/wide.py)
+        from .wide import evaluate as evaluate_wide
+        if overrides:
+            raise SpecError("", "wide layers take no overridden values")
+        return evaluate_wide(derivation, bits)
     overrides = overrides or {}
     if not is_numeric(derivation):
         free = [s.name for s in derivation.steps if isinstance(s, Given) and not all(e.is_number for e in s.exprs)]
@@ -277,6 +282,11 @@ def carry(derivation: Derivation, values: Values, stated: Mapping[sp.Symbol, sp.
     ``[v − spread, v + spread]`` (what its printed digits allow), so each recomputed value is an
     enclosure of everything the unrounded inputs could have given.
     """
+    if getattr(derivation, "wide", False):      # a network of wide layers (derive/wide.py)
+        from .wide import carry as carry_wide
+        if spread:
+            raise SpecError("", "wide layers are not graded with spreads")
+        return carry_wide(derivation, stated, bits)
     env: Values = {}
     carried: Values = {}
     touched: set[sp.Symbol] = set()

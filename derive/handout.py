@@ -88,6 +88,9 @@ def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
     from .kinds import printing
 
     derivation = derive(spec)
+    if getattr(derivation, "wide", False):       # wide layers: vector forms and a few elements
+        from .wide_handout import build as build_wide
+        return build_wide(spec, derivation, decimals)
     prof = profile(notation or dict(spec.notation).get("profile", "standard"),
                    "--notation" if notation else "notation.profile")
     derivations = handout_derivations(spec, derivation)

@@ -142,6 +142,9 @@ def _nested_exact(q, values) -> Any:
 def solve_dict(name: str, derivation: Derivation) -> dict[str, Any]:
     """Every quantity of a numeric problem under its canonical name, as floats (``quantities``)
     and exactly (``exact``: a rational string, or a 30-digit interval when the value is irrational)."""
+    if getattr(derivation, "wide", False):
+        from .wide import solve_dict as solve_wide
+        return solve_wide(name, derivation)
     values = evaluate(derivation)
     out: dict[str, Any] = {}
     exact: dict[str, Any] = {}
