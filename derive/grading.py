@@ -248,6 +248,10 @@ class Problem:
         d = derive(spec)
         if d is None:
             raise SpecError(spec.name, "a spec of formulas only has no quantities to answer")
+        if getattr(d, "wide", False):
+            from .backprop import MAX_EXACT_PARAMS
+            raise SpecError("network", f"check grades networks of at most {MAX_EXACT_PARAMS} parameters (this one has "
+                                       "wide layers: 'nnderive solve --json' gives every value to compare against)")
         pol = policy(spec)
         values = evaluate(d) if _numeric(d) else {}
         params = {}

@@ -127,26 +127,23 @@ def unsupported(net: Network) -> str | None:
 
 
 def _loss_terms(loss: str, n: int, y_name: str = "h"):
-    """(coefficient, first term) of the loss at width n when it is ``c·Σ_k ℓ(y_k, t_k)`` with every
-    term the first one renamed; else None."""
+    """(coefficient, the terms of output 0) of the loss at width n when it is ``c·Σ_k ℓ(y_k, t_k)``:
+    every term reads one output's y_k and t_k only, and output k's terms are output 0's renamed; else None."""
     y, t = _vec(y_name, n), _vec("t", n)
     expr = primitives.LOSSES[loss].define(y, t)
     coeff, rest = expr.as_coeff_Mul()
-    terms = sp.Add.make_args(rest)
-    if len(terms) != n:
-        return None
     index = {s: k for k, s in enumerate(y)} | {s: k for k, s in enumerate(t)}
-    by_k = {}
-    for term in terms:
+    groups: dict[int, list] = {}
+    for term in sp.Add.make_args(rest):
         ks = {index[s] for s in term.free_symbols if s in index}
-        if len(ks) != 1 or not term.has(y[next(iter(ks))]):
+        if len(ks) != 1:
             return None
-        by_k[ks.pop()] = term
-    if len(by_k) != n:
+        groups.setdefault(ks.pop(), []).append(term)
+    if sorted(groups) != list(range(n)) or any(not any(g.has(y[k]) for g in groups[k]) for k in range(n)):
         return None
-    first = by_k[0]
+    first = sp.Add(*groups[0])
     for k in range(1, n):
-        if first.xreplace({y[0]: y[k], t[0]: t[k]}) != by_k[k]:
+        if first.xreplace({y[0]: y[k], t[0]: t[k]}) != sp.Add(*groups[k]):
             return None
     return coeff, first
 
@@ -175,8 +172,9 @@ def derive_wide(net: Network) -> WideDerivation:
     """The layer-level steps of a numeric single-sample network (in ``derive_network``'s order)."""
     why = unsupported(net)
     if why is not None:
-        raise SpecError("network", f"{net.param_count} parameters is too many for the element engine (at most "
-                                   f"{_max_exact()}), and the index form for wide layers does not take {why}")
+        raise SpecError("network", f"{net.param_count} parameters is too many for the exact engine element by "
+                                   f"element (at most {_max_exact()}), and its index form for wide layers does not "
+                                   f"take {why}; the kernels handle large networks")
     if net.param_count > MAX_WIDE_PARAMS:
         raise SpecError("network", f"{net.param_count} parameters is too many (at most {MAX_WIDE_PARAMS})")
     L, sizes = len(net.layers), net.sizes
@@ -262,6 +260,12 @@ def _forward(net: Network, suffix: str) -> list[LayerStep]:
 
 def _exact(n: Num) -> sp.Rational | None:
     return _known_exactly(n)
+
+
+def same(num: Num) -> Num:
+    """``num`` as ``value_of`` gives a copy of it: an enclosure of width zero becomes exact."""
+    e = _exact(num)
+    return num if e is None or num.exact is not None else rational(e)
 
 
 def _num_exact(q) -> Num:
@@ -639,7 +643,8 @@ class _Run:
         grads = output_gradient(net.loss, f"h{L}", sizes[-1])
         hy, ht = self.hot(f"h{L}"), self.hot("t")
         self.put("grad_y", [value_of(g, {ys[k]: y[k], ts[k]: t[k]}) for k, g in enumerate(grads)],
-                 Hot((k,) for k in range(sizes[-1]) if (k,) in hy or (k,) in ht))
+                 Hot((k,) for k, g in enumerate(grads) if (ys[k] in g.free_symbols and (k,) in hy) or
+                     (ts[k] in g.free_symbols and (k,) in ht)))
         for l in range(L, 0, -1):
             layer = net.layers[l - 1]
             act = primitives.ACTIVATIONS[layer.activation.name]
@@ -652,8 +657,9 @@ class _Run:
                 dg = primitives.derivative(act.name, layer.activation.kwargs)
                 exprs = [dg.xreplace({primitives.X: z}) for z in syms]
             values = self.env[src]
+            hot = self.hot(src)          # (g' of the identity is the constant 1: it reads nothing)
             self.put(f"gprime{l}", [value_of(e, {sym: values[i]}) for i, (e, sym) in enumerate(zip(exprs, syms))],
-                     self.hot(src))
+                     Hot((i,) for i, e in enumerate(exprs) if e.free_symbols and (i,) in hot))
             up = "grad_y" if l == L else f"grad_h{l}"
             self.put(f"delta{l}", [times(a, b) for a, b in zip(self.env[up], self.env[f"gprime{l}"])],
                      self.hot(up) | self.hot(f"gprime{l}"))
@@ -662,7 +668,7 @@ class _Run:
             self.put(f"grad_W{l}", Outer(delta, self.env[prev]),
                      Hot(rows=self.hot(f"delta{l}").vector(), cols=self.hot(prev).vector()))
             if layer.bias != ():
-                self.put(f"grad_b{l}", list(delta), self.hot(f"delta{l}"))
+                self.put(f"grad_b{l}", [same(v) for v in delta], self.hot(f"delta{l}"))
             if l > 1:
                 hot_w, hot_d = self.hot(f"W{l}"), self.hot(f"delta{l}")
                 self.put(f"grad_h{l - 1}", self.env[f"W{l}"].rmatvec(delta),
