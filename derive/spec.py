@@ -301,7 +301,13 @@ def load_network(table: dict, path: str = "network") -> Network:
         lp = f"{path}.layer[{i}]"
         raw = _table(raw, lp)
         _unknown_keys(raw, {"weights", "bias", "activation", "size"}, lp)
-        if "weights" in raw:
+        if "weights" in raw and isinstance(raw["weights"], dict):     # generated (derive/generated.py)
+            from .generated import matrix
+            if "size" not in raw:
+                raise SpecError(f"{lp}.size", "missing; generated weights need the layer's size")
+            size = _int(raw["size"], f"{lp}.size", 1, MAX_WIDTH)
+            weights = matrix(raw["weights"], f"{lp}.weights", size, n_prev)
+        elif "weights" in raw:
             w_raw = raw["weights"]
             rows = len(w_raw) if isinstance(w_raw, list) else 0
             size = _int(raw.get("size", rows), f"{lp}.size", 1, MAX_WIDTH)
@@ -317,6 +323,9 @@ def load_network(table: dict, path: str = "network") -> Network:
             bias = None if weights is None else ()
         elif bias_raw is False:
             bias = ()
+        elif isinstance(bias_raw, dict):
+            from .generated import values
+            bias = tuple(values(bias_raw, f"{lp}.bias", size))
         else:
             bias = _vector(bias_raw, f"{lp}.bias", size)
         if "activation" not in raw:

@@ -744,27 +744,105 @@ def carry(d: WideDerivation, stated: Mapping[sp.Symbol, sp.Rational], bits: int 
 
 # ----------------------------------------------------------------------------- solve
 
-def _row_values(value, i: int) -> list[Num]:
-    return [value.element(i, j) for j in range(value.shape[1])]
+EXACT_LIMIT = 100_000      # elements of a quantity that solve writes exactly (all of them as floats)
+
+
+def _float(num: Num) -> float:
+    """``float(num)`` (what ``report.solve_dict`` writes), at the precision in force when it is called."""
+    if num.exact is not None:
+        return float(num.exact)
+    return mlib.to_float(mlib.mpi_mid(num.enclosure._mpi_, iv.prec))
+
+
+def _rows_of(d: WideDerivation, values: WideValues, value) -> Iterator[list[Num]]:
+    """The rows of a matrix quantity as Nums, computed at the evaluation's precision."""
+    for i in range(value.shape[0]):
+        with precision(values.bits):
+            row = [value.element(i, j) for j in range(value.shape[1])]
+        yield row
+
+
+def _given_rows(value: Rows) -> Iterator[tuple[list[float], list[str]]]:
+    """Floats and exact texts of a given matrix, from its integers (entries that are not rational: their Nums)."""
+    from .report import exact_text
+    for i, row in enumerate(value.rows):
+        fr = [Fraction(a, value.den) for a in row]
+        floats, texts = [float(f) for f in fr], [str(f) for f in fr]
+        for (r, j), num in value.extra.items():
+            if r == i:
+                floats[j], texts[j] = _float(num), exact_text(num)
+        yield floats, texts
+
+
+def _fast_float_rows(value, bits: int) -> Iterator[list[float]]:
+    """Floats of ∂L/∂W = δ hᵀ or W_new = W − η δ hᵀ without a Num per element: each element's
+    certified interval in fixed-point integers (as ``Rows`` products are), its midpoint rounded to
+    the nearest float (an exact element: its value, correctly rounded)."""
+    with precision(bits):
+        p = iv.prec + HEADROOM
+        outer = value if isinstance(value, Outer) else value.g
+        if isinstance(value, Outer):
+            left = outer.left
+        else:
+            neg_lr = times(rational(sp.Integer(-1)), value.lr)
+            left = [times(neg_lr, d) for d in outer.left]       # −η δ_i, one Num per row
+        right = [_fixed(h, p) for h in outer.right]
+        right_exact = [_exact(h) for h in outer.right]
+        scale = 1 << (2 * p + 1)
+        for i, c in enumerate(left):
+            cl, ch = _fixed(c, p)
+            ce = _exact(c)
+            w = value.w.rows[i] if isinstance(value, Updated) else None
+            den = value.w.den if w is not None else 1
+            row = []
+            for j, ((hl, hh), he) in enumerate(zip(right, right_exact)):
+                if ce is not None and he is not None:
+                    q = _fraction(ce) * _fraction(he) + (Fraction(w[j], den) if w is not None else 0)
+                    row.append(float(q))
+                    continue
+                a, b, e, f = cl * hl, cl * hh, ch * hl, ch * hh
+                mid2 = min(a, b, e, f) + max(a, b, e, f)            # 2·mid at scale 2^(2p)
+                row.append((w[j] * scale + den * mid2) / (den * scale) if w is not None else mid2 / scale)
+            for (r, j) in set(getattr(value, "extra", {})) | set(outer.extra) | \
+                    (set(value.w.extra) if isinstance(value, Updated) else set()):
+                if r == i:
+                    row[j] = _float(value.element(i, j))
+            yield row
 
 
 def solve_dict(name: str, d: WideDerivation) -> dict:
-    """``report.solve_dict`` for a wide derivation: every element as a float and exactly."""
+    """``report.solve_dict`` for a wide derivation: every element as a float (``quantities``), and
+    exactly (``exact``) every element of each quantity of at most ``EXACT_LIMIT`` elements; a larger
+    matrix's exact entry is None and its name is listed under ``exact_omitted``."""
     from .report import exact_text
     values = evaluate(d)
-    out, exact = {}, {}
-    with precision(values.bits):
-        for step in d.steps:
-            v = values.store[step.name]
-            if isinstance(v, Num):
-                out[step.name], exact[step.name] = float(v), exact_text(v)
-            elif isinstance(v, list):
-                out[step.name], exact[step.name] = [float(x) for x in v], [exact_text(x) for x in v]
-            else:
-                rows = [_row_values(v, i) for i in range(v.shape[0])]
-                out[step.name] = [[float(x) for x in row] for row in rows]
-                exact[step.name] = [[exact_text(x) for x in row] for row in rows]
+    out, exact, omitted = {}, {}, []
+    for step in d.steps:
+        v = values.store[step.name]
+        with_exact = step.target.size <= EXACT_LIMIT
+        if isinstance(v, Num):
+            out[step.name], exact[step.name] = _float(v), exact_text(v)
+        elif isinstance(v, list):
+            out[step.name], exact[step.name] = [_float(x) for x in v], [exact_text(x) for x in v]
+        elif isinstance(v, Rows):
+            rows = list(_given_rows(v))
+            out[step.name] = [f for f, _ in rows]
+            exact[step.name] = [t for _, t in rows] if with_exact else None
+        elif not with_exact:
+            out[step.name], exact[step.name] = list(_fast_float_rows(v, values.bits)), None
+        else:
+            floats, texts = [], []
+            for row in _rows_of(d, values, v):
+                floats.append([_float(x) for x in row])
+                if with_exact:
+                    texts.append([exact_text(x) for x in row])
+            out[step.name], exact[step.name] = floats, (texts if with_exact else None)
+        if not with_exact:
+            omitted.append(step.name)
     for alias, target in d.aliases:
         if target in out and alias not in out:
             out[alias], exact[alias] = out[target], exact[target]
-    return {"name": name, "quantities": out, "exact": exact}
+    result = {"name": name, "quantities": out, "exact": exact}
+    if omitted:
+        result["exact_omitted"] = omitted
+    return result
