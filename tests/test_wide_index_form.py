@@ -80,7 +80,7 @@ def torch_reference(data: dict, loss: str = "half_sse") -> dict:
     lossv.backward()
     lr = float(data["lr"])
     res = {k: v.detach().numpy() for k, v in out.items()}
-    res["loss"] = float(lossv)
+    res["loss"] = float(lossv.detach())
     for k, (W, b) in enumerate(zip(Ws, bs), start=1):
         res[f"grad_W{k}"], res[f"grad_b{k}"] = W.grad.numpy(), b.grad.numpy()
         res[f"delta{k}"] = out[f"z{k}"].grad.numpy()
@@ -344,3 +344,63 @@ def test_what_the_index_form_does_not_take_is_one_line(tmp_path, change, words):
     r = cli("solve", path, "--json")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert "index form" in r.stderr and words in r.stderr
+
+
+# ----------------------------------------------------------------------------- generated weights
+
+def splitmix64_reference(seed: int, k: int) -> int:
+    """The generator of derive/generated.py's docstring, written again with Python integers."""
+    mask = 2**64 - 1
+    z = (seed + (k + 1) * 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def test_generated_weights_are_the_documented_rule():
+    from fractions import Fraction
+    text = ('[network]\ninput = ["0.5", "-0.25", "1"]\ntarget = ["1", "0"]\nloss = "half_sse"\n'
+            '[[network.layer]]\nsize = 2\nweights = { seed = 12345, low = "-0.5", high = "0.25", decimals = 2 }\n'
+            'bias = { seed = 9, low = "0", high = "1", decimals = 1 }\nactivation = "sigmoid"\n')
+    layer = loads(text).problem.layers[0]
+    want = [Fraction(-50 + splitmix64_reference(12345, k) % 76, 100) for k in range(6)]
+    assert [Fraction(int(w.p), int(w.q)) for row in layer.weights for w in row] == want
+    assert [Fraction(int(b.p), int(b.q)) for b in layer.bias] == \
+        [Fraction(splitmix64_reference(9, k) % 11, 10) for k in range(2)]
+
+
+def test_a_generated_1000_by_1000_layer_matches_pytorch():
+    """The 1000→1000 layer of docs/guide.md's example fits the spec cap through its seeded weights."""
+    from fractions import Fraction
+    from derive.report import solve_dict
+    rng = random.Random(4)
+    n = 1000
+    x = [f"{rng.randint(-50, 50) / 100:.2f}" for _ in range(n)]
+    t = [str(rng.randint(0, 1)) for _ in range(n)]
+    q = lambda v: "[" + ", ".join(f'"{e}"' for e in v) + "]"
+    text = (f'[network]\ninput = {q(x)}\ntarget = {q(t)}\nloss = "half_sse"\nlearning_rate = "0.5"\n'
+            '[[network.layer]]\nsize = 1000\nweights = { seed = 7, low = "-0.05", high = "0.05", decimals = 3 }\n'
+            'bias = { seed = 8, low = "-0.5", high = "0.5", decimals = 2 }\nactivation = "sigmoid"\n')
+    assert len(text.encode()) < 1_000_000
+    W = [[float(Fraction(-50 + splitmix64_reference(7, i * n + j) % 101, 1000)) for j in range(n)] for i in range(n)]
+    b = [float(Fraction(-50 + splitmix64_reference(8, i) % 101, 100)) for i in range(n)]
+    data = {"x": x, "t": t, "lr": "0.5", "layers": [{"W": W, "b": b, "act": "sigmoid"}]}
+    q_out = run(lambda: solve_dict("g", derive_network(loads(text).problem)), timeout=HANG, memory_mb=3072)
+    assert q_out["exact_omitted"] == ["W1", "grad_W1", "W1_new"]
+    for name, want in torch_reference(data).items():
+        _close(q_out["quantities"][name], want, name)
+
+
+BAD_TABLES = [({"seed": -1}, "seed"), ({"seed": True}, "seed"), ({"decimals": 7}, "decimals"),
+              ({"low": "0.123"}, "low"), ({"high": "-0.9"}, "high"), ({"low": 1}, "low"), ({"extra": 1}, "")]
+
+
+@pytest.mark.parametrize("change,key", BAD_TABLES)
+def test_a_bad_generator_table_names_its_key(change, key):
+    table = {"seed": 1, "low": "-0.5", "high": "0.5", "decimals": 2, **change}
+    body = ", ".join(f"{k} = {json.dumps(v) if not isinstance(v, bool) else str(v).lower()}" for k, v in table.items())
+    text = f'[network]\ninput = ["1"]\ntarget = ["0"]\nloss = "half_sse"\n[[network.layer]]\nsize = 1\n' \
+           f'weights = {{ {body} }}\nactivation = "sigmoid"\n'
+    with pytest.raises(SpecError) as err:
+        loads(text)
+    assert err.value.path == "network.layer[0].weights" + (f".{key}" if key else "")
