@@ -417,8 +417,8 @@ class Rows:
             den = self.den << (p + 1)
             result = [_interval(s - r, s + r, den) for s, r in zip(s_mid, s_rad)]
         for r, terms in self._corrections(v, transpose).items():
-            for term in terms:
-                result[r] = add(result[r], term)
+            for term in terms:       # exact only when the row's inputs are (not a sum that happens to have width 0)
+                result[r] = add(result[r], term, result[r].exact, term.exact)
         assert len(result) == n_out
         return result
 
@@ -496,7 +496,34 @@ class Updated:
             rank_one = update(self.w.element(i, j), self.lr, self.g.formula(i, j))
             diff = add(self.element(i, j), times(rational(sp.Integer(-1)), rank_one))
             out[i] = add(out[i], times(diff, v[j]))
-        return out
+        return [self._exact_row(i, num, v) for i, num in enumerate(out)]
+
+    def _row_known(self, i: int, v: list[Num]) -> bool:
+        """Whether v and every W_new[i, j] = W[i, j] − η δ_i h_j are known exactly (δ_i h_j is when
+        both are, or when either is exactly 0: an enclosure of width zero)."""
+        if not hasattr(self, "_known"):
+            he = self.g.right_exact
+            self._known = (all(_exact(x) is not None for x in v) and _exact(self.lr) is not None,
+                           all(e is not None for e in he), all(e is not None and e == 0 for e in he))
+        v_lr, h_all, h_zero = self._known
+        if not v_lr:
+            return False
+        d = _exact(self.g.left[i])
+        if not ((d is not None and (d == 0 or h_all)) or h_zero):
+            return False
+        extra = [j for (r, j) in set(self.g.extra) | set(self.extra) | set(self.w.extra) if r == i]
+        return all(_exact(self.element(i, j)) is not None for j in extra)
+
+    def _exact_row(self, i: int, num: Num, v: list[Num]) -> Num:
+        """Row i of ``W_new v`` is exact exactly when every element it reads is known exactly (as
+        ``value_of`` decides for Σ_j W_new[i,j] v[j]): then its exact value, else an enclosure."""
+        if not self._row_known(i, v):
+            return Num(num.enclosure) if num.exact is not None else num
+        if num.exact is not None:
+            return num
+        total = sum((_fraction(_exact(self.element(i, j))) * _fraction(_exact(x)) for j, x in enumerate(v)),
+                    Fraction(0))
+        return _num_exact(total)
 
 
 def dot(a: list[Num], b: list[Num]) -> Num:
@@ -693,8 +720,8 @@ class _Run:
             n = len(zs)
             hot_w, hot_v = self.hot(f"W{l}{suffix}"), bool(self.hot(prev))
             hot = Hot((i,) for i in range(n) if hot_v or hot_w.any_in_row(i))
-            if layer.bias != ():
-                zs = [add(a, c) for a, c in zip(zs, self.env[f"b{l}{suffix}"])]
+            if layer.bias != ():     # a row of W v is exact when its inputs are, as value_of decides
+                zs = [add(a, c, a.exact) for a, c in zip(zs, self.env[f"b{l}{suffix}"])]
                 hot = hot | self.hot(f"b{l}{suffix}")
             self.put(f"z{l}{suffix}", zs, hot)
             act = primitives.ACTIVATIONS[layer.activation.name]
