@@ -411,3 +411,12 @@ def test_a_bad_generator_table_names_its_key(change, key):
     with pytest.raises(SpecError) as err:
         loads(text)
     assert err.value.path == "network.layer[0].weights" + (f".{key}" if key else "")
+
+
+@profile(20)
+@given(text=__import__("hypothesis").strategies.from_regex(r"-?[0-9]{1,30}(\.[0-9]{1,30})?", fullmatch=True))
+def test_a_plain_decimal_is_read_as_parse_stated_reads_it(text):
+    """spec.number's shortcut for plain decimals (a written-out wide layer has 10⁵ of them)."""
+    from derive.numbers import parse_stated
+    from derive.spec import number
+    assert number(text, "x") == parse_stated(text, "x").value
