@@ -420,3 +420,12 @@ def test_a_plain_decimal_is_read_as_parse_stated_reads_it(text):
     from derive.numbers import parse_stated
     from derive.spec import number
     assert number(text, "x") == parse_stated(text, "x").value
+
+
+def test_claims_on_a_wide_layer_are_refused_in_one_line(tmp_path):
+    text, _ = wide_spec(150, [140], seed=2, stated='[[claim]]\nlhs = "delta1"\nrhs = "grad_y * gprime1"\n')
+    path = tmp_path / "w.toml"
+    path.write_text(text)
+    r = cli("verify", path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "claim" in r.stderr and "at most 20000 parameters" in r.stderr
