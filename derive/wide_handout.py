@@ -63,7 +63,7 @@ def form_tex(d: WideDerivation, step) -> str | None:
     if step.rule in ("loss", "recompute"):
         return rf"{primitives.LOSSES[net.loss].latex} \quad \text{{with }} y = {n(ins[0])}"
     if step.rule == "output_gradient":
-        return rf"\left(\frac{{\partial L}}{{\partial y_k}}\right)_{{k}}, \quad \frac{{\partial L}}{{\partial y_k}} = " \
+        return r"\left(\frac{\partial L}{\partial y_k}\right)_{k}, \quad \frac{\partial L}{\partial y_k} = " \
                + _gradient_tex(net.loss, net.sizes[-1])
     if step.rule == "local_derivative":
         act = net.layers[step.layer - 1].activation.name
