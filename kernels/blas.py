@@ -32,12 +32,33 @@ from .layout import Layout
 from .printer import KernelPrinter
 
 
-def representative(net: Network) -> Network:
-    """Same layers, activations, loss and biases; input and hidden widths 1, the real output width."""
+def representative(net: Network, out_width: int | None = None) -> Network:
+    """Same layers, activations, loss and biases; input and hidden widths 1, the real output width
+    (or ``out_width``)."""
     L = len(net.layers)
-    layers = tuple(Layer(l.size if i == L - 1 else 1, l.activation, None, () if l.bias == () else None)
+    layers = tuple(Layer((out_width or l.size) if i == L - 1 else 1, l.activation, None, () if l.bias == () else None)
                    for i, l in enumerate(net.layers))
     return Network(1, None, None, layers, net.loss, sp.Symbol(LR, positive=True))
+
+
+LOOPED_HEAD = 64     # output units beyond which a loss of one term per output is printed as a loop
+
+
+def head_ratio(net: Network) -> sp.Rational | None:
+    """When the output layer can be printed as one loop over its units: the loss is c_n·Σ_k ℓ(y_k, t_k)
+    with the same term ℓ at every width and the last activation is element-wise, the factor
+    c_n / c_1 that turns the one-unit derivation's loss and δ into each unit's share (1 for half_sse,
+    1/n for mse); else None.  Only for more than ``LOOPED_HEAD`` outputs (smaller heads stay unrolled)."""
+    from derive.core import primitives
+    from derive.kinds.network.wide import _loss_terms
+    n = net.sizes[-1]
+    if n <= LOOPED_HEAD or primitives.ACTIVATIONS[net.layers[-1].activation.name].vector:
+        return None
+    wide, one = _loss_terms(net.loss, n), _loss_terms(net.loss, 1)
+    if wide is None or one is None:
+        return None
+    ratio = sp.cancel(wide[0] * wide[1] / (one[0] * one[1]))     # output 0's share at width n / at width 1
+    return ratio if ratio.is_Rational and ratio != 0 else None
 
 
 CHECKED = 16   # elements of each quantity compared with the index form
@@ -109,8 +130,9 @@ class _Printer:
     """Prints the BLAS-shape functions of one network from its representative program
     (``loops``: the products as loops instead of ``np.dot``)."""
 
-    def __init__(self, net: Network, program: prog.Program, loops: bool = False):
+    def __init__(self, net: Network, program: prog.Program, loops: bool = False, ratio: sp.Rational | None = None):
         self.net, self.program, self.loops = net, program, loops
+        self.ratio = ratio               # not None: the output layer is one loop over its units
         self.forms = indexform.affine_forms()
         self.L, self.sizes = len(net.layers), net.sizes
         n_out = self.sizes[-1]
@@ -118,9 +140,10 @@ class _Printer:
                                  for name, shape in [(f"W{l}", (self.sizes[l], self.sizes[l - 1]))] +
                                  ([(f"b{l}", (self.sizes[l],))] if layer.bias != () else [])])
         self.names = self._names()
-        self.z_out, self.h_out = ([symbol(f"{q}{self.L}", (i,)) for i in range(n_out)] for q in ("z", "h"))
-        self.delta_out = [symbol(f"delta{self.L}", (i,)) for i in range(n_out)]
-        self.t, self.loss = [symbol("t", (i,)) for i in range(n_out)], symbol("loss")
+        n_rep = 1 if ratio is not None else n_out
+        self.z_out, self.h_out = ([symbol(f"{q}{self.L}", (i,)) for i in range(n_rep)] for q in ("z", "h"))
+        self.delta_out = [symbol(f"delta{self.L}", (i,)) for i in range(n_rep)]
+        self.t, self.loss = [symbol("t", (i,)) for i in range(n_rep)], symbol("loss")
 
     def _names(self) -> dict:
         """Identifiers; a hidden-layer element stands for element (row, i) of a loop: no suffix."""
@@ -189,9 +212,23 @@ class _Printer:
                       "then per row (the loss couples the outputs)",
                       *self.product(self.forms.forward, f"Z{L}", "B", self.sizes[L], H=self.h(L - 1), W=f"W{L}")]
 
+    def at(self, i: int) -> str:
+        """The column of output unit ``i`` in the head: the loop variable when the head is a loop."""
+        return "i" if self.ratio is not None else str(i)
+
+    def scaled(self, text: str) -> str:
+        return text if self.ratio is None or self.ratio == 1 else f"({sp.pycode(self.ratio)}) * {text}"
+
     def head(self, targets, available, body_out) -> list[str]:
-        """The output layer, unrolled over its units, one row at a time."""
+        """The output layer, unrolled over its units, one row at a time; or, for a loss of one term
+        per output (``ratio``), one loop over the units whose body is the one-unit derivation."""
         L = self.L
+        if self.ratio is not None:
+            z, = self.z_out
+            out = ["    for row in range(B):", f"        for i in range({self.sizes[L]}):",
+                   f"            {self.names[z]} = Z{L}[row, i]" + (f" + b{L}[i]" if self.bias(L) else "")]
+            out += [f"            {self.names[s]} = T[row, i]" for s in self.t if s in available]
+            return out + self.emit(targets, available, "            ", "c_") + ["    " + b for b in body_out]
         out = ["    for row in range(B):"]
         out += [f"        {self.names[z]} = Z{L}[row, {i}]" + (f" + b{L}[{i}]" if self.bias(L) else "")
                 for i, z in enumerate(self.z_out)]
@@ -203,8 +240,9 @@ class _Printer:
         L, names = self.L, self.names
         out = self.forward() + [f"    D{L} = np.empty_like(Z{L})", "    total = 0.0"]
         out += self.head([self.loss] + self.delta_out, self.z_out + self.t,
-                         [f"        total += {names[self.loss]}"] +
-                         [f"        D{L}[row, {i}] = {names[d]} * scale" for i, d in enumerate(self.delta_out)])
+                         [f"        total += {self.scaled(names[self.loss])}"] +
+                         [f"        D{L}[row, {self.at(i)}] = {self.scaled(names[d])} * scale"
+                          for i, d in enumerate(self.delta_out)])
         for l in range(L, 0, -1):
             out += [f"    # ∂L/∂W{l} = δ{l}ᵀ h{l - 1} (index form: Σ_n δ[n,k] h[n,l])",
                     *self.product(self.forms.weight, f"{g}W{l}", "", 0, D=f"D{l}", H=self.h(l - 1))]
@@ -236,11 +274,12 @@ class _Printer:
 def generate_blas(net: Network, loops: bool = False) -> KernelSource:
     """Kernel source of a network in the BLAS shape (``net`` is already symbolic); with ``loops``,
     the ``loops`` shape: the same program with its products as loops (``PRODUCT_LOOPS``)."""
-    rep_net = representative(net)
+    ratio = head_ratio(net)
+    rep_net = representative(net, 1 if ratio is not None else None)
     derivation = derive_network(rep_net)
     check_affine(derivation, rep_net)
     program = prog.build(derivation)
-    p = _Printer(net, program, loops)
+    p = _Printer(net, program, loops, ratio)
     theta, grad, new = _update_form(derivation)               # θ_new = θ − η ∂L/∂θ, one form for all
     update = KernelPrinter({theta: "theta[k]", grad: "G[k]", symbol(LR): "lr"}).doprint(new)
     loss_grad = lines(
@@ -277,7 +316,7 @@ def generate_blas(net: Network, loops: bool = False) -> KernelSource:
         "    B = X.shape[0]",
         p.views("theta", ""),
         p.forward(),
-        p.head(p.h_out, p.z_out, [f"        Y[row, {i}] = {p.names[h]}" for i, h in enumerate(p.h_out)]),
+        p.head(p.h_out, p.z_out, [f"        Y[row, {p.at(i)}] = {p.names[h]}" for i, h in enumerate(p.h_out)]),
     )
     helpers = tuple(prog.helper_source(program.helpers[h], program.helpers) for h in prog.helper_order(program.helpers))
     if loops:

@@ -252,6 +252,11 @@ def evaluate(derivation: Derivation, overrides: Mapping[sp.Symbol, sp.Expr] | No
     ``overrides`` replaces the value of given symbols (used for variants of a problem).
     A problem that leaves symbols has no numbers: that is a :class:`SpecError`.
     """
+    own = getattr(derivation, "evaluate_itself", None)    # a derivation that evaluates itself (wide layers)
+    if own is not None:
+        if overrides:
+            raise SpecError("", "wide layers take no overridden values")
+        return own(bits)
     overrides = overrides or {}
     if not is_numeric(derivation):
         free = [s.name for s in derivation.steps if isinstance(s, Given) and not all(e.is_number for e in s.exprs)]
@@ -277,6 +282,11 @@ def carry(derivation: Derivation, values: Values, stated: Mapping[sp.Symbol, sp.
     ``[v − spread, v + spread]`` (what its printed digits allow), so each recomputed value is an
     enclosure of everything the unrounded inputs could have given.
     """
+    own = getattr(derivation, "carry_itself", None)       # a derivation that evaluates itself (wide layers)
+    if own is not None:
+        if spread:
+            raise SpecError("", "wide layers are not graded with spreads")
+        return own(stated, bits)
     env: Values = {}
     carried: Values = {}
     touched: set[sp.Symbol] = set()

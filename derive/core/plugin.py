@@ -28,6 +28,9 @@ class Kind:
     # ``Printer`` (a HandoutPrinter subclass), ``sections(spec, derivations, printer)``, ``placed()``
     # and ``meta(spec, profile)``; None: the printer and naming below.
     printing: str | None = None
+    # (spec, derivation, decimals) -> a whole handout printed its own way, or None for the usual one
+    # (the network's wide layers: vector forms and a few elements)
+    document: Callable[..., Any] | None = None
     # problem -> derivations a handout and claims read beside the main one (a network's element-wise form)
     companions: Callable[[Any], list[Derivation]] | None = None
     # derivation -> names its claims may use besides its quantities (a network's element-wise dL_dz1...)

@@ -8,6 +8,9 @@ enclosure must round alike, else :class:`~derive.core.evaluate.Undecided` asks f
 """
 from __future__ import annotations
 
+import decimal
+from fractions import Fraction
+
 from dataclasses import dataclass
 
 import sympy as sp
@@ -97,3 +100,21 @@ def show(value: Num, decimals: int = DEFAULT_DECIMALS) -> Shown:
     if n_lo != n_hi or (lo < 0) != (hi < 0):
         raise Undecided("enclosure too wide to round")
     return Shown(_text(n_lo, decimals, hi < 0), False)
+
+
+def exact_text(num) -> str:
+    """A value as text that loses nothing: its rational (``"2421/98"``, ``"-3"``), or else an interval
+    ``"[lo, hi]"`` of 30 significant digits that contains it (ends rounded outward)."""
+    if num.exact is not None:
+        return str(num.exact)
+    from mpmath.libmp import to_rational
+    lo, hi = (Fraction(*to_rational(end)) for end in num.enclosure._mpi_)
+    return f"[{_decimal(lo, decimal.ROUND_FLOOR)}, {_decimal(hi, decimal.ROUND_CEILING)}]"
+
+
+def _decimal(q: Fraction, rounding: str) -> str:
+    ctx = decimal.Context(prec=EXACT_DIGITS, rounding=rounding, Emax=10**6, Emin=-10**6)
+    return str(ctx.divide(decimal.Decimal(q.numerator), decimal.Decimal(q.denominator)))
+
+
+EXACT_DIGITS = 30

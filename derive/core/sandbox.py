@@ -110,6 +110,10 @@ def run(fn: Callable[..., Any], *args, timeout: float = DEFAULT_TIMEOUT,
     return result
 
 
+def _budget_of(budget, group) -> float:
+    return budget[group] if isinstance(budget, dict) else budget
+
+
 class OverBudget(Limit):
     """The item was not started: its group had used up its time budget."""
 
@@ -117,7 +121,7 @@ class OverBudget(Limit):
 def run_many(fn: Callable[[Any], Any], items: list, *, timeout: float = DEFAULT_TIMEOUT,
              memory_mb: int | None = DEFAULT_MEMORY_MB, jobs: int | None = None,
              progress: Callable[[int, int], None] | None = None,
-             groups: list | None = None, budget: float | None = None) -> list:
+             groups: list | None = None, budget: float | dict | None = None) -> list:
     """``[fn(item) for item in items]``, up to ``jobs`` workers at a time, each with its own limits.
 
     A failed item's entry is the exception (SpecError, Limit or RuntimeError) instead of a result,
@@ -126,7 +130,7 @@ def run_many(fn: Callable[[Any], Any], items: list, *, timeout: float = DEFAULT_
     With ``groups`` (a key per item) and ``budget`` (seconds), the items of one group together use
     at most ``budget`` seconds of workers: each starts with the time its group has left (less what
     its running items may still use) as its limit, and once nothing is left the rest of the group
-    is not started (:class:`OverBudget`).
+    is not started (:class:`OverBudget`).  ``budget`` may also be a dict: each group's own seconds.
     """
     jobs = max(1, jobs or os.cpu_count() or 1)
     results: list = [None] * len(items)
@@ -149,10 +153,11 @@ def run_many(fn: Callable[[Any], Any], items: list, *, timeout: float = DEFAULT_
             limit = timeout
             if budget is not None and groups is not None:
                 g = groups[i]
-                remaining = left.setdefault(g, budget)
+                remaining = left.setdefault(g, _budget_of(budget, g))
                 limit = min(timeout, remaining)
                 if remaining < min(0.05, timeout):     # the group's time is used up (not a short limit)
-                    results[i] = OverBudget(f"not started: the {budget:g} s allowed for this group were used up")
+                    results[i] = OverBudget(f"not started: the {_budget_of(budget, g):g} s allowed for this group "
+                                            "were used up")
                     done += 1
                     if progress:
                         progress(done, len(items))
@@ -172,7 +177,8 @@ def run_many(fn: Callable[[Any], Any], items: list, *, timeout: float = DEFAULT_
                 del running[recv]
                 results[i] = _unwrap(*_finish(proc, recv, recv in ready, limit))
                 if limit < timeout and recv not in ready:    # stopped by its group's budget, not its own limit
-                    results[i] = OverBudget(f"stopped: the {budget:g} s allowed for this group were used up")
+                    results[i] = OverBudget(f"stopped: the {_budget_of(budget, groups[i]):g} s allowed for this group "
+                                            "were used up")
                 if budget is not None and groups is not None:
                     left[groups[i]] += max(0.0, limit - (now - started))   # give back what was not used
                 done += 1

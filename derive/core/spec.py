@@ -131,6 +131,7 @@ def _int(value: Any, path: str, low: int, high: int) -> int:
     return value
 
 
+_PLAIN = re.compile(r"-?[0-9]{1,30}(?:\.[0-9]{1,30})?")
 _VALUE_FUNCTIONS = {name: f.build for name, f in primitives.FUNCTIONS.items()}
 
 
@@ -140,6 +141,8 @@ def number(value: Any, path: str) -> sp.Expr:
         raise SpecError(path, "expected a number, got a boolean")
     if isinstance(value, int):
         result = sp.Integer(value)
+    elif isinstance(value, str) and _PLAIN.fullmatch(value):
+        result = sp.Rational(value)      # a plain decimal, as parse_stated reads it (a wide layer has 10⁵ of them)
     elif isinstance(value, str):
         if value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
             raise SpecError(path, f"expected a finite number, got {value!r} (NaN and infinity are not allowed)")

@@ -17,6 +17,7 @@ not be read: the reason is the feedback).  Those run in a worker process each (`
 """
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,14 +34,14 @@ from derive.core.errors import SpecError
 from derive.core.evaluate import (PRECISIONS, Num, Undecided, carry, evaluate, precision, rational, value_of,
     within)
 from derive.core.mistakes import Mistake
-from derive.core.numbers import Stated
+from derive.core.numbers import Literal, Stated
 from derive.printing.plain import text_of
 from derive.core.rounding import fixed
 from derive.grading.parse import LatexError, Vocabulary, parse_answer, vocabulary
 from derive.core.spec import _STATED_KEY, Spec
 from derive.core.steps import Derivation, Given
 from derive.grading.answers import (CARRIED, CORRECT, INVALID, PRECISION, UNDETERMINED,
-                                    VERDICTS, WRONG, Answer, Record, answers_of)
+                                    MAX_ANSWERS, VERDICTS, WRONG, Answer, Record, answers_of)
 
 DEFAULT_CREDIT = {CORRECT: 1.0, CARRIED: 1.0, PRECISION: 0.5, WRONG: 0.0, UNDETERMINED: 0.0, INVALID: 0.0}
 
@@ -60,6 +61,8 @@ class Policy:
     allow: dict[str, tuple[str, ...]] = field(default_factory=dict)    # quantity -> extra names a formula may use
     forbid: dict[str, tuple[str, ...]] = field(default_factory=dict)   # quantity -> names a formula may not use
     numbers_only: tuple[str, ...] | bool = ()                          # quantities answered by a number only
+    max_formulas: int | None = None        # LaTeX answers graded per file (None: check's default or option)
+    formula_budget: float | None = None    # seconds of workers for one file's LaTeX answers together
 
     def asked_decimals(self, quantity: str) -> int:
         return self.decimals_for.get(quantity, self.decimals)
@@ -87,7 +90,8 @@ def _num(v: Any, path: str, lo: float, hi: float) -> float:
 def policy(spec: Spec) -> Policy:
     """The spec's ``[grading]`` table, validated (errors name the key path)."""
     g = spec.grading
-    allowed = {"decimals", "points", "credit", "precision_window", "ask", "log", "allow", "forbid", "numbers_only"}
+    allowed = {"decimals", "points", "credit", "precision_window", "ask", "log", "allow", "forbid", "numbers_only",
+               "max_formulas", "formula_budget"}
     for k in g:
         if k not in allowed:
             raise SpecError(f"grading.{k}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -137,7 +141,23 @@ def policy(spec: Spec) -> Policy:
         p.numbers_only = tuple(only)
     else:
         raise SpecError("grading.numbers_only", "expected a list of quantity names such as ['Error'], or true for all")
+    if "max_formulas" in g:
+        p.max_formulas = _int(g["max_formulas"], "grading.max_formulas", 1, MAX_ANSWERS)
+    if "formula_budget" in g:
+        p.formula_budget = _seconds(g["formula_budget"], "grading.formula_budget")
     return p
+
+
+MAX_BUDGET = 1e6    # seconds, the bound of the command's --formula-budget too
+
+
+def _seconds(v: Any, path: str) -> float:
+    """A number of seconds above 0 and at most MAX_BUDGET: a TOML integer or float (which the loader
+    keeps as its text, a :class:`Literal`), not a quoted string."""
+    x = float(v) if isinstance(v, (int, float, Literal)) and not isinstance(v, bool) else math.nan
+    if not 0 < x <= MAX_BUDGET:
+        raise SpecError(path, f"expected a number of seconds above 0 and at most {MAX_BUDGET:g}")
+    return x
 
 
 def _name_lists(table: Any, path: str) -> dict[str, tuple[str, ...]]:
@@ -223,6 +243,10 @@ class Problem:
         d = derive(spec)
         if d is None:
             raise SpecError(spec.name, "a spec of formulas only has no quantities to answer")
+        if getattr(d, "wide", False):
+            from derive.kinds.network.spec import MAX_EXACT_PARAMS
+            raise SpecError("network", f"check grades networks of at most {MAX_EXACT_PARAMS} parameters (this one has "
+                                       "wide layers: 'nnderive solve --json' gives every value to compare against)")
         pol = policy(spec)
         values = evaluate(d) if _numeric(d) else {}
         params = {}

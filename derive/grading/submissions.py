@@ -255,9 +255,11 @@ def warm_up(problem) -> None:
 
 def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: float = 60.0,
           latex_timeout: float = 10.0, memory_mb: int = 1024, progress=None,
-          files: list[Entry] | None = None, max_formulas: int = MAX_FORMULAS,
-          formula_budget: float = FORMULA_BUDGET, roster: tuple[bytes, set[str]] | None = None) -> list[dict]:
-    """Grade every answer file; returns the submissions in the ``--json`` format."""
+          files: list[Entry] | None = None, max_formulas: int | None = None,
+          formula_budget: float | None = None, roster: tuple[bytes, set[str]] | None = None) -> list[dict]:
+    """Grade every answer file; returns the submissions in the ``--json`` format.  ``max_formulas`` and
+    ``formula_budget`` (the command's options) override the spec's ``[grading]``; None: the spec's, else
+    the defaults."""
     import worked_examples
     from derive.core.sandbox import run_many
     files = files if files is not None else answer_files(answers)
@@ -337,14 +339,29 @@ def grade(spec: str, answers: list[str], *, jobs: int | None = None, timeout: fl
             for i, r in zip(retry, again):
                 results[i] = r if isinstance(r, dict) else _failed(files[i], _reason(r),
                                                                    _total_points(_PROBLEMS[name]), name)
-    _phase_latex(results, groups, jobs, latex_timeout, memory_mb, max_formulas, formula_budget)
+    caps = {name: formula_caps(_PROBLEMS[name].policy, max_formulas, formula_budget) for name in groups}
+    _phase_latex(results, groups, jobs, latex_timeout, memory_mb, caps)
     return [_finish(r) for r in results]
+
+
+def formula_caps(policy, max_formulas: int | None = None, formula_budget: float | None = None) -> dict:
+    """The formula cap and budget of one file and where each comes from: the command's option when
+    given, else the spec's ``[grading]`` key, else the default."""
+    def pick(option, key, spec_value, default):
+        if option is not None:
+            return option, "--" + key.replace("_", "-")
+        if spec_value is not None:
+            return spec_value, f"[grading] {key}"
+        return default, "--" + key.replace("_", "-")
+    (mf, mf_from), (fb, fb_from) = (pick(max_formulas, "max_formulas", policy.max_formulas, MAX_FORMULAS),
+                                    pick(formula_budget, "formula_budget", policy.formula_budget, FORMULA_BUDGET))
+    return {"max_formulas": mf, "max_formulas_from": mf_from, "formula_budget": fb, "formula_budget_from": fb_from}
 
 
 # ----------------------------------------------------------------------------- on a Dask cluster
 
 def grade_on_cluster(address, spec: str, files: list[Entry], *, timeout: float = 60.0, latex_timeout: float = 10.0,
-                     memory_mb: int = 1024, max_formulas: int = MAX_FORMULAS, formula_budget: float = FORMULA_BUDGET,
+                     memory_mb: int = 1024, max_formulas: int | None = None, formula_budget: float | None = None,
                      progress=None) -> list[dict]:
     """:func:`grade`, one answer file per Dask task: each Dask worker runs this module's own
     :func:`grade` on its file, so the sandboxed workers, their limits and the verdicts are the
@@ -440,20 +457,23 @@ def _chunks(idx: list[int], jobs: int | None, most: int = 25) -> list[list[int]]
     return [idx[k:k + size] for k in range(0, len(idx), size)]
 
 
-def _phase_latex(results, groups, jobs, latex_timeout, memory_mb, max_formulas=MAX_FORMULAS,
-                 formula_budget=FORMULA_BUDGET) -> None:
+def _phase_latex(results, groups, jobs, latex_timeout, memory_mb, caps: dict) -> None:
     """Grade the LaTeX answers: at most ``max_formulas`` per file, and at most ``formula_budget``
-    seconds of workers per file; past either, the rest of that file's formulas are undetermined."""
-    from derive.grading.answers import INVALID, UNDETERMINED
+    seconds of workers per file (``caps``: :func:`formula_caps` per problem name); past either, the
+    rest of that file's formulas are undetermined."""
     from derive.core.sandbox import OverBudget, run_many
-    items, where, owner = [], [], []
+    from derive.grading.answers import INVALID, UNDETERMINED
+    items, where, owner, budget, cap_of = [], [], [], {}, {}
     for name, idx in groups.items():
+        cap = caps[name]
         for i in idx:
+            budget[i], cap_of[i] = cap["formula_budget"], cap
             for k, (rec, quantity, index, text) in enumerate(results[i].get("latex", [])):
-                if k >= max_formulas:
+                if k >= cap["max_formulas"]:
                     results[i]["records"][rec].update(
                         verdict=UNDETERMINED, expected=None,
-                        feedback=f"not graded: a file may hold at most {max_formulas} formulas (--max-formulas)")
+                        feedback=f"not graded: a file may hold at most {cap['max_formulas']} formulas "
+                                 f"({cap['max_formulas_from']})")
                     continue
                 items.append((name, quantity, tuple(index) if index is not None else None, text, k))
                 where.append((i, rec))
@@ -461,15 +481,15 @@ def _phase_latex(results, groups, jobs, latex_timeout, memory_mb, max_formulas=M
     if not items:
         return
     out = run_many(_phase2, items, timeout=latex_timeout, memory_mb=memory_mb, jobs=jobs,
-                   groups=owner, budget=formula_budget)
+                   groups=owner, budget=budget)
     for (i, rec), r in zip(where, out):
         record = results[i]["records"][rec]
         if isinstance(r, dict):
             record.update(verdict=r["verdict"], expected=r["expected"], feedback=r["feedback"])
         elif isinstance(r, OverBudget):
             record.update(verdict=UNDETERMINED, expected=None,
-                          feedback=f"not graded: this file's formulas used up the {formula_budget:g} s allowed "
-                                   f"per file (--formula-budget)")
+                          feedback=f"not graded: this file's formulas used up the {cap_of[i]['formula_budget']:g} s "
+                                   f"allowed per file ({cap_of[i]['formula_budget_from']})")
         else:
             record.update(verdict=INVALID, expected=None, feedback=_reason(r))
 
@@ -779,11 +799,12 @@ def register(subparsers) -> None:
     p.add_argument("--timeout", type=positive(float), default=60.0, help="seconds per answer file (default 60)")
     p.add_argument("--latex-timeout", type=positive(float), default=10.0,
                    help="seconds per LaTeX answer (default 10)")
-    p.add_argument("--max-formulas", type=positive(int), default=MAX_FORMULAS,
-                   help=f"LaTeX answers graded per file; the rest are undetermined (default {MAX_FORMULAS})")
-    p.add_argument("--formula-budget", type=positive(float), default=FORMULA_BUDGET,
+    p.add_argument("--max-formulas", type=positive(int), default=None,
+                   help="LaTeX answers graded per file; the rest are undetermined (default: the spec's "
+                        f"[grading] max_formulas, else {MAX_FORMULAS})")
+    p.add_argument("--formula-budget", type=positive(float), default=None,
                    help="seconds of work for all LaTeX answers of one file together; past it the rest are "
-                        f"undetermined (default {FORMULA_BUDGET:g})")
+                        f"undetermined (default: the spec's [grading] formula_budget, else {FORMULA_BUDGET:g})")
     p.add_argument("--memory", type=positive(int), default=1024, help="MB per worker (default 1024)")
     p.add_argument("--cluster", metavar="ADDRESS",
                    help="grade on a Dask cluster (tcp://host:8786): one answer file per task, the same sandboxed "

@@ -15,48 +15,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from derive.core import primitives
 from derive import kinds
 from derive.core.files import write_atomic
-from derive.printing.sections import Section
+from derive.printing.sections import Handout, Section
 
 TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-pictures latexmk"
-
-
-@dataclass(frozen=True)
-class Handout:
-    """A handout: title, lines under it, sections of blocks, tables and drawings."""
-
-    name: str
-    title: str
-    meta: tuple
-    sections: tuple[Section, ...]
-
-    def tex(self) -> str:
-        from derive.printing.render import document_tex
-        return document_tex(self)
-
-    def markdown(self, figures: str | None = None) -> str:
-        """Markdown; drawings as ``<figures>-figure<k>.svg`` (default: the handout's name), none with ""."""
-        from derive.printing.render import document_md
-        return document_md(self, figures)
-
-    def figures(self) -> list:
-        from derive.printing.tikz import Figure
-        return [item for s in self.sections for item in s.items if isinstance(item, Figure)]
-
-    def _repr_markdown_(self) -> str:
-        return self.markdown()
-
-    def _repr_latex_(self) -> str:
-        """The handout's maths for Jupyter (MathJax shows maths, not a whole document)."""
-        from derive.printing.latex import Block
-        from derive.printing.render import math_rows
-        chains = [c for s in self.sections for item in s.items if isinstance(item, Block) for c in item.chains]
-        return "$$\\begin{aligned}\n" + math_rows(chains, 90) + "\n\\end{aligned}$$"
 
 
 # ----------------------------------------------------------------------------- assembly
@@ -81,6 +47,9 @@ def build(spec, notation: str | None = None, decimals: int = 4) -> Handout:
 
 
     derivation = kinds.derive(spec)
+    whole = kinds.document(spec, derivation, decimals)      # a derivation printed its own way (wide layers)
+    if whole is not None:
+        return whole
     prof = profile(notation or dict(spec.notation).get("profile", "standard"),
                    "--notation" if notation else "notation.profile")
     derivations = kinds.companions(spec, derivation)

@@ -103,6 +103,12 @@ def derive(spec: Spec) -> Derivation | None:
     return None if spec.problem is None else of(spec.problem).derive(spec.problem)
 
 
+def document(spec: Spec, derivation: Derivation | None, decimals: int):
+    """A whole handout the kind prints its own way for this derivation, or None."""
+    kind = None if derivation is None else named(derivation.kind)
+    return kind.document(spec, derivation, decimals) if kind is not None and kind.document else None
+
+
 def companions(spec: Spec, derivation: Derivation | None) -> list[Derivation]:
     """The derivation and those its kind reads beside it (a network's element-wise form)."""
     if derivation is None:

@@ -36,3 +36,36 @@ def natural_order(steps) -> tuple:
                 out[k], out[k + 1] = b, a
                 moved = True
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class Handout:
+    """A handout: title, lines under it, sections of blocks, tables and drawings."""
+
+    name: str
+    title: str
+    meta: tuple
+    sections: tuple[Section, ...]
+
+    def tex(self) -> str:
+        from derive.printing.render import document_tex
+        return document_tex(self)
+
+    def markdown(self, figures: str | None = None) -> str:
+        """Markdown; drawings as ``<figures>-figure<k>.svg`` (default: the handout's name), none with ""."""
+        from derive.printing.render import document_md
+        return document_md(self, figures)
+
+    def figures(self) -> list:
+        from derive.printing.tikz import Figure
+        return [item for s in self.sections for item in s.items if isinstance(item, Figure)]
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
+
+    def _repr_latex_(self) -> str:
+        """The handout's maths for Jupyter (MathJax shows maths, not a whole document)."""
+        from derive.printing.latex import Block
+        from derive.printing.render import math_rows
+        chains = [c for s in self.sections for item in s.items if isinstance(item, Block) for c in item.chains]
+        return "$$\\begin{aligned}\n" + math_rows(chains, 90) + "\n\\end{aligned}$$"

@@ -154,6 +154,9 @@ def check_claim(claim: Claim, names, funcs, derivations, instances: "Instances |
 def check_claims(spec: Spec, derivation: Derivation | None) -> list[ClaimResult]:
     if not spec.claims:
         return []
+    if getattr(derivation, "wide", False):
+        raise SpecError("claim", "formula claims are proved by the element engine, which takes networks of at "
+                                 "most 20000 parameters (this one has wide layers)")
     derivations = kinds.companions(spec, derivation)      # with a network's element-wise form
     names = _names(spec, derivation)
     funcs = {**claim_functions(_definitions(derivations, keep_affine=False)), **kinds.claim_functions(derivation)}

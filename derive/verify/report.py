@@ -1,12 +1,11 @@
 """Reports as plain data (for --json and for crossing process boundaries) and as text tables."""
 from __future__ import annotations
 
-import decimal
 import math
-from fractions import Fraction
 from typing import Any
 
 from derive.core.evaluate import evaluate
+from derive.core.rounding import exact_text
 from derive.core.steps import Derivation
 from derive.verify.stated import Report
 
@@ -111,24 +110,6 @@ def _nested(q, values) -> Any:
     return [flat[i * cols:(i + 1) * cols] for i in range(rows)]
 
 
-EXACT_DIGITS = 30
-
-
-def exact_text(num) -> str:
-    """A value as text that loses nothing: its rational (``"2421/98"``, ``"-3"``), or else an interval
-    ``"[lo, hi]"`` of 30 significant digits that contains it (ends rounded outward)."""
-    if num.exact is not None:
-        return str(num.exact)
-    from mpmath.libmp import to_rational
-    lo, hi = (Fraction(*to_rational(end)) for end in num.enclosure._mpi_)
-    return f"[{_decimal(lo, decimal.ROUND_FLOOR)}, {_decimal(hi, decimal.ROUND_CEILING)}]"
-
-
-def _decimal(q: Fraction, rounding: str) -> str:
-    ctx = decimal.Context(prec=EXACT_DIGITS, rounding=rounding, Emax=10**6, Emin=-10**6)
-    return str(ctx.divide(decimal.Decimal(q.numerator), decimal.Decimal(q.denominator)))
-
-
 def _nested_exact(q, values) -> Any:
     flat = [exact_text(values[s]) for s in q.symbols()]
     if not q.shape:
@@ -142,6 +123,9 @@ def _nested_exact(q, values) -> Any:
 def solve_dict(name: str, derivation: Derivation) -> dict[str, Any]:
     """Every quantity of a numeric problem under its canonical name, as floats (``quantities``)
     and exactly (``exact``: a rational string, or a 30-digit interval when the value is irrational)."""
+    own = getattr(derivation, "solve_itself", None)       # a derivation that evaluates itself (wide layers)
+    if own is not None:
+        return own(name)
     values = evaluate(derivation)
     out: dict[str, Any] = {}
     exact: dict[str, Any] = {}
@@ -165,7 +149,6 @@ def solve_text(result: dict[str, Any]) -> str:
             body = f"{v:.6g}"
         lines.append(f"  {k:<14} {body}")
     return "\n".join(lines)
-
 
 
 def _digits_off(r: dict) -> str:

@@ -8,6 +8,14 @@ from derive.kinds.network.mistakes import MAKERS
 from derive.kinds.network.spec import Network, load_network
 
 
+def _document(spec, derivation, decimals: int):
+    """Wide layers: each step in vector form and the first elements of each quantity."""
+    if not getattr(derivation, "wide", False):
+        return None
+    from derive.kinds.network.wide_printing import build
+    return build(spec, derivation, decimals)
+
+
 def _companions(net: Network) -> list:
     """The element-wise form, which handouts and claims read beside the matrix form (a mini-batch has none)."""
     return [] if net.samples else [derive_elementwise(net)]
@@ -45,4 +53,4 @@ def _locate(net: dict, name: str):
 
 
 KIND = Kind("network", load_network, derive_network, Network, printing="derive.kinds.network.printing",
-            companions=_companions, claim_names=_claim_names, locate=_locate, mistakes=MAKERS, derivation_kinds=("elementwise",), layered=True, kernel="layered")
+            companions=_companions, document=_document, claim_names=_claim_names, locate=_locate, mistakes=MAKERS, derivation_kinds=("elementwise",), layered=True, kernel="layered")

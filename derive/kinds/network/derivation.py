@@ -21,7 +21,7 @@ import sympy as sp
 from derive.core import primitives
 from derive.core.errors import SpecError
 from derive.core.scalar import Leaf, ScalarNode, _given, _VectorNode, reverse_mode
-from derive.kinds.network.spec import Network
+from derive.kinds.network.spec import MAX_EXACT_PARAMS, Network
 from derive.core.steps import (ELEMENTWISE, LR, Activate, Affine, BackError, BatchMean, BiasGradient, DeltaHidden,
     DeltaOutput, Derivation, Given, LocalDerivative, LossValue, Node, OutputGradient, Quantity,
     Probabilities, Recompute, SoftmaxCrossEntropy, Step, Update, WeightGradient, symbol)
@@ -101,9 +101,6 @@ def _sums_to_one(values) -> bool:
     return values is None or sp.Add(*values) == 1
 
 
-MAX_EXACT_PARAMS = 20_000
-
-
 def check_size(net: Network) -> None:
     """The exact engine writes every weight out as a symbol: refuse networks too large for that."""
     if net.param_count > MAX_EXACT_PARAMS:
@@ -142,7 +139,9 @@ def derive_network(net: Network, recompute: bool = True) -> Derivation:
     """The matrix-form derivation of a layered network (column vectors, W of shape (out, in))."""
     if net.samples:
         return derive_batch(net, recompute)
-    check_size(net)
+    if net.param_count > MAX_EXACT_PARAMS:      # wide layers: the layer-level derivation in index form
+        from derive.kinds.network.wide import derive_wide
+        return derive_wide(net)
     L = len(net.layers)
     sizes = net.sizes
     steps: list[Step] = [_given_vector("x", net.input, sizes[0], "input"),

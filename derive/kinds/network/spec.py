@@ -10,6 +10,7 @@ import sympy as sp
 
 from derive.core import primitives
 from derive.core.errors import SpecError
+from derive.kinds.network import generated
 from derive.core.spec import (MAX_LAYERS, MAX_WIDTH, ActivationRef, _activation, _int, _learning_rate, _matrix,
                               _string, _table, _unknown_keys, _vector)
 
@@ -71,7 +72,12 @@ def load_network(table: dict, path: str = "network") -> Network:
         lp = f"{path}.layer[{i}]"
         raw = _table(raw, lp)
         _unknown_keys(raw, {"weights", "bias", "activation", "size"}, lp)
-        if "weights" in raw:
+        if "weights" in raw and isinstance(raw["weights"], dict):     # generated (kinds/network/generated.py)
+            if "size" not in raw:
+                raise SpecError(f"{lp}.size", "missing; generated weights need the layer's size")
+            size = _int(raw["size"], f"{lp}.size", 1, MAX_WIDTH)
+            weights = generated.matrix(raw["weights"], f"{lp}.weights", size, n_prev)
+        elif "weights" in raw:
             w_raw = raw["weights"]
             rows = len(w_raw) if isinstance(w_raw, list) else 0
             size = _int(raw.get("size", rows), f"{lp}.size", 1, MAX_WIDTH)
@@ -87,6 +93,8 @@ def load_network(table: dict, path: str = "network") -> Network:
             bias = None if weights is None else ()
         elif bias_raw is False:
             bias = ()
+        elif isinstance(bias_raw, dict):
+            bias = tuple(generated.values(bias_raw, f"{lp}.bias", size))
         else:
             bias = _vector(bias_raw, f"{lp}.bias", size)
         if "activation" not in raw:
@@ -170,3 +178,4 @@ def _samples(rows, table: dict, path: str, n_out: int):
     return tuple(zip(rows, targets))
 
 
+MAX_EXACT_PARAMS = 20_000
