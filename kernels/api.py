@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compile import index_key, load, load_module, read_index, write_index
+from .cache import index_key, load, load_module, read_index, write_index
 from .layout import Layout
 
 
