@@ -92,7 +92,7 @@ def render(source) -> str:
         parts.append(f'@njit(cache=True, error_model="numpy"{inline})\n' + fitted(text))
     for fn in source.functions:
         extra = (", parallel=True" if fn.parallel else "") + (f", fastmath={fn.fastmath}" if fn.fastmath else "")
-        text = f'@njit(cache=True, error_model="numpy"{extra})\n' + fitted(fn.text)
+        text = (f'@njit(cache=True, error_model="numpy"{extra})\n' if fn.jit else "") + fitted(fn.text)
         if fn.inline_twin:
             text += (f'\n\n\n{fn.name}_inline = njit(cache=True, error_model="numpy", inline="always")'
                      f"({fn.name}.py_func)")

@@ -230,6 +230,7 @@ def emit(program: Program, targets: Iterable[sp.Symbol], names: Mapping[sp.Symbo
     the statements after it (constants folded, no ``h3_0 = z3_0`` copies), and recorded in
     ``folded`` (symbol → that value) for the caller, which may need the value itself.
     """
+    targets = list(targets)
     chosen = needed(program, targets, available)
     kept, subst = [], {}
     for sym, expr in chosen:
@@ -240,6 +241,8 @@ def emit(program: Program, targets: Iterable[sp.Symbol], names: Mapping[sp.Symbo
             kept.append((sym, expr))
     if folded is not None:
         folded.update(subst)
+    else:   # a caller that reads the targets by name (the loops and BLAS shapes): they are assigned
+        kept += [(t, subst[t]) for t in targets if t in subst]
     if not kept:
         return []
     replacements, reduced = sp.cse([e for _, e in kept], symbols=sp.numbered_symbols(prefix, real=True),
@@ -255,7 +258,7 @@ def emit(program: Program, targets: Iterable[sp.Symbol], names: Mapping[sp.Symbo
         if expr in pending and expr not in owner:
             owner[expr] = sym
             names[expr] = names[sym]
-        elif expr in owner:
+        elif expr in owner and folded is not None:
             copies[sym] = owner[expr]
     if copies:
         reduced = [e.xreplace(copies) for e in reduced]
@@ -280,10 +283,12 @@ def emit(program: Program, targets: Iterable[sp.Symbol], names: Mapping[sp.Symbo
         for dep in sorted(expr.free_symbols & pending.keys(), key=order.index):
             if dep in pending:
                 define(dep)
-        if expr in owner:
-            if owner[expr] == sym and expr in pending:
+        if owner.get(expr) == sym:
+            if expr in pending:
                 define(expr)                      # printed under this statement's name
             continue
+        if sym in copies:
+            continue                              # folded: the caller has its value
         put(sym, expr)
     return lines
 

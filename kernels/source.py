@@ -42,6 +42,7 @@ class Function:
     parallel: bool = False
     fastmath: str = ""              # Numba's fastmath flags, e.g. '{"contract"}' (never nnan or ninf)
     inline_twin: bool = False       # also ``<name>_inline``: the same function, inlined by Numba into callers
+    jit: bool = True                # False: a plain Python function, compiled by its user (kernels/api.py)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ NONFINITE = ('    """{what}\n\n'
 ENTRY_NAMES = frozenset({"forward_pass", "backward_pass", "update_pass", "rest_pass", "forward_pass_inline",
                          "backward_pass_inline", "update_pass_inline", "rest_pass_inline", "sgd_step", "loss_grad",
                          "forward", "trace", "many_sgd_step", "many_block", "many_rows_blocks",
-                         "many_blocked_blocks", "many_sgd_step_blocked"})
+                         "many_blocked_blocks", "many_sgd_step_blocked", "sgd_step_checked"})
 
 MANY_BLOCK = 32        # problems per block of the vectorised kernel (a compile-time constant in its code)
 MANY_CHUNK = 32        # blocks per parallel task (one scratch buffer each)
@@ -214,7 +214,17 @@ def network_source(net: Network) -> KernelSource:
         [f"    theta[{k}] = {names[new]}" for (k, _), new in zip(params, news)],
         "    return total",
     )
+    checked = lines(
+        "def sgd_step_checked(theta, X, T, lr):",
+        '    """sgd_step with the checks of the checked API (kernels/api.py) inside the kernel: ValueError when the',
+        '    shapes do not fit; NaN, theta untouched, when something is not finite (the API then names it)."""',
+        f"    if (theta.shape[0] != {P} or X.shape[1] != {len(x)} or T.shape[1] != {len(t)}",
+        "            or X.shape[0] != T.shape[0] or X.shape[0] == 0):",
+        '        raise ValueError("shapes")',
+        "    return sgd_step(theta, X, T, lr)",
+    )
     functions = [*em.functions(inline=True), Function("loss_grad", loss_grad), Function("sgd_step", sgd),
+                 Function("sgd_step_checked", checked, jit=False),
                  Function("forward", forward), *_many_functions(em, params, x, t, loss, news)]
     trace, trace_layout = em.trace("def trace(theta, x, t, lr, out):",
                                    source("theta[{}]", "x[{}]", "t[{}]"), [lr])
@@ -357,29 +367,27 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
 # ----------------------------------------------------------------------------- graphs and other kinds
 
 def graph_source(graph: Graph) -> KernelSource:
-    """Kernel source of a scalar graph (``graph`` already symbolic): its values are a vector ``v``."""
+    """Kernel source of a scalar graph (``graph`` already symbolic): its values are a vector ``v``,
+    listed in a legend at the top of the module."""
     derivation = derive_graph(graph)
     source = values_source(derivation, f"scalar graph of {len(graph.nodes)} nodes, unrolled", loss_name=graph.loss,
-                           many=True)
+                           graph=True)
     leaves = [g for g in derivation.steps if isinstance(g, Given) and g.name != LR]
-    legend = lines("# The values v (an argument; trace returns every quantity under its name):",
-                   [f"#   v[{k}] = {g.name} ({g.role})" for k, g in enumerate(leaves)],
-                   f"# loss = {graph.loss}; lr = the learning rate; grad_<name> = ∂loss/∂<name>; "
-                   "<name>_new = its value after the step.")
     meta = {**source.meta, "kind": "graph", "values": [[g.name, g.role] for g in leaves], "loss": graph.loss}
-    return KernelSource("graph", "unrolled", source.title, source.helpers, source.functions, meta, legend=legend)
+    return KernelSource("graph", "unrolled", source.title, source.helpers, source.functions, meta,
+                        legend=source.legend)
 
 
 def derivation_source(derivation: Derivation, title: str) -> KernelSource:
     """Kernel source of any derivation whose steps are plain expressions (convolutional and
     recurrent networks, perceptrons, ...): its given quantities are one flat vector ``v``."""
-    return values_source(derivation, title, loss_name="loss", many=False)
+    return values_source(derivation, title, loss_name="loss", graph=False)
 
 
-def values_source(derivation: Derivation, title: str, loss_name: str, many: bool) -> KernelSource:
+def values_source(derivation: Derivation, title: str, loss_name: str, graph: bool) -> KernelSource:
     """The kernels of a derivation whose given quantities (but the learning rate) are one vector
-    ``v``: ``loss_grad`` and ``sgd_step`` when it has a loss (and updates), ``trace``, and with
-    ``many`` a ``many_sgd_step`` over rows of values."""
+    ``v``: ``loss_grad`` and ``sgd_step`` when it has a loss (and updates), ``trace``; for a
+    ``graph`` also a ``many_sgd_step`` over rows of values, and a legend of the values."""
     program = prog.build(derivation)
     leaves = [g for g in program.given if g.name != LR]
     layout = Layout.of((g.name, g.target.shape) for g in leaves)
@@ -420,7 +428,7 @@ def values_source(derivation: Derivation, title: str, loss_name: str, many: bool
             "        return math.nan",
             [f"    v[{k}] = {names[s]}" for k, s in news],
             f"    return {names[loss]}")))
-        if many:
+        if graph:
             functions.append(Function("many_sgd_step", lines(
                 "def many_sgd_step(V, lr, losses):",
                 '    """Row p of V holds the values of one problem: one gradient step each, in place.',
@@ -434,4 +442,11 @@ def values_source(derivation: Derivation, title: str, loss_name: str, many: bool
             "roles": [[g.name, g.role] for g in leaves], "loss": loss is not None,
             "trace": trace_layout.to_json(), "derivation": derivation_hash(derivation),
             "functions": [f.name for f in functions]}
-    return KernelSource(derivation.kind, "unrolled", title, em.helpers(), tuple(functions), meta)
+    legend = ""
+    if graph:
+        legend = lines("# The values v (an argument; trace returns every quantity under its name):",
+                       [f"#   v[{k}] = {g.name} ({g.role}" + (f"; {code} in the code)" if code != g.name else ")")
+                        for k, g in enumerate(leaves) for code in [names[g.target.symbol()]]],
+                       f"# loss = {loss_name}; lr = the learning rate; grad_<name> = ∂loss/∂<name>; "
+                       "<name>_new = its value after the step.")
+    return KernelSource(derivation.kind, "unrolled", title, em.helpers(), tuple(functions), meta, legend=legend)
