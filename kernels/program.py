@@ -320,7 +320,8 @@ def _return_lines(expr: sp.Expr, names: Mapping, all_helpers, indent: str, print
     names.update({s: s.name for s, _ in replacements})
     printer = printer(names, frozenset(all_helpers))
     out = [part for s, e in replacements for part in fit(f"{indent}{s.name} = {printer.doprint(e)}")]
-    return out + fit(f"{indent}return {printer.doprint(reduced)}")
+    value = repr(float(reduced)) if reduced.is_Number else printer.doprint(reduced)    # a float: one return type
+    return out + fit(f"{indent}return {value}")
 
 
 def helper_order(helpers: Mapping[str, Helper]) -> list[str]:

@@ -81,7 +81,9 @@ class Emitter:
         args = tuple(s for s in available if s in reads)
         results = tuple(s for s, _ in chosen)
         show = printer(self.names, frozenset(self.program.helpers))
-        returned = [show.doprint(folded[s]) if s in folded else self.names[s] for s in results]
+        # a folded constant is returned as a float, so that the tuple is uniform (cheaper for Numba)
+        returned = [(repr(float(folded[s])) if folded[s].is_Number else show.doprint(folded[s])) if s in folded
+                    else self.names[s] for s in results]
         ret = f"    return {returned[0]}" if len(returned) == 1 else f"    return ({', '.join(returned)})"
         text = lines(f"def {name}({'given' if args else ''}):",
                      f'    """{self._doc(name, results)}"""',
