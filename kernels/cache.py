@@ -87,7 +87,7 @@ def render(source) -> str:
             '"""\n' + (source.legend + "\n" if source.legend else "") +
             "import math\n\nimport numpy as np\nfrom numba import njit, prange\n")
     parts = [head] + ([fitted(source.preamble)] if source.preamble else [])
-    inline = ', inline="always"' if source.inline_helpers else ""
+    inline = ", inline=in_vector_loop" if source.inline_helpers else ""
     for text in source.helpers:
         parts.append(f'@njit(cache=True, error_model="numpy"{inline})\n' + fitted(text))
     for fn in source.functions:
