@@ -33,7 +33,8 @@ from .unrolled import derivation_source, graph_source, network_source
 # Xeon, AVX-512; benchmarks/compile_times.py and docs/kernels.md).  Unrolled code grows with the
 # parameters (straight-line code: about params^1.1 here, params^1.5 and more beyond); the loops and
 # BLAS shapes do not grow with the size (their bodies are one layer's element expressions).
-UNROLLED_COMPILE_CPU_S = {12: 0.69, 36: 1.26, 60: 2.25, 144: 5.66}
+# Measured again for the one emitter (issue 11: each pass its own compilation unit), load 2-3.
+UNROLLED_COMPILE_CPU_S = {12: 1.26, 36: 2.01, 60: 2.99, 144: 6.48}
 LOOPS_COMPILE_CPU_S = 2.3          # 3-3-3-3: 2.21, 8-8-8: 2.55, 32-32-10: 2.32
 BLAS_COMPILE_CPU_S = 3.0           # 3-3-3-3: 2.88, 32-32-10: 3.25 (np.dot's typing and BLAS bindings)
 MAX_LOOPS_PARAMS = 1000            # beyond this, products by BLAS (loops: 7x slower at 784-15-10)
@@ -52,7 +53,7 @@ def unrolled_compile_estimate(params: int) -> float:
 
 def choose_shape(net: Network) -> str:
     """The shape whose first call compiles fastest, by the measured costs above: unrolled while it
-    compiles about as fast as the loops shape (up to about 65 parameters: the slides' networks; it
+    compiles about as fast as the loops shape (up to about 48 parameters: the slides' networks; it
     also has ``many_sgd_step`` and ``trace``), then loops up to ``MAX_LOOPS_PARAMS``, then BLAS
     (where the products outweigh any compile time)."""
     if unrolled_compile_estimate(net.param_count) <= 1.1 * LOOPS_COMPILE_CPU_S:
