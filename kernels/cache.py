@@ -25,9 +25,8 @@ from typing import Callable
 
 from derive.files import write_atomic
 
-from .text import fitted
-
 from . import __name__ as _package
+from .text import fitted
 
 CACHE_ENV = "NNDERIVE_CACHE"
 # The modules whose source decides what code a structure gets.

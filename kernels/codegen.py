@@ -28,7 +28,6 @@ from .source import (Function, KernelSource, derivation_hash, derivation_structu
                      identifiers, lines, structure, symbolic_graph, symbolic_network)
 from .unrolled import derivation_source, graph_source, network_source
 
-
 # Numba's compile time of the first sgd_step call, in CPU seconds on the development machine (2-core
 # Xeon, AVX-512; benchmarks/compile_times.py and docs/kernels.md).  Unrolled code grows with the
 # parameters (straight-line code: about params^1.1 here, params^1.5 and more beyond); the loops and

@@ -136,7 +136,3 @@ def identifiers(quantities: list[Quantity], taken: frozenset[str] = frozenset())
     return out
 
 
-
-def lines(*blocks) -> str:
-    """Source text from strings and lists of strings."""
-    return "\n".join(line for block in blocks for line in ([block] if isinstance(block, str) else block))

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kernel_fixtures import CACHE
 
 import kernels
-from kernel_fixtures import CACHE
 
 
 @pytest.fixture(scope="module", params=["float64", "float32"])

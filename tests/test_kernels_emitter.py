@@ -15,7 +15,8 @@ import tokenize
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import worked_examples
 from derive import backprop, primitives
