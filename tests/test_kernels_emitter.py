@@ -192,3 +192,25 @@ def test_the_cache_module_is_not_named_compile():
     assert not (KERNELS / "compile.py").exists() and (KERNELS / "cache.py").exists()
     import kernels
     assert callable(kernels.compile)
+
+
+_NAMES = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,12}", fullmatch=True) | st.sampled_from(
+    ["math", "np", "theta", "lr", "c0", "c0_", "eval", "sigmoid", "given", "x_", "x", "None", "for", "sum"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sets(_NAMES, min_size=1, max_size=30))
+def test_identifiers_never_shadow_and_never_collide(names):
+    """A spec's names as identifiers: one-to-one, valid Python, never a keyword, a builtin, a name of
+    the module (``taken``: its helpers) or a common subexpression ``c<k>``."""
+    import builtins
+    import keyword
+
+    from kernels.source import RESERVED
+    taken = frozenset({"sigmoid", "relu_prime"})
+    idents = {n: identifier(n, taken) for n in names}
+    assert len(set(idents.values())) == len(idents)
+    for name, ident in idents.items():
+        assert ident.isidentifier() and not keyword.iskeyword(ident) and not hasattr(builtins, ident)
+        assert ident not in RESERVED and ident not in taken and not re.fullmatch(r"c\d+", ident)
+        assert ident in (name, name + "_")
