@@ -6,12 +6,6 @@ SymPy; ``compile`` does.
 """
 from __future__ import annotations
 
-# The submodule kernels/compile.py is imported first (it is light: standard library only), so that
-# the function defined below, not the submodule, is the package attribute ``kernels.compile``.
-from . import compile as _compile_module
-
-del _compile_module
-
 
 def compile(spec, *, dtype="float64", shape: str = "auto", cache_dir=None):
     """Kernels for a spec (see :func:`kernels.api.compile`)."""

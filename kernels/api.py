@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compile import index_key, load, load_module, read_index, write_index
+from .cache import index_key, load, load_module, read_index, write_index
 from .layout import Layout
 
 
@@ -149,7 +149,40 @@ class NetworkKernel(_Kernel):
         return float(loss), grad
 
     def sgd_step(self, theta, X, T, lr) -> float:
-        """θ ← θ − lr·∇(mean loss over the rows), in place; returns the mean loss before the step."""
+        """θ ← θ − lr·∇(mean loss over the rows), in place; returns the mean loss before the step.
+
+        Fast path: the kernel's ``sgd_step_checked`` compiled for exactly this dtype's C-contiguous
+        arrays (no other signature is compiled, so any other argument raises TypeError in Numba's
+        dispatch) checks the shapes inside; anything it refuses, and a loss that is not finite, takes
+        the Python path below, which converts, explains and reports as before."""
+        fast = self._checked_sgd
+        if fast is not None:
+            try:
+                loss = fast(theta, X, T, lr)
+            except (TypeError, ValueError):
+                pass
+            else:
+                if loss - loss == 0.0:                 # finite: NaN and ±inf give NaN
+                    return loss
+        return self._sgd_step_python(theta, X, T, lr)
+
+    @property
+    def _checked_sgd(self):
+        """The fast path's dispatcher, compiled on first use (None without ``sgd_step_checked``)."""
+        fast = self.__dict__.get("_fast_sgd", False)
+        if fast is False:
+            fast = None
+            py = getattr(self.raw, "sgd_step_checked", None)
+            if py is not None:
+                from numba import njit, types
+                from numba.np.numpy_support import from_dtype
+                nb = from_dtype(self.dtype)
+                sig = (types.Array(nb, 1, "C"), types.Array(nb, 2, "C"), types.Array(nb, 2, "C"), types.float64)
+                fast = njit([sig], cache=True, error_model="numpy")(py)
+            self.__dict__["_fast_sgd"] = fast
+        return fast
+
+    def _sgd_step_python(self, theta, X, T, lr) -> float:
         theta = self._inplace(theta, "theta", (self.n_params,))
         X, T = self._array(X, "X", self.sizes[0]), self._array(T, "T", self.sizes[-1])
         self._rows(X, T)

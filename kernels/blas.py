@@ -27,7 +27,7 @@ from derive.core.steps import Derivation, Update, symbol
 
 from . import indexform
 from . import program as prog
-from .codegen import Function, KernelSource, derivation_hash, lines, structure
+from .source import Function, KernelSource, derivation_hash, lines, structure
 from .layout import Layout
 from .printer import KernelPrinter
 

@@ -48,6 +48,12 @@ class KernelPrinter(PythonCodePrinter):
             return f"({product})" if exp > 0 else f"(1/({product}))"   # parenthesised: it stands for a power
         return super()._print_Pow(expr, rational=rational)
 
+    def _print_Rational(self, expr):
+        # a constant folded into the nearest float (what Python's p/q would compute at run time)
+        return repr(float(expr))
+
+    _print_Half = _print_Rational
+
     def _print_maxof(self, expr):
         return f"max({', '.join(self._print(a) for a in expr.args)})"
 
@@ -65,8 +71,8 @@ class KernelPrinter(PythonCodePrinter):
 
 
 class VectorPrinter(KernelPrinter):
-    """For the vectorised many-problems kernel: ``exp`` and ``log`` as ``vexp`` and ``vlog`` (written
-    in arithmetic, ``kernels/vecmath.py``), and each helper by its ``_v`` twin that calls them."""
+    """For code the many-problems kernel vectorises: ``exp`` and ``log`` as ``vexp`` and ``vlog``
+    (written in arithmetic, ``kernels/vecmath.py``)."""
 
     def _print_exp(self, expr):
         return f"vexp({self._print(expr.args[0])})"
@@ -75,8 +81,3 @@ class VectorPrinter(KernelPrinter):
         if len(expr.args) != 1:
             return super()._print_log(expr)
         return f"vlog({self._print(expr.args[0])})"
-
-    def _print_Function(self, expr):
-        if isinstance(expr, AppliedUndef) and expr.func.__name__ in self.helpers:
-            return f"{expr.func.__name__}_v({', '.join(self._print(a) for a in expr.args)})"
-        return super()._print_Function(expr)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 import sympy as sp
+from sympy.core.function import AppliedUndef
 
 from derive.core import primitives
 from derive.core.steps import (Activate, DeltaOutput, Derivation, Given, LocalDerivative, LossValue, Node,
@@ -20,6 +21,7 @@ from derive.core.steps import (Activate, DeltaOutput, Derivation, Given, LocalDe
 
 from . import stable
 from .printer import KernelPrinter
+from .text import fit
 
 
 @dataclass(frozen=True)
@@ -45,49 +47,79 @@ class Program:
 
 
 class _Helpers:
-    """Helpers deduplicated by their body up to the names of their arguments."""
+    """Helpers deduplicated by their body up to the names of their arguments, named after the
+    registry entry they compute (``sigmoid``, ``relu_prime``, ``log1pexp``)."""
 
-    def __init__(self, prefix: str):
-        self.prefix = prefix
+    def __init__(self):
         self.by_key: dict[str, Helper] = {}
         self.table: dict[str, Helper] = {}
 
-    def call(self, body: sp.Expr, args: list[sp.Expr], params: list[sp.Symbol]) -> sp.Expr:
-        """``name(args)`` for the helper ``name(params) = body``."""
+    def call(self, body: sp.Expr, args: list[sp.Expr], params: list[sp.Symbol], name: str) -> sp.Expr:
+        """``name(args)`` for the helper ``name(params) = body`` (``name_2``, ... for another body)."""
         key = sp.srepr((tuple(params), body))
         helper = self.by_key.get(key)
         if helper is None:
-            helper = Helper(f"{self.prefix}{len(self.by_key)}", tuple(params), body)
+            name = _known_name(body, params) or name
+            unique, k = name, 1
+            while unique in self.table:
+                k += 1
+                unique = f"{name}_{k}"
+            helper = Helper(unique, tuple(params), body)
             self.by_key[key] = helper
             self.table[helper.name] = helper
         return sp.Function(helper.name)(*args)
 
-    def lift(self, expr: sp.Expr) -> sp.Expr:
-        """Every Piecewise of ``expr`` (innermost first) as a call of a helper of its free symbols."""
+    def lift(self, expr: sp.Expr, name: str = "branch", whole: str | None = None) -> sp.Expr:
+        """Every Piecewise of ``expr`` (innermost first) as a call of a helper of its free symbols,
+        named ``name`` (``whole`` when the Piecewise is all of ``expr``) unless the registry knows it."""
         def one(pw):
             free = sorted(pw.free_symbols, key=lambda s: s.name)
             params = [sp.Symbol(f"a{k}", real=True) for k in range(len(free))]
-            return self.call(pw.xreplace(dict(zip(free, params))), free, params)
+            label = whole if whole is not None and pw == expr else name
+            return self.call(pw.xreplace(dict(zip(free, params))), free, params, label)
         return expr.replace(lambda e: isinstance(e, sp.Piecewise), one)
 
 
 _X = sp.Symbol("a0", real=True)
 
 
+def _registry_forms() -> dict[str, str]:
+    """srepr of the stable form of every scalar registry entry without parameters, of its
+    derivative, and of ``log1pexp``, in ``a0`` → the entry's name (``sigmoid``, ``sigmoid_prime``)."""
+    global _FORMS
+    if _FORMS is None:
+        _FORMS = {sp.srepr(primitives.log1pexp(_X)): "log1pexp"}
+        for name, entry in primitives.ACTIVATIONS.items():
+            if entry.vector or entry.params:
+                continue
+            body = primitives.stable_activation(name, _X)
+            _FORMS.setdefault(sp.srepr(body), name)
+            _FORMS.setdefault(sp.srepr(sp.diff(body, _X)), name + "_prime")
+    return _FORMS
+
+
+_FORMS: dict[str, str] | None = None
+
+
+def _known_name(body: sp.Expr, params: list[sp.Symbol]) -> str | None:
+    return _registry_forms().get(sp.srepr(body)) if list(params) == [_X] else None
+
+
 def _activation_call(helpers: _Helpers, name: str, params: dict, derivative: bool = False):
-    """The helper ``g_k(a0)`` of an activation's stable form, or of the diff of that form."""
+    """The helper ``name(a0)`` (``name_prime``) of an activation's stable form (of its derivative)."""
     body = primitives.stable_activation(name, _X, params)
     if derivative:
         body = sp.diff(body, _X)
-    body = helpers.lift(body)
+    label = name + ("_prime" if derivative else "")
+    body = helpers.lift(body, label + "_branch", whole=label)
     if isinstance(body, sp.Function) and body.args == (_X,) and body.func.__name__ in helpers.table:
         return body.func                                   # a Piecewise: already a helper
-    return helpers.call(body, [_X], [_X]).func
+    return helpers.call(body, [_X], [_X], label).func
 
 
 def build(derivation: Derivation) -> Program:
     """The derivation's steps as statements with stable forms (see the module docstring)."""
-    helpers = _Helpers("g")
+    helpers = _Helpers()
     given: list[Given] = []
     statements: list[tuple[sp.Symbol, sp.Expr]] = []
     quantities: list[Quantity] = []
@@ -130,12 +162,22 @@ def build(derivation: Derivation) -> Program:
                 cancelled = stable.cancel_singular(e.xreplace(definitions))
                 exprs.append(helpers.lift(stable.rewrite(cancelled)) if cancelled is not None else e)
         else:
-            exprs = [helpers.lift(stable.rewrite(e)) for e in step.exprs]
+            label = _label(step, by_layer)
+            exprs = [helpers.lift(stable.rewrite(e), label, whole=label) for e in step.exprs]
         statements.extend(zip(syms, exprs))
         if isinstance(step, (OutputGradient, LocalDerivative)):
             definitions.update(zip(syms, step.exprs))
         quantities.append(step.target)
     return Program(given, statements, quantities, helpers.table)
+
+
+def _label(step: Step, by_layer: dict) -> str:
+    """A helper's name for a Piecewise of ``step``: ``<activation>_prime`` for a local derivative,
+    else the step's rule (``max_pool``), which names the registry entry or engine rule it applies."""
+    if isinstance(step, LocalDerivative) and getattr(step, "layer", None) in by_layer:
+        return by_layer[step.layer][0] + "_prime"
+    rule = str(step.rule)
+    return rule if re.fullmatch(r"[a-z][a-z0-9_]{0,40}", rule) else "branch"
 
 
 def _input_symbols(step: Step, derivation: Derivation) -> list[sp.Symbol]:
@@ -179,42 +221,83 @@ def needed(program: Program, targets: Iterable[sp.Symbol], available: Iterable[s
 
 
 def emit(program: Program, targets: Iterable[sp.Symbol], names: Mapping[sp.Symbol, str],
-         available: Iterable[sp.Symbol], indent: str, prefix: str = "c", printer=KernelPrinter) -> list[str]:
+         available: Iterable[sp.Symbol], indent: str, prefix: str = "c", printer=KernelPrinter,
+         folded: dict | None = None) -> list[str]:
     """Lines assigning every target (and what it needs) by its identifier in ``names``, CSE'd
-    (``printer``: the printer class, ``VectorPrinter`` for the vectorised many-problems kernel)."""
+    (``printer``: the printer class, ``VectorPrinter`` for the vectorised many-problems kernel).
+
+    A statement whose value is a number or another symbol is not printed: it is substituted into
+    the statements after it (constants folded, no ``h3_0 = z3_0`` copies), and recorded in
+    ``folded`` (symbol → that value) for the caller, which may need the value itself.
+    """
+    targets = list(targets)
     chosen = needed(program, targets, available)
-    if not chosen:
+    kept, subst = [], {}
+    for sym, expr in chosen:
+        expr = expr.xreplace(subst) if subst else expr
+        if expr.is_Number or expr.is_Symbol:
+            subst[sym] = expr
+        else:
+            kept.append((sym, expr))
+    if folded is not None:
+        folded.update(subst)
+    else:   # a caller that reads the targets by name (the loops and BLAS shapes): they are assigned
+        kept += [(t, subst[t]) for t in targets if t in subst]
+    if not kept:
         return []
-    replacements, reduced = sp.cse([e for _, e in chosen], symbols=sp.numbered_symbols(prefix, real=True),
+    replacements, reduced = sp.cse([e for _, e in kept], symbols=sp.numbered_symbols(prefix, real=True),
                                     order="none")
     names = dict(names)
     names.update({s: s.name for s, _ in replacements})
-    printer = printer(names, frozenset(program.helpers))
     pending = dict(replacements)
+    # a statement that CSE reduced to a bare temporary names that temporary (no ``grad_y_0 = c0``);
+    # a second one that reduces to the same temporary is a copy of the first, folded
+    owner: dict = {}
+    copies: dict = {}
+    for (sym, _), expr in zip(kept, reduced):
+        if expr in pending and expr not in owner:
+            owner[expr] = sym
+            names[expr] = names[sym]
+        elif expr in owner and folded is not None:
+            copies[sym] = owner[expr]
+    if copies:
+        reduced = [e.xreplace(copies) for e in reduced]
+        pending = {s: e.xreplace(copies) for s, e in pending.items()}
+        if folded is not None:
+            folded.update(copies)
+    printer = printer(names, frozenset(program.helpers))
     order = [s for s, _ in replacements]
     lines: list[str] = []
+
+    def put(sym, expr):
+        lines.extend(fit(f"{indent}{names[sym]} = {printer.doprint(expr)}"))
 
     def define(sym):
         expr = pending.pop(sym)
         for dep in sorted(expr.free_symbols & pending.keys(), key=order.index):
             if dep in pending:
                 define(dep)
-        lines.append(f"{indent}{names[sym]} = {printer.doprint(expr)}")
+        put(sym, expr)
 
-    for (sym, _), expr in zip(chosen, reduced):
+    for (sym, _), expr in zip(kept, reduced):
         for dep in sorted(expr.free_symbols & pending.keys(), key=order.index):
             if dep in pending:
                 define(dep)
-        lines.append(f"{indent}{names[sym]} = {printer.doprint(expr)}")
+        if owner.get(expr) == sym:
+            if expr in pending:
+                define(expr)                      # printed under this statement's name
+            continue
+        if sym in copies:
+            continue                              # folded: the caller has its value
+        put(sym, expr)
     return lines
 
 
-def helper_source(helper: Helper, all_helpers: Mapping[str, Helper], printer=KernelPrinter,
-                  suffix: str = "") -> str:
-    """``def name(a0, ...):`` with a CSE'd body; a Piecewise body as if/elif/else (``name`` +
-    ``suffix``, printed by ``printer``: the ``_v`` twins of the vectorised kernel)."""
+def helper_source(helper: Helper, all_helpers: Mapping[str, Helper], printer=KernelPrinter) -> str:
+    """``def name(a0, ...):`` with a CSE'd body; a Piecewise body as if/elif/else (printed by
+    ``printer``: ``VectorPrinter`` writes exp and log as vexp and vlog)."""
     names = {a: a.name for a in helper.args}
-    lines = [f"def {helper.name}{suffix}({', '.join(a.name for a in helper.args)}):"]
+    lines = [f"def {helper.name}({', '.join(a.name for a in helper.args)}):"]
     body = helper.body
     if isinstance(body, sp.Piecewise):
         cond_printer = printer(names, frozenset(all_helpers))
@@ -236,8 +319,9 @@ def _return_lines(expr: sp.Expr, names: Mapping, all_helpers, indent: str, print
     names = dict(names)
     names.update({s: s.name for s, _ in replacements})
     printer = printer(names, frozenset(all_helpers))
-    out = [f"{indent}{s.name} = {printer.doprint(e)}" for s, e in replacements]
-    return out + [f"{indent}return {printer.doprint(reduced)}"]
+    out = [part for s, e in replacements for part in fit(f"{indent}{s.name} = {printer.doprint(e)}")]
+    value = repr(float(reduced)) if reduced.is_Number else printer.doprint(reduced)    # a float: one return type
+    return out + fit(f"{indent}return {value}")
 
 
 def helper_order(helpers: Mapping[str, Helper]) -> list[str]:
@@ -247,10 +331,10 @@ def helper_order(helpers: Mapping[str, Helper]) -> list[str]:
     def visit(name):
         if name in done:
             return
-        for f in helpers[name].body.atoms(sp.Function):
+        for f in helpers[name].body.atoms(AppliedUndef):
             if f.func.__name__ in helpers:
                 visit(f.func.__name__)
         done.append(name)
-    for name in sorted(helpers, key=lambda n: int(re.sub(r"\D", "", n) or 0)):
+    for name in helpers:
         visit(name)
     return done

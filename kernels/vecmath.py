@@ -37,6 +37,12 @@ VECMATH = f'''from numba.core import types as _nbtypes
 from numba.core.extending import intrinsic
 
 
+def in_vector_loop(expr, caller, callee):
+    """Numba's inlining choice for the helpers: inlined into the vectorised loop (many_block, where a
+    call would keep the loop scalar), called everywhere else (inlining costs compile time)."""
+    return caller.func_id.func_name == "many_block"
+
+
 @intrinsic
 def f64_from_bits(typingctx, bits):
     """The float64 whose IEEE-754 bits are the integer ``bits`` (an LLVM bitcast)."""

@@ -34,8 +34,9 @@ def _names_in(source: str) -> set[str]:
     return {tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.NAME}
 
 
-def test_graph_names_never_reach_the_code():
-    """Node and value names that collide with builtins, our identifiers and modules: code uses none."""
+def test_graph_names_never_shadow_the_code():
+    """Node and value names that collide with builtins, our identifiers and modules are renamed
+    (``_`` appended); the others are the code's names, and the kernel computes the engine's numbers."""
     values = {"system": "1.5", "eval": "-0.5", "theta": "0.25", "lr": "2"}
     nodes = ["getattr = system*eval + theta", "globals = sigmoid(getattr)", "math = globals*lr",
              "np = exp(math) + c0x", "c0 = np - 1", "q0 = c0*c0", "exit = q0/2", "g0 = exit + log(lr)"]
@@ -44,8 +45,12 @@ def test_graph_names_never_reach_the_code():
     k = kernels.compile(spec, cache_dir=CACHE)
     generated = codegen.generate_graph(spec.problem)
     names = _names_in(generated.body())
-    assert not names & {"system", "eval", "getattr", "globals", "exit", "c0x"}
-    assert "theta" not in names and "lr" in names            # lr is our argument, not the spec's value
+    assert not names & {"eval", "getattr", "globals", "exit", "theta"}   # builtins, ours
+    assert {"eval_", "getattr_", "globals_", "exit_", "theta_", "c0_", "math_", "np_", "system", "c0x", "q0",
+            "g0", "grad_eval"} <= names
+    assert "lr" in names                                       # lr is our argument, not the spec's value
+    assert all(re.fullmatch(r"math\.\w+|np\.\w+", use) for use in re.findall(r"\b(?:math|np)\b\.?\w*",
+                                                                                generated.body()))
     # the kernel still computes the engine's numbers, under names it chose itself
     d = kinds.derive(spec)
     vals = evaluate.evaluate(d)
@@ -70,9 +75,11 @@ def test_source_is_readable_registered_and_kept():
         assert flags.strip() in ('{"contract"}', "{'contract'}"), flags
     assert linecache.getlines(str(k.path)) == k.source.splitlines(True)
     assert k.path.read_text() == k.source
-    sgd = codegen.generate_network(kernels.api._spec_of("000_3_mlp_3333")).functions[0].text
-    assert "delta3_0 = gprime3_0*grad_y_0" in sgd            # the derivation's own steps, by name
-    assert "c0 = h3_0 - t_0" in sgd                          # common subexpressions shared
+    backward = {f.name: f.text for f in codegen.generate_network(kernels.api._spec_of("000_3_mlp_3333")).functions}[
+        "backward_pass"]
+    assert "delta3_0 = gprime3_0*grad_y_0" in backward       # the derivation's own steps, by name
+    assert "grad_y_0 = h3_0 - t_0" in backward               # shared with the loss (no c0 = ..., grad_y_0 = c0)
+    assert "(grad_y_0*grad_y_0)" in backward
 
 
 def test_no_overflowing_derivative_form():
@@ -83,7 +90,7 @@ def test_no_overflowing_derivative_form():
     for helper in src.helpers:
         lines = helper.splitlines()
         for i, line in enumerate(lines):
-            if "math.exp(-a0)" in line:                      # only inside the a0 ≥ 0 (or > 0) branch
+            if "exp(-a0)" in line:                           # only inside the a0 ≥ 0 (or > 0) branch
                 assert any(l.strip().startswith(("if (a0 >= 0)", "if (a0 > 0)")) for l in lines[:i]), helper
                 assert not any(l.strip().startswith("return") for l in lines[1:i] if "if" not in l), helper
 
@@ -173,7 +180,7 @@ def test_a_spec_file_seen_before_loads_without_sympy(tmp_path):
 
 def test_an_engine_edit_that_changes_nothing_reuses_the_module(tmp_path, monkeypatch):
     import importlib
-    kcompile = importlib.import_module("kernels.compile")      # the module (kernels.compile is the function)
+    kcompile = importlib.import_module("kernels.cache")
     first = kernels.compile(from_mapping({"graph": {"values": {"a": "2", "b": "3"}, "params": ["a"],
                                                     "nodes": ["p = a*b", "L = p*p"]}}), cache_dir=tmp_path)
     monkeypatch.setattr(kcompile, "_fingerprint", "an edited comment somewhere in the engine")
