@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 
-from derive.spec import Graph, Network
-from derive.steps import Derivation
+from derive.kinds.graph.spec import Graph
+from derive.kinds.network.spec import Network
+from derive.core.steps import Derivation
 
 from .blas import generate_blas
 from .source import (Function, KernelSource, derivation_hash, derivation_structure, graph_structure,  # noqa: F401

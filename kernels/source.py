@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from derive.backprop import LR
-from derive.spec import Graph, Layer, Network
-from derive.steps import Derivation, Quantity
+from derive.core.steps import LR
+from derive.kinds.graph.spec import Graph
+from derive.kinds.network.spec import Layer, Network
+from derive.core.steps import Derivation, Quantity
 
 from .text import WIDTH, fit, fitted, lines  # noqa: F401  (the shapes import them from here)
 

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from derive.backprop import LR, derive_graph, derive_network
-from derive.spec import Graph, Network
-from derive.steps import Derivation, Given
+from derive.core.steps import LR
+from derive.kinds.graph.derivation import derive_graph
+from derive.kinds.network.derivation import derive_network
+from derive.kinds.graph.spec import Graph
+from derive.kinds.network.spec import Network
+from derive.core.steps import Derivation, Given
 
 from . import program as prog
 from .layout import Layout

@@ -19,9 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import worked_examples
-from derive import backprop, primitives
-from derive.backprop import LR
-from derive.spec import Graph, Network, from_mapping, load
+from derive.kinds.network import derivation as backprop
+from derive.core import primitives
+from derive.core.steps import LR
+from derive.kinds.graph.spec import Graph
+from derive.kinds.network.spec import Network
+from derive.kinds import from_mapping, load
 from kernels import api, codegen
 from kernels.cache import render
 from kernels.source import identifier
