@@ -25,8 +25,9 @@ from typing import Callable
 
 from derive.core.files import write_atomic
 
-from . import __name__ as _package
 from .text import fitted
+
+_package = __name__.rpartition(".")[0]     # "kernels"
 
 CACHE_ENV = "NNDERIVE_CACHE"
 # The modules whose source decides what code a structure gets.

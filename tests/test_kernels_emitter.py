@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import worked_examples
-from derive.kinds.network import derivation as backprop
+from derive import kinds
 from derive.core import primitives
 from derive.core.steps import LR
 from derive.kinds.graph.spec import Graph
@@ -37,7 +37,7 @@ def _problems():
     out = []
     for name in worked_examples.names():
         spec = load(worked_examples.path(name))
-        if backprop.derive(spec) is not None:
+        if kinds.derive(spec) is not None:
             out.append(name)
     return out
 
@@ -67,7 +67,7 @@ def _helper_names() -> set[str]:
 
 
 def test_the_examples_cover_every_kind():
-    kinds = {backprop.derive(load(worked_examples.path(n))).kind for n in EXAMPLES}
+    kinds = {kinds.derive(load(worked_examples.path(n))).kind for n in EXAMPLES}
     assert {"network", "graph", "cnn", "recurrent", "perceptron"} <= kinds
 
 
@@ -89,7 +89,7 @@ def test_emitted_module_properties(name):
     assert not {t for t in tokens if re.fullmatch(r"q\d+(_\d+)*", t)}, "opaque q-names"
     assert not {t for t in tokens if re.fullmatch(r"g\d+(_v)?", t)}, "opaque helper names"
     # the engine's quantity names, element by element, are the code's names
-    derivation = backprop.derive(load(worked_examples.path(name)))
+    derivation = kinds.derive(load(worked_examples.path(name)))
     for step in derivation.steps:
         if step.rule == "given":
             continue                   # a given value appears where it is read (some are read by none)
