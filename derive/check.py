@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from .errors import InputError, one_line
 from .files import shown
 
 EXIT_OK, EXIT_WRONG, EXIT_INPUT = 0, 1, 2   # the one table of docs/guide.md#exit-statuses
@@ -668,7 +668,7 @@ def _spec_error(spec: str, err) -> str:
     name = Path(spec).name
     if path == name or path.startswith(name + ":"):
         path = path[len(name):].lstrip(": ")
-    return f"{shown(spec)}: {path}: {err.message}" if path else f"{shown(spec)}: {err.message}"
+    return one_line(f"{shown(spec)}: {path}: {err.message}" if path else f"{shown(spec)}: {err.message}")
 
 
 def _gradescope_plan(target: Path, files: list[Entry]) -> tuple[bool, list[str]]:

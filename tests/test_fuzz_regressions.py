@@ -106,9 +106,11 @@ def test_an_error_quoting_a_key_with_control_characters_is_one_line(junk, tmp_pa
     spec = tmp_path / "s.json"
     spec.write_text(json.dumps({"graph": {"values": {"a": "1"}, "nodes": ["c = a"]}, "stated" + junk: {}}),
                     encoding="utf-8")
-    for command in ("verify", "solve", "handout"):
+    answers = tmp_path / "a.toml"
+    answers.write_text('[answers]\nc = "1"\n', encoding="utf-8")
+    for argv in (["verify", spec], ["solve", spec], ["handout", spec], ["check", spec, answers]):
         capsys.readouterr()
-        assert cli.main([command, str(spec)]) == 2
+        assert cli.main([str(a) for a in argv]) == 2
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and err.isprintable() is False and err[:-1].isprintable(), repr(err)
         assert "unknown key" in err
