@@ -4,6 +4,7 @@ Each test fails on the code before its fix.  Oracles are exact values worked by 
 """
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 
 import mpmath
@@ -94,3 +95,22 @@ def test_a_claim_side_that_is_not_a_string_is_refused_naming_it(claim):
     with pytest.raises(SpecError) as err:
         loads(f'[symbols]\nx = "real"\n\n[[claim]]\n{claim}\n')
     assert str(err.value).startswith("claim[0].")
+
+
+@pytest.mark.parametrize("junk", ["\x85", "\n", "\u2028", "\x1b[31m", "\U000be7d2"])
+def test_an_error_quoting_a_key_with_control_characters_is_one_line(junk, tmp_path, capsys, monkeypatch):
+    # an unknown key 'stated\x85…' was echoed raw: NEL (and \n, U+2028) broke the one-line error,
+    # ESC could drive the terminal
+    from derive import cli
+    monkeypatch.setenv("NNDERIVE_NO_SANDBOX", "1")
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({"graph": {"values": {"a": "1"}, "nodes": ["c = a"]}, "stated" + junk: {}}),
+                    encoding="utf-8")
+    answers = tmp_path / "a.toml"
+    answers.write_text('[answers]\nc = "1"\n', encoding="utf-8")
+    for argv in (["verify", spec], ["solve", spec], ["handout", spec], ["check", spec, answers]):
+        capsys.readouterr()
+        assert cli.main([str(a) for a in argv]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and err.isprintable() is False and err[:-1].isprintable(), repr(err)
+        assert "unknown key" in err

@@ -10,6 +10,7 @@ in-process (``derive.cli.main``); a few run as subprocesses, to prove the proper
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -67,7 +68,7 @@ def mutated(draw, data: dict) -> dict:
         if how == "delete":
             del parent[key]
         elif how == "type":
-            parent[key] = draw(ODD_VALUES)
+            parent[key] = copy.deepcopy(draw(ODD_VALUES))    # (a later mutation must not change the pool)
         elif how == "short" and isinstance(value, list) and value:
             parent[key] = value[:-draw(st.integers(1, len(value)))]
         elif how == "long" and isinstance(value, list):

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from derive.core.errors import InputError
+from derive.core.errors import InputError, one_line
 from derive.core.files import shown
 from derive.core.commandline import EXIT_INPUT, EXIT_OK, EXIT_WRONG  # docs/guide.md#exit-statuses
 
@@ -690,7 +690,7 @@ def _spec_error(spec: str, err) -> str:
     name = Path(spec).name
     if path == name or path.startswith(name + ":"):
         path = path[len(name):].lstrip(": ")
-    return f"{shown(spec)}: {path}: {err.message}" if path else f"{shown(spec)}: {err.message}"
+    return one_line(f"{shown(spec)}: {path}: {err.message}" if path else f"{shown(spec)}: {err.message}")
 
 
 def _gradescope_plan(target: Path, files: list[Entry]) -> tuple[bool, list[str]]:
