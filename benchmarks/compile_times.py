@@ -29,7 +29,7 @@ t0 = time.perf_counter()
 c0 = time.process_time()
 import numpy as np
 import kernels
-from derive.core.spec import from_mapping
+from derive.kinds import from_mapping
 sizes = {sizes}
 spec = from_mapping({{"network": {{"input_size": sizes[0], "loss": "half_sse",
     "layer": [{{"size": n, "activation": "sigmoid"}} for n in sizes[1:]]}}}})

@@ -17,7 +17,7 @@ from oracles import net222
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = """
 import sys, kernels, worked_examples
-from derive.core.spec import load
+from derive.kinds import load
 k = kernels.compile(load(worked_examples.path("001_4_net_222")), cache_dir=sys.argv[1])
 loss = k.loss_and_grad(k.values_from_spec())[0]
 s = k.raw.loss_grad.stats

@@ -67,8 +67,8 @@ def _helper_names() -> set[str]:
 
 
 def test_the_examples_cover_every_kind():
-    kinds = {kinds.derive(load(worked_examples.path(n))).kind for n in EXAMPLES}
-    assert {"network", "graph", "cnn", "recurrent", "perceptron"} <= kinds
+    found = {kinds.derive(load(worked_examples.path(n))).kind for n in EXAMPLES}
+    assert {"network", "graph", "cnn", "recurrent", "perceptron"} <= found
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

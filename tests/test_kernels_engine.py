@@ -75,8 +75,8 @@ OTHER_KINDS = [n for n in NUMERIC if not isinstance(load(worked_examples.path(n)
 
 
 def test_the_other_kinds_are_covered():
-    kinds = {kinds.derive(load(worked_examples.path(n))).kind for n in OTHER_KINDS}
-    assert {"cnn", "recurrent", "perceptron"} <= kinds
+    found = {kinds.derive(load(worked_examples.path(n))).kind for n in OTHER_KINDS}
+    assert {"cnn", "recurrent", "perceptron"} <= found
 
 
 @pytest.mark.parametrize("name", [n for n in OTHER_KINDS if "loss" in kinds.derive(load(worked_examples.path(n))).names])

@@ -7,7 +7,7 @@
 * PyTorch autograd and NumPy (float64) on a 300→300 sigmoid layer given as a spec file (under the
   1 MB spec cap) and on a two-layer network above the element engine's limit;
 * mpmath at 60 digits from the given numbers: the enclosures contain the true values;
-* the commands on the 300→300 spec end (hang guard only: derive.sandbox.run with a generous limit).
+* the commands on the 300→300 spec end (hang guard only: derive.core.sandbox.run with a generous limit).
 """
 from __future__ import annotations
 

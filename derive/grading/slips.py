@@ -3,7 +3,7 @@
 Three searches, all bounded so that a wrong answer costs little more than a right one:
 
 * **Two slips** (:func:`pair`): the answer equals the derivation with two of its mistaken variants
-  (:mod:`derive.mistakes`, at two different steps) applied together.  Only a pool of variants is
+  (:mod:`derive.core.mistakes`, at two different steps) applied together.  Only a pool of variants is
   paired: the ``PAIR_POOL`` = 15 nearest the answered quantity (its own step first, then the steps
   it is computed from), plus the sign flips of a difference anywhere in its chain (ŷ − y written
   y − ŷ, the commonest slip; one per output).  A pool of n costs at most n(n − 1)/2 extra

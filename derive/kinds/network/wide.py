@@ -1,6 +1,6 @@
 """Wide layers in index form: a network too large to write out element by element.
 
-The element engine (:func:`derive.backprop.derive_network`) writes one SymPy expression per element
+The element engine (:func:`derive.kinds.network.derivation.derive_network`) writes one SymPy expression per element
 of every quantity, which is ``O(width²)`` work and memory per layer.  Here the same derivation is
 written once per *layer*, in index form (vectors and matrices, as the BLAS kernels do):
 
@@ -10,7 +10,7 @@ written once per *layer*, in index form (vectors and matrices, as the BLAS kerne
 
 Element-wise parts (``g``, ``g'``, ``δ``, ``∂L/∂y`` of a loss that is a sum over the outputs) are
 the engine's own element expressions (the registry's, built as ``derive_network`` builds them)
-evaluated by :func:`derive.evaluate.value_of`, one element at a time: ``O(width)``.  The products
+evaluated by :func:`derive.core.evaluate.value_of`, one element at a time: ``O(width)``.  The products
 are evaluated over whole rows in exact integer arithmetic:
 
 * exactly (rationals with a common denominator) when every input is exact;
@@ -18,7 +18,7 @@ are evaluated over whole rows in exact integer arithmetic:
   ``[lo, hi]·2^−p`` (p = the enclosure precision + 32 bits), the row's sum of products is computed
   exactly as a midpoint ``Σ a·m`` and radius ``Σ |a|·r`` in integers, and the exact result interval
   is rounded outward into an mpmath enclosure.  So every value is exact or a rigorous enclosure, and
-  the one rounding rule (:mod:`derive.rounding`) and the precision escalation of ``verify`` apply
+  the one rounding rule (:mod:`derive.core.rounding`) and the precision escalation of ``verify`` apply
   unchanged.
 
 ``∂L/∂W`` and ``W_new`` are never stored: their element ``(i, j)`` is ``δ_i h_j`` and
@@ -288,7 +288,7 @@ _SMALL_EXP = 996          # 2^996 < 1e300 = evaluate.FLOAT_MAX: below it, no che
 
 def _made(mpi) -> Num:
     """A Num from an mpmath interval (a pair of mpfs), checked finite and below 1e300 as
-    :func:`derive.evaluate._finite` checks (which it calls when the quick test cannot tell)."""
+    :func:`derive.core.evaluate._finite` checks (which it calls when the quick test cannot tell)."""
     a, b = mpi
     if a in _BAD or b in _BAD:
         raise ArithmeticError("not a finite real number (division by zero or overflow?)")
@@ -299,7 +299,7 @@ def _made(mpi) -> Num:
 
 
 def add(a: Num, b: Num, ea=False, eb=False) -> Num:
-    """``a + b`` as :func:`derive.evaluate.value_of` gives it (``ea``, ``eb``: the exact values when known)."""
+    """``a + b`` as :func:`derive.core.evaluate.value_of` gives it (``ea``, ``eb``: the exact values when known)."""
     ea = _exact(a) if ea is False else ea
     eb = _exact(b) if eb is False else eb
     if ea is not None and eb is not None:
@@ -308,7 +308,7 @@ def add(a: Num, b: Num, ea=False, eb=False) -> Num:
 
 
 def times(a: Num, b: Num, ea=False, eb=False) -> Num:
-    """``a · b`` as :func:`derive.evaluate.value_of` gives it."""
+    """``a · b`` as :func:`derive.core.evaluate.value_of` gives it."""
     ea = _exact(a) if ea is False else ea
     eb = _exact(b) if eb is False else eb
     if ea is not None and eb is not None:
@@ -772,7 +772,7 @@ def evaluate(d: WideDerivation, bits: int = DEFAULT_PREC) -> WideValues:
 
 
 def carry(d: WideDerivation, stated: Mapping[sp.Symbol, sp.Rational], bits: int = DEFAULT_PREC):
-    """:func:`derive.evaluate.carry` for a wide derivation: (carried values, touched symbols)."""
+    """:func:`derive.core.evaluate.carry` for a wide derivation: (carried values, touched symbols)."""
     with precision(bits):
         run = _Run(d, {_parse(s): v for s, v in stated.items()})
         run.run()

@@ -3,7 +3,7 @@
 A wide network (``derive/wide.py``) has too many elements to print one line each; its handout
 shows each layer-level formula (``z^{(1)} = W^{(1)} x + b^{(1)}``), its element in index form, and
 the first ``SHOWN`` elements of the quantity with their values (exact, or rounded by the one rule of
-:mod:`derive.rounding`), with a note of how many there are.  ``nnderive solve --json`` gives every
+:mod:`derive.core.rounding`), with a note of how many there are.  ``nnderive solve --json`` gives every
 element.
 """
 from __future__ import annotations
@@ -118,9 +118,9 @@ def _block(d: WideDerivation, step, values, decimals: int) -> Block:
         shown = show(value, decimals)
         chains.append(Chain(_element(step.name, index), (("=" if shown.exact else r"\approx", shown.text),)))
     size = "×".join(map(str, shape))
-    note = (f" ({size} elements; the first {len(_indices(shape))} shown, every one in 'nnderive solve --json'; "
-            f"element: {step.element})") if shape else ""
-    return Block(caption(f"{step.rule.replace('_', ' ')}{note}."), tuple(chains))
+    note = (f" ({size} elements; the first {len(_indices(shape))} shown, every one in 'nnderive solve --json')"
+            if shape else "")
+    return Block(caption(f"{step.rule.replace('_', ' ').capitalize()}{note}."), tuple(chains))
 
 
 def build(spec, d: WideDerivation, decimals: int = 4) -> Handout:
