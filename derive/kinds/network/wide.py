@@ -140,6 +140,8 @@ def unsupported(net: Network) -> str | None:
 def _loss_terms(loss: str, n: int, y_name: str = "h"):
     """(coefficient, the terms of output 0) of the loss at width n when it is ``c·Σ_k ℓ(y_k, t_k)``:
     every term reads one output's y_k and t_k only, and output k's terms are output 0's renamed; else None."""
+    if n > 3 and _loss_terms(loss, 3, y_name) is None:
+        return None      # outputs coupled at width 3 are coupled at any width (hinge: n² terms, not built)
     y, t = _vec(y_name, n), _vec("t", n)
     expr = primitives.LOSSES[loss].define(y, t)
     coeff, rest = expr.as_coeff_Mul()
