@@ -62,7 +62,9 @@ def _check(text, loss, shape, cache, seed=0):
 @pytest.mark.parametrize("shape,n_in,hidden", [("blas", 20, 12), ("loops", 3, None)])
 def test_a_looped_output_layer_matches_pytorch(loss, shape, n_in, hidden, tmp_path):
     text = spec(n_in, hidden, LOOPED_HEAD + 36, loss)
-    source = run(lambda: _check(text, loss, shape, tmp_path), timeout=HANG, memory_mb=2048)
+    # in this process, not a forked worker: a child forked after PyTorch has started its threads
+    # can block on a lock it inherited (seen once in a whole-suite run); Numba compiles this in seconds
+    source = _check(text, loss, shape, tmp_path)
     assert "for i in range(100):" in source and "z2_99" not in source and "z1_99" not in source
 
 
