@@ -451,7 +451,7 @@ def compile(spec, *, dtype="float64", shape: str = "auto", cache_dir=None):
         if loaded is not None:
             return _kernel(entry["kind"], loaded, dtype, entry.get("values"))
     from derive import kinds
-    from . import codegen
+    import kernels.codegen as codegen
     problem = _spec_of(spec)
     hint = kinds.of(problem).kernel           # the kind's kernel hint: "layered", "scalar" or None
     if hint == "layered":

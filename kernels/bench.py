@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import peers
+import kernels.peers as peers
 
 TARGETS = {"tiny": (30.0, "≥ 30× fastest peer"), "many": (3.5, "≥ 3.5× fastest peer"),
            "nielsen": (3.0, "≥ 3× fastest peer"), "big": (1.0, "≥ 1.0× fastest peer"),
@@ -288,7 +288,7 @@ print(k.sgd_step(theta, x, t, lr))
 """
 _COLD_PEER = """
 import numpy as np
-from kernels import peers
+import kernels.peers as peers
 W1 = np.array([[0.1, 0.3, 0.4], [0.2, 0.2, 0.3], [0.3, 0.7, 0.9]]); W2 = np.array([[0.2, 0.3, 0.6], [0.3, 0.5, 0.4], [0.5, 0.7, 0.8]])
 W3 = np.array([[0.1, 0.3, 0.5], [0.4, 0.7, 0.2], [0.8, 0.2, 0.9]]); b = np.ones(3)
 X = np.array([[0.1, 0.2, 0.7]]); T = np.array([[1.0, 0.0, 0.0]])

@@ -25,8 +25,8 @@ from derive.kinds.network.derivation import derive_network
 from derive.kinds.network.spec import Layer, Network
 from derive.core.steps import Derivation, Update, symbol
 
-from . import indexform
-from . import program as prog
+import kernels.indexform as indexform
+import kernels.program as prog
 from .source import Function, KernelSource, derivation_hash, lines, structure
 from .layout import Layout
 from .printer import KernelPrinter

@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 def cmd_bench(args) -> int:
     from derive.core.errors import InputError
-    from . import bench
+    import kernels.bench as bench
     only = None
     if args.only:
         only = [w.strip() for w in args.only.split(",") if w.strip()]
@@ -49,7 +49,7 @@ def cmd_bench(args) -> int:
 
 def cmd_demo(args) -> int:
     from derive.core.errors import InputError
-    from . import demos
+    import kernels.demos as demos
     quiet = (lambda s: None) if args.json else print
     kwargs = {} if args.seed is None else {"seed": args.seed}
     if args.name == "xor":

@@ -19,7 +19,7 @@ from derive.core import primitives
 from derive.core.steps import (Activate, DeltaOutput, Derivation, Given, LocalDerivative, LossValue, Node,
     OutputGradient, Probabilities, Quantity, Recompute, Step)
 
-from . import stable
+import kernels.stable as stable
 from .printer import KernelPrinter
 from .text import fit
 

@@ -25,7 +25,7 @@ from derive.kinds.graph.spec import Graph
 from derive.kinds.network.spec import Network
 from derive.core.steps import Derivation, Given
 
-from . import program as prog
+import kernels.program as prog
 from .layout import Layout
 from .printer import KernelPrinter, VectorPrinter
 from .source import Function, KernelSource, derivation_hash, identifier, identifiers, lines, structure

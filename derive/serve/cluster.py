@@ -19,7 +19,7 @@ def grade_remote(source: Source, answers: dict, limits: tuple[float, float, int]
     from derive.grading.submissions import warm_up
     from derive.grading.grade import Problem
     from derive.kinds import loads
-    from derive.serve import course
+    import derive.serve.course as course
     key = f"dask:{source.digest}"
     if source.digest not in _BUILT:
         problem = Problem.build(loads(source.text, fmt=source.fmt, name=source.name))

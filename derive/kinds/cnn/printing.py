@@ -584,7 +584,7 @@ def _describe(layer, shape) -> str:
 
 
 def placed() -> tuple:
-    from derive.kinds.cnn import derivation as conv
+    import derive.kinds.cnn.derivation as conv
     return FORWARD + (Given, LossValue, Seed, Update, conv.CnnGradient, conv.ActivationDerivative, SpreadGradient,
                       FlipKernel)
 

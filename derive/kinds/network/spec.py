@@ -10,7 +10,7 @@ import sympy as sp
 
 from derive.core import primitives
 from derive.core.errors import SpecError
-from derive.kinds.network import generated
+import derive.kinds.network.generated as generated
 from derive.core.spec import (MAX_LAYERS, MAX_WIDTH, ActivationRef, _activation, _int, _learning_rate, _matrix,
                               _string, _table, _unknown_keys, _vector)
 
