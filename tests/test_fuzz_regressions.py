@@ -114,3 +114,61 @@ def test_an_error_quoting_a_key_with_control_characters_is_one_line(junk, tmp_pa
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and err.isprintable() is False and err[:-1].isprintable(), repr(err)
         assert "unknown key" in err
+
+
+# Found by tests/test_properties_answers.py: a sigmoid output within 3e-10 of 1, graded from its
+# printed value 1.0000, put log(1 − y) outside its domain while carrying, and `check` exited 2 with
+# "loss: cannot evaluate: logarithm of a negative number" (on any answer file: its warm-up grades the key).
+RNN_BCE_SATURATED = """
+[recurrent]
+hidden_size = 3
+inputs = [["-1.43"], ["1.47"]]
+targets = [["0.43"]]
+output_size = 1
+g2 = "sigmoid"
+g1 = "leaky_relu"
+loss = "bce"
+loss_at = "last"
+learning_rate = "0.31"
+
+[recurrent.params]
+W_hh = [["-1.48", "-2", "0.08"], ["1.21", "0.93", "2"], ["1.94", "-1.42", "-2"]]
+W_xh = [["-1.55"], ["2"], ["2"]]
+b_h = ["-0.21", "-0.5", "1.11"]
+W_hy = [["-1.99", "-0.5", "3"]]
+b_y = ["0.18"]
+"""
+
+
+def _saturated_bce_loss() -> mpmath.mpf:
+    """The loss worked in mpmath from the spec's numbers (leaky ReLU slope 0.01, h0 = 0)."""
+    with mpmath.workdps(50):
+        M = mpmath.mpf
+        W_hh = [[M("-1.48"), M(-2), M("0.08")], [M("1.21"), M("0.93"), M(2)], [M("1.94"), M("-1.42"), M(-2)]]
+        W_xh, b_h = [M("-1.55"), M(2), M(2)], [M("-0.21"), M("-0.5"), M("1.11")]
+        leaky = [lambda a: a if a > 0 else a / 100][0]
+        h = [M(0)] * 3
+        for x in (M("-1.43"), M("1.47")):
+            h = [leaky(sum(W_hh[i][j] * h[j] for j in range(3)) + W_xh[i] * x + b_h[i]) for i in range(3)]
+        s = M("-1.99") * h[0] - M("0.5") * h[1] + 3 * h[2] + M("0.18")
+        y, t = 1 / (1 + mpmath.exp(-s)), M("0.43")
+        return -(t * mpmath.log(y) + (1 - t) * mpmath.log(1 - y))
+
+
+def test_a_saturated_sigmoid_printed_as_one_is_graded_not_a_crash(tmp_path, capsys, monkeypatch):
+    from derive import cli
+    monkeypatch.setenv("NNDERIVE_NO_SANDBOX", "1")
+    from derive.grading.grade import Problem, grade_data
+    loss = _saturated_bce_loss()
+    key = mpmath.nstr(loss, 9, min_fixed=-1, max_fixed=8)[:7]           # 12.5186, four decimals
+    assert key == "12.5186"
+    p = Problem.build(loads(RNN_BCE_SATURATED))
+    records, _ = grade_data(p, {"answers": {"y2": "1.0000", "loss": key}})
+    assert [r.verdict for r in records] == ["correct", "correct"]
+    records, _ = grade_data(p, {"answers": {"y2": "1.0000", "loss": "12.9186"}})
+    assert [r.verdict for r in records] == ["correct", "wrong"]        # nothing is carried from y2 = 1 to a wrong loss
+    spec, answers = tmp_path / "spec.toml", tmp_path / "answers.toml"
+    spec.write_text(RNN_BCE_SATURATED)
+    answers.write_bytes(b"\x00 not toml")
+    assert cli.main(["check", str(spec), str(answers), "--json", "--jobs", "1"]) == 1, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["submissions"][0]["records"][0]["verdict"] == "invalid"

@@ -295,10 +295,19 @@ def carry(derivation: Derivation, values: Values, stated: Mapping[sp.Symbol, sp.
             for sym, expr in step.items():
                 if isinstance(step, Given):
                     carried[sym] = values[sym]
+                elif any(s in stated or s in touched for s in expr.free_symbols):
+                    try:
+                        carried[sym] = value_of(expr, env)
+                        touched.add(sym)
+                    except Undecided:
+                        raise
+                    except (ArithmeticError, ValueError, TypeError, ZeroDivisionError):
+                        # the stated inputs (or the intervals their digits allow) leave the function's
+                        # domain: log(1 − y) at a printed y = 1.0000.  Nothing can be carried through
+                        # here, so the quantity is judged against its true value only.
+                        carried[sym] = values[sym]
                 else:
                     carried[sym] = _step_value(step, sym, expr, env)
-                    if any(s in stated or s in touched for s in expr.free_symbols):
-                        touched.add(sym)
                 if sym in stated and spread and sym in spread:
                     v, h = stated[sym], spread[sym]
                     env[sym] = Num(iv.mpf([rational(v - h).enclosure.a, rational(v + h).enclosure.b]))
