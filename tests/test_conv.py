@@ -162,7 +162,6 @@ def test_gradients_agree_with_central_finite_differences(solved, name):
 
 
 def _current(data, d, values, name, shape):
-    q = d.quantity(name)
     step = d.step(name)
     exact = [mpmath.mpf(sp.Rational(e).p) / sp.Rational(e).q for e in step.exprs]
     if not shape:

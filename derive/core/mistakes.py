@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from derive.core import primitives
-from derive.core.steps import Derivation, Node, symbol
+from derive.core.steps import Derivation, Node, symbol, vector_symbols
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def _Update(step, derivation):
 def _Activate(step, derivation):
     if not _is_activation(step.activation):
         return []
-    return [Mistake(step.name, tuple(_vec(f"z{step.layer}", step.target.shape[0])),
+    return [Mistake(step.name, tuple(vector_symbols(f"z{step.layer}", step.target.shape[0])),
                     f"activation not applied: h{step.layer} = g(z{step.layer})")]
 
 
@@ -203,5 +203,3 @@ def mistakes(derivation: Derivation, makers: dict | None = None) -> list[Mistake
     return out
 
 
-def _vec(name: str, n: int) -> list[sp.Symbol]:
-    return [symbol(name, (i,)) for i in range(n)]

@@ -27,6 +27,11 @@ def symbol(name: str, index: Index = ()) -> sp.Symbol:
     return sp.Symbol(label, real=True)
 
 
+def vector_symbols(name: str, n: int) -> list[sp.Symbol]:
+    """The symbols of the ``n`` elements of vector ``name``: name[0], …, name[n-1]."""
+    return [symbol(name, (i,)) for i in range(n)]
+
+
 @dataclass(frozen=True)
 class Quantity:
     """A named scalar (shape ``()``), vector ``(n,)`` or matrix ``(m, n)``."""

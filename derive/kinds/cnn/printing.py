@@ -261,7 +261,6 @@ class CnnPrinter(HandoutPrinter):
         return Block(cap, (chain,))
 
     def _print_OutputShape(self, step) -> Block:
-        of = step.name[len("shape_"):]
         parts = []
         for (L, P, K, S), what in zip(step.dims, ("rows", "columns")):
             if K == 0:
@@ -284,7 +283,7 @@ class CnnPrinter(HandoutPrinter):
         (K,) = step.inputs
         op = r"\operatorname{rot}_{180^{\circ}}"
         cap = caption("The kernel rotated by 180°: its rows and its columns in reverse order, ",
-                      Math(rf"\hat{{k}}_{{uv}} = k_{{m+1-u,\,n+1-v}}"), f" for the {_dims(step.target.shape)} kernel.")
+                      Math(r"\hat{k}_{uv} = k_{m+1-u,\,n+1-v}"), f" for the {_dims(step.target.shape)} kernel.")
         return Block(cap, (self.forms(step, rf"{op}\left({self.q(K)}\right)",
                                       lambda: rf"{op}\left({self.vals(K)}\right)", (K,)),))
 

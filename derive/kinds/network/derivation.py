@@ -24,7 +24,7 @@ from derive.core.scalar import Leaf, ScalarNode, _given, _VectorNode, reverse_mo
 from derive.kinds.network.spec import MAX_EXACT_PARAMS, Network
 from derive.core.steps import (ELEMENTWISE, LR, Activate, Affine, BackError, BatchMean, BiasGradient, DeltaHidden,
     DeltaOutput, Derivation, Given, LocalDerivative, LossValue, Node, OutputGradient, Quantity,
-    Probabilities, Recompute, SoftmaxCrossEntropy, Step, Update, WeightGradient, symbol)
+    Probabilities, Recompute, SoftmaxCrossEntropy, Step, Update, WeightGradient, symbol, vector_symbols)
 
 PROBABILITIES = "p"     # softmax of the logits under softmax_cross_entropy
 SUM_ONE = r"\sum_i t_i = 1"
@@ -46,9 +46,6 @@ def derive_elementwise(net: Network) -> Derivation:
 
 # ----------------------------------------------------------------------------- matrix form
 
-def _vec(name: str, n: int) -> list[sp.Symbol]:
-    return [symbol(name, (i,)) for i in range(n)]
-
 
 def _given_vector(name: str, values, n: int, role: str) -> Given:
     q = Quantity(name, (n,))
@@ -69,7 +66,7 @@ def _softmax_ce_identity(n: int) -> tuple[tuple[sp.Expr, ...], tuple[sp.Expr, ..
     Returns (expanded product, simplified).  Raises if the identity fails (it cannot, but the
     engine proves rather than assumes it).
     """
-    y, t = _vec("y", n), _vec("t", n)
+    y, t = vector_symbols("y", n), vector_symbols("t", n)
     jac = primitives.ACTIVATIONS["softmax"].jacobian_from_output(y)
     grad = [sp.diff(primitives.LOSSES["cross_entropy"].define(y, t), v) for v in y]
     expanded = tuple(sp.expand(sp.Add(*[jac[j][i] * grad[j] for j in range(n)])) for i in range(n))
@@ -87,7 +84,7 @@ def _logit_gradient(loss: str, n: int) -> tuple[tuple[sp.Expr, ...], tuple[sp.Ex
     entry = primitives.LOSSES[loss]
     if entry.grad_sum_one is None:
         return None
-    y, t = _vec("y", n), _vec("t", n)
+    y, t = vector_symbols("y", n), vector_symbols("t", n)
     raw = tuple(sp.diff(entry.define(y, t), v) for v in y)
     simple = tuple(entry.grad_sum_one(y, t))
     last = {t[-1]: 1 - sp.Add(*t[:-1])}
@@ -154,7 +151,7 @@ def derive_network(net: Network, recompute: bool = True) -> Derivation:
         steps.append(Given(Quantity(LR), (net.learning_rate,), (), role="hyper"))
     steps += _forward(net, "")
     h_name = lambda l: "x" if l == 0 else f"h{l}"
-    y, t = _vec(f"h{L}", sizes[-1]), _vec("t", sizes[-1])
+    y, t = vector_symbols(f"h{L}", sizes[-1]), vector_symbols("t", sizes[-1])
 
     # output gradient ∇_y L
     loss = primitives.LOSSES[net.loss]
@@ -162,7 +159,7 @@ def derive_network(net: Network, recompute: bool = True) -> Derivation:
     grad_y, assumption, raw_kept = raw, None, None
     pair = _logit_gradient(net.loss, sizes[-1]) if loss.grad_sum_one else None
     if pair is not None and _sums_to_one(net.target):
-        ren = dict(zip(_vec("y", sizes[-1]) + _vec("t", sizes[-1]), y + t))
+        ren = dict(zip(vector_symbols("y", sizes[-1]) + vector_symbols("t", sizes[-1]), y + t))
         grad_y = tuple(e.xreplace(ren) for e in pair[1])
         raw_kept, assumption = raw, SUM_ONE
     steps.append(OutputGradient(Quantity("grad_y", (sizes[-1],)), grad_y, (f"h{L}", "t"), loss=net.loss,
@@ -173,7 +170,7 @@ def derive_network(net: Network, recompute: bool = True) -> Derivation:
         layer = net.layers[l - 1]
         act = primitives.ACTIVATIONS[layer.activation.name]
         n = layer.size
-        z, h = _vec(f"z{l}", n), _vec(f"h{l}", n)
+        z, h = vector_symbols(f"z{l}", n), vector_symbols(f"h{l}", n)
         if act.vector:
             jac = act.jacobian_from_output(h)
             steps.append(LocalDerivative(Quantity(f"gprime{l}", (n, n)), tuple(v for row in jac for v in row),
@@ -189,13 +186,13 @@ def derive_network(net: Network, recompute: bool = True) -> Derivation:
                                          (f"z{l}",), layer=l, activation=act.name, form="input"))
         gp = Quantity(f"gprime{l}", (n, n) if act.vector else (n,))
         upstream = "grad_y" if l == L else f"grad_h{l}"
-        g = _vec(upstream, n)
+        g = vector_symbols(upstream, n)
         delta_cls = DeltaOutput if l == L else DeltaHidden
         if act.vector:
             product = tuple(sp.Add(*[gp.symbol((j, i)) * g[j] for j in range(n)]) for i in range(n))
             if l == L and net.loss == "cross_entropy" and _sums_to_one(net.target):
                 expanded, simple = _softmax_ce_identity(n)
-                ren = dict(zip(_vec("y", n) + _vec("t", n), h + t))
+                ren = dict(zip(vector_symbols("y", n) + vector_symbols("t", n), h + t))
                 steps.append(SoftmaxCrossEntropy(
                     Quantity(f"delta{l}", (n,)), tuple(e.xreplace(ren) for e in simple), (f"h{l}", "t"),
                     layer=l, raw=product, expanded=tuple(e.xreplace(ren) for e in expanded), assumption=SUM_ONE))
@@ -205,8 +202,8 @@ def derive_network(net: Network, recompute: bool = True) -> Derivation:
         else:
             steps.append(delta_cls(Quantity(f"delta{l}", (n,)), tuple(g[i] * gp.symbol((i,)) for i in range(n)),
                                    (upstream, gp.name), layer=l))
-        delta = _vec(f"delta{l}", n)
-        prev = _vec(h_name(l - 1), sizes[l - 1])
+        delta = vector_symbols(f"delta{l}", n)
+        prev = vector_symbols(h_name(l - 1), sizes[l - 1])
         steps.append(WeightGradient(Quantity(f"grad_W{l}", (n, sizes[l - 1])),
                                     tuple(delta[i] * prev[j] for i in range(n) for j in range(sizes[l - 1])),
                                     (f"delta{l}", h_name(l - 1)), layer=l))
@@ -331,7 +328,7 @@ def _forward(net: Network, suffix: str) -> list[Step]:
     for l, layer in enumerate(net.layers, start=1):
         n, m = layer.size, sizes[l - 1]
         W = Quantity(f"W{l}{suffix}", (n, m))
-        prev = _vec(prev_name, m)
+        prev = vector_symbols(prev_name, m)
         exprs = []
         for i in range(n):
             e = sp.Add(*[W.symbol((i, j)) * prev[j] for j in range(m)])
@@ -352,11 +349,11 @@ def _forward(net: Network, suffix: str) -> list[Step]:
             steps.append(Recompute(z, tuple(exprs), inputs, of=f"z{l}"))
             steps.append(Recompute(h, tuple(hs), (z.name,), of=f"h{l}"))
         prev_name = h.name
-    y = _vec(prev_name, sizes[-1])
+    y = vector_symbols(prev_name, sizes[-1])
     if not suffix and net.loss == "softmax_cross_entropy":
         steps.append(Probabilities(Quantity(PROBABILITIES, (sizes[-1],)), tuple(primitives.ACTIVATIONS["softmax"].define(y)),
                                    (prev_name,)))
-    expr = primitives.LOSSES[net.loss].define(y, _vec("t", sizes[-1]))
+    expr = primitives.LOSSES[net.loss].define(y, vector_symbols("t", sizes[-1]))
     loss = Quantity("loss" + suffix)
     steps.append(LossValue(loss, (expr,), (prev_name, "t"), loss=net.loss) if not suffix
                  else Recompute(loss, (expr,), (prev_name, "t"), of="loss"))

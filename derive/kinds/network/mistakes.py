@@ -5,8 +5,8 @@ from __future__ import annotations
 import sympy as sp
 
 from derive.core import primitives
-from derive.core.mistakes import Mistake, _derivative_slips, _text, _vec
-from derive.core.steps import Derivation
+from derive.core.mistakes import Mistake, _derivative_slips, _text
+from derive.core.steps import Derivation, vector_symbols
 
 
 def _layers(derivation: Derivation) -> int:
@@ -39,7 +39,7 @@ def _LocalDerivative(step, derivation):
     if act.vector or step.activation == "identity":
         return []
     l, n = step.layer, step.target.shape[0]
-    h, z = _vec(f"h{l}", n), _vec(f"z{l}", n)
+    h, z = vector_symbols(f"h{l}", n), vector_symbols(f"z{l}", n)
     out = []
     if step.form == "output":
         out.append(Mistake(step.name, tuple(h), f"used g(z{l}) = h{l} instead of g′(z{l}) = {_text(step.exprs[0])}"))
@@ -57,12 +57,11 @@ def _delta(step, derivation):
         return []
     upstream = step.inputs[0]
     l, n = step.layer, step.target.shape[0]
-    g = _vec(f"gprime{l}", n)
-    out = [Mistake(step.name, tuple(_vec(upstream, n)),
+    out = [Mistake(step.name, tuple(vector_symbols(upstream, n)),
                    f"missing g′(z{l}) in delta{l} = {upstream} ⊙ g′(z{l})")]
     for k in (l + 1, l - 1):     # the local derivative of a neighbouring layer
         if _sizes(derivation, f"gprime{k}") == n and derivation.quantity(f"gprime{k}").shape == (n,):
-            out.append(Mistake(step.name, tuple(u * gk for u, gk in zip(_vec(upstream, n), _vec(f"gprime{k}", n))),
+            out.append(Mistake(step.name, tuple(u * gk for u, gk in zip(vector_symbols(upstream, n), vector_symbols(f"gprime{k}", n))),
                                f"used gprime{k} where gprime{l} is needed in delta{l} = {upstream} ⊙ gprime{l}"))
     return out
 
@@ -74,7 +73,7 @@ def _BackError(step, derivation):
     l = step.layer
     W = derivation.quantity(f"W{l + 1}")
     rows, n = W.shape             # ∂L/∂h^l = W^{l+1 T} δ^{l+1}: n = size of h^l
-    delta = _vec(f"delta{l + 1}", rows)
+    delta = vector_symbols(f"delta{l + 1}", rows)
     what = f"in grad_h{l} = W{l + 1}ᵀ delta{l + 1}"
     out = []
     if rows == n:
@@ -86,7 +85,7 @@ def _BackError(step, derivation):
             exprs = tuple(sp.Add(*[Wk.symbol((i, j)) * delta[i] for i in range(rows)]) for j in range(n))
             out.append(Mistake(step.name, exprs, f"used W{k} where W{l + 1} is needed {what}"))
     if f"delta{l + 2}" in derivation and _sizes(derivation, f"delta{l + 2}") == rows:
-        d2 = _vec(f"delta{l + 2}", rows)
+        d2 = vector_symbols(f"delta{l + 2}", rows)
         exprs = tuple(sp.Add(*[W.symbol((i, j)) * d2[i] for i in range(rows)]) for j in range(n))
         out.append(Mistake(step.name, exprs, f"used delta{l + 2} where delta{l + 1} is needed {what}"))
     return out
@@ -95,25 +94,25 @@ def _BackError(step, derivation):
 def _WeightGradient(step, derivation):
     l = step.layer
     rows, cols = step.target.shape
-    delta = _vec(f"delta{l}", rows)
+    delta = vector_symbols(f"delta{l}", rows)
     prev = "x" if l == 1 else f"h{l - 1}"
-    h = _vec(prev, cols)
+    h = vector_symbols(prev, cols)
     what = f"in grad_W{l} = delta{l} {prev}ᵀ"
     out = []
     if l > 1:
-        z = _vec(f"z{l - 1}", cols)
+        z = vector_symbols(f"z{l - 1}", cols)
         out.append(Mistake(step.name, tuple(delta[i] * z[j] for i in range(rows) for j in range(cols)),
                            f"used z{l - 1} where {prev} is needed {what}"))
     if rows == cols:
         out.append(Mistake(step.name, tuple(delta[j] * h[i] for i in range(rows) for j in range(cols)),
                            f"outer product reversed {what}"))
     if _sizes(derivation, f"h{l}") == cols:         # h^l in place of h^{l−1}
-        hl = _vec(f"h{l}", cols)
+        hl = vector_symbols(f"h{l}", cols)
         out.append(Mistake(step.name, tuple(delta[i] * hl[j] for i in range(rows) for j in range(cols)),
                            f"used h{l} where {prev} is needed {what}"))
     for k in (l + 1, l - 1):                        # δ of another layer
         if k >= 1 and _sizes(derivation, f"delta{k}") == rows:
-            dk = _vec(f"delta{k}", rows)
+            dk = vector_symbols(f"delta{k}", rows)
             out.append(Mistake(step.name, tuple(dk[i] * h[j] for i in range(rows) for j in range(cols)),
                                f"used delta{k} where delta{l} is needed {what}"))
     return out
@@ -124,7 +123,7 @@ def _BiasGradient(step, derivation):
     out = []
     for k in (l + 1, l - 1):
         if k >= 1 and _sizes(derivation, f"delta{k}") == n:
-            out.append(Mistake(step.name, tuple(_vec(f"delta{k}", n)),
+            out.append(Mistake(step.name, tuple(vector_symbols(f"delta{k}", n)),
                                f"used delta{k} where delta{l} is needed in grad_b{l} = delta{l}"))
     return out
 
@@ -133,7 +132,7 @@ def _Affine(step, derivation):
     l = step.layer
     out = []
     if f"b{l}" in step.inputs:
-        b = _vec(f"b{l}", step.target.shape[0])
+        b = vector_symbols(f"b{l}", step.target.shape[0])
         out.append(Mistake(step.name, tuple(e - bi for e, bi in zip(step.exprs, b)),
                            f"missing bias b{l} in z{l} = W{l} {'x' if l == 1 else f'h{l - 1}'} + b{l}"))
     return out

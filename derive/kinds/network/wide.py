@@ -47,9 +47,8 @@ from derive.core import primitives
 from derive.core.errors import SpecError
 from derive.core.evaluate import Num, _finite, _known_exactly, precision, rational, value_of, DEFAULT_PREC
 from derive.kinds.network.spec import MAX_EXACT_PARAMS, Network
-from derive.core.steps import Quantity, symbol
+from derive.core.steps import LR, Quantity, vector_symbols
 
-LR = "learning_rate"
 MAX_WIDE_PARAMS = 20_000_000
 HEADROOM = 32                      # fixed-point bits beyond the enclosure precision
 
@@ -142,7 +141,7 @@ def _loss_terms(loss: str, n: int, y_name: str = "h"):
     every term reads one output's y_k and t_k only, and output k's terms are output 0's renamed; else None."""
     if n > 3 and _loss_terms(loss, 3, y_name) is None:
         return None      # outputs coupled at width 3 are coupled at any width (hinge: n² terms, not built)
-    y, t = _vec(y_name, n), _vec("t", n)
+    y, t = vector_symbols(y_name, n), vector_symbols("t", n)
     expr = primitives.LOSSES[loss].define(y, t)
     coeff, rest = expr.as_coeff_Mul()
     index = {s: k for k, s in enumerate(y)} | {s: k for k, s in enumerate(t)}
@@ -168,7 +167,7 @@ def output_gradient(loss: str, y_name: str, n: int) -> list[sp.Expr]:
     if found is None:
         raise SpecError("network.loss", f"{loss} is not a sum of one term per output")
     coeff, first = found
-    y, t = _vec(y_name, n), _vec("t", n)
+    y, t = vector_symbols(y_name, n), vector_symbols("t", n)
     grad0 = sp.diff(coeff * first, y[0])
     out = [grad0.xreplace({y[0]: y[k], t[0]: t[k]}) for k in range(n)]
     for k in {0, n - 1}:
@@ -176,9 +175,6 @@ def output_gradient(loss: str, y_name: str, n: int) -> list[sp.Expr]:
             raise ArithmeticError(f"the gradient of {loss} at output {k} is not the first one renamed")
     return out
 
-
-def _vec(name: str, n: int) -> list[sp.Symbol]:
-    return [symbol(name, (i,)) for i in range(n)]
 
 
 def derive_wide(net: Network) -> WideDerivation:
@@ -678,7 +674,7 @@ class _Run:
         self.forward("")
         # ∇_y L, one term of the loss per output
         y, t = self.env[f"h{L}"], self.env["t"]
-        ys, ts = _vec(f"h{L}", sizes[-1]), _vec("t", sizes[-1])
+        ys, ts = vector_symbols(f"h{L}", sizes[-1]), vector_symbols("t", sizes[-1])
         grads = output_gradient(net.loss, f"h{L}", sizes[-1])
         hy, ht = self.hot(f"h{L}"), self.hot("t")
         self.put("grad_y", [value_of(g, {ys[k]: y[k], ts[k]: t[k]}) for k, g in enumerate(grads)],
@@ -689,10 +685,10 @@ class _Run:
             act = primitives.ACTIVATIONS[layer.activation.name]
             n = sizes[l]
             if act.from_output is not None:        # g' from the output h, as derive_network writes it
-                src, syms = f"h{l}", _vec(f"h{l}", n)
+                src, syms = f"h{l}", vector_symbols(f"h{l}", n)
                 exprs = [act.from_output(h, **layer.activation.kwargs) for h in syms]
             else:
-                src, syms = f"z{l}", _vec(f"z{l}", n)
+                src, syms = f"z{l}", vector_symbols(f"z{l}", n)
                 dg = primitives.derivative(act.name, layer.activation.kwargs)
                 exprs = [dg.xreplace({primitives.X: z}) for z in syms]
             values = self.env[src]
@@ -737,12 +733,12 @@ class _Run:
                 hot = hot | self.hot(f"b{l}{suffix}")
             self.put(f"z{l}{suffix}", zs, hot)
             act = primitives.ACTIVATIONS[layer.activation.name]
-            z_syms, z = _vec(f"z{l}{suffix}", n), self.env[f"z{l}{suffix}"]
+            z_syms, z = vector_symbols(f"z{l}{suffix}", n), self.env[f"z{l}{suffix}"]
             self.put(f"h{l}{suffix}", [value_of(act.define(s, **layer.activation.kwargs), {s: z[i]})
                                        for i, s in enumerate(z_syms)], self.hot(f"z{l}{suffix}"))
             prev = f"h{l}{suffix}"
         y, t = self.env[prev], self.env["t"]
-        ys, ts = _vec(prev, len(y)), _vec("t", len(t))
+        ys, ts = vector_symbols(prev, len(y)), vector_symbols("t", len(t))
         expr = primitives.LOSSES[net.loss].define(ys, ts)
         self.put("loss" + suffix, value_of(expr, dict(zip(ys, y)) | dict(zip(ts, t))),
                  Hot([()]) if self.hot(prev) or self.hot("t") else NONE)

@@ -53,7 +53,7 @@ from derive.core.errors import SpecError
 from derive.core.spec import (ActivationRef, _activation, _int, _kind, _learning_rate, _string, _table,
     _unknown_keys, _vector)
 from derive.core.steps import (Activate, Derivation, Given, LossValue, Node, Quantity, Seed, Step, Update,
-    symbol)
+    symbol, vector_symbols)
 
 MAX_STEPS = 50           # sequence length
 MAX_SIZE = 32            # input, hidden and output widths
@@ -332,9 +332,6 @@ class ThroughTime(Step):
 
 # ----------------------------------------------------------------------------- forward pass
 
-def _vec(name: str, n: int) -> list[sp.Symbol]:
-    return [symbol(name, (i,)) for i in range(n)]
-
 
 def _mat(name: str, rows: int, cols: int) -> list[list[sp.Symbol]]:
     return [[symbol(name, (i, j)) for j in range(cols)] for i in range(rows)]
@@ -352,7 +349,7 @@ def _affine(name: str, t: int, terms, bias: str, rows: int, sizes: dict) -> Recu
 
 def _activate(name: str, t: int, of: str, act: ActivationRef, n: int) -> TimeActivation:
     entry = primitives.ACTIVATIONS[act.name]
-    v = _vec(of, n)
+    v = vector_symbols(of, n)
     exprs = entry.define(v) if entry.vector else [entry.define(x, **act.kwargs) for x in v]
     return TimeActivation(Quantity(name, (n,)), tuple(exprs), (of,), time=t, activation=act.name, params=act.params)
 
@@ -390,7 +387,7 @@ def _forward(r: Recurrent) -> list[Step]:
         else:
             hx = Quantity(f"hx{t}", (n + m,))
             parts = (f"h{t - 1}", f"x{t}")
-            steps.append(Concat(hx, tuple(_vec(parts[0], n) + _vec(parts[1], m)), parts, op="concat", args=parts,
+            steps.append(Concat(hx, tuple(vector_symbols(parts[0], n) + vector_symbols(parts[1], m)), parts, op="concat", args=parts,
                                 time=t, parts=parts))
             gates = {}
             for g, act in GATES:
@@ -410,7 +407,7 @@ def _forward(r: Recurrent) -> list[Step]:
     loss = primitives.LOSSES[r.loss]
     for t in r.loss_times:
         name = f"loss{t}" if r.loss_at == "every" else "loss"
-        steps.append(StepLoss(Quantity(name), (loss.define(_vec(f"{out}{t}", width), _vec(f"t{t}", width)),),
+        steps.append(StepLoss(Quantity(name), (loss.define(vector_symbols(f"{out}{t}", width), vector_symbols(f"t{t}", width)),),
                               (f"{out}{t}", f"t{t}"), time=t, loss=r.loss))
     if r.loss_at == "every":
         parts = tuple(f"loss{t}" for t in r.loss_times)

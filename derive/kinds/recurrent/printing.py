@@ -232,7 +232,7 @@ class Printer(HandoutPrinter):
                      self.elements(step))
 
     def _print_TotalLoss(self, step) -> Block:
-        return Block(caption(f"The loss of the sequence, the sum over the time steps."),
+        return Block(caption("The loss of the sequence, the sum over the time steps."),
                      self.elements(step))
 
     # -- backpropagation through time
@@ -285,11 +285,11 @@ class Printer(HandoutPrinter):
         readers = _listing([Math(self.q(t.consumer)) for t in step.terms])
         if step.time is None:
             cap = caption(f"The parameter {step.of} is shared by every time step, so its gradient sums the "
-                          f"contributions of ", *readers, f".")
+                          f"contributions of ", *readers, ".")
         else:
             when = f"Time step {step.time}" if step.time else "The initial state"
             cap = caption(f"{when}: the chain rule sums over what reads ", Math(self.q(step.of)),
-                          ": ", *readers, f".")
+                          ": ", *readers, ".")
         derivative = next((t for t in step.terms if t.kind == "derivative"), None)
         if derivative is not None:
             act = primitives.ACTIVATIONS[derivative.operand]
@@ -310,9 +310,9 @@ def placed() -> tuple:
 def meta(spec, prof: Profile) -> str:
     problem = spec.problem
     if prof.name == "deck004" and problem.cell == "elman":
-        return (f"Notation: deck 004's recurrent names, h_t = g1(U x_t + W h_(t−1) + b_a) with pre-activation "
-                f"z_t, output o_t = g2(V h_t + b_y), target y_t; error terms δ_t = ∂L/∂z_t and δ^o_t = ∂L/∂(V h_t "
-                f"+ b_y); element i of a vector at time t is written h_(t,i).")
+        return ("Notation: deck 004's recurrent names, h_t = g1(U x_t + W h_(t−1) + b_a) with pre-activation "
+                "z_t, output o_t = g2(V h_t + b_y), target y_t; error terms δ_t = ∂L/∂z_t and δ^o_t = ∂L/∂(V h_t "
+                "+ b_y); element i of a vector at time t is written h_(t,i).")
     own = "" if prof.name in ("standard", "xjtu", "deck004") else f" ({prof.title} has no recurrent names of its own)"
     if problem.cell == "elman":
         names = ("a_t = W_hh h_(t−1) + W_xh x_t + b_h, h_t = g1(a_t), output s_t = W_hy h_t + b_y, y_t = g2(s_t), "
