@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -20,39 +19,11 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, note
 
-from derive import cli
+from cli_props import in_process, refused as _refused, run as _run  # noqa: F401  (in_process: autouse fixture)
 from strategies import NetworkCase, networks, profile
 
-ERROR_LINE = re.compile(r"nnderive: error: \S[^\n]*: \S")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 KINKED = {"relu", "leaky_relu", "elu", "sign", "step"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _in_process():
-    saved = os.environ.get("NNDERIVE_NO_SANDBOX")
-    os.environ["NNDERIVE_NO_SANDBOX"] = "1"
-    yield
-    if saved is None:
-        del os.environ["NNDERIVE_NO_SANDBOX"]
-    else:
-        os.environ["NNDERIVE_NO_SANDBOX"] = saved
-
-
-def _run(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _refused(code: int, err: str) -> bool:
-    """True for a refusal (exit 2, one line naming the key path); fails the test on anything else."""
-    if code != 2:
-        return False
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and ERROR_LINE.match(lines[0]) and "Traceback" not in err, err
-    return True
 
 
 def _solve(capsys, path: Path) -> dict | None:

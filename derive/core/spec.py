@@ -95,6 +95,16 @@ def _table(value: Any, path: str) -> dict:
     return value
 
 
+def _layer_tables(table: dict, path: str, limit: int = MAX_LAYERS) -> list:
+    """The ``[[<path>.layer]]`` tables of a layered kind: one or more, at most ``limit``."""
+    raw = table.get("layer")
+    if not isinstance(raw, list) or not raw:
+        raise SpecError(f"{path}.layer", f"expected one or more [[{path}.layer]] tables")
+    if len(raw) > limit:
+        raise SpecError(f"{path}.layer", f"at most {limit} layers, got {len(raw)}")
+    return raw
+
+
 def _kind(value: Any) -> str:
     return {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
             Literal: "a number"}.get(type(value), type(value).__name__)

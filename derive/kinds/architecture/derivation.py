@@ -15,7 +15,7 @@ from typing import ClassVar
 import sympy as sp
 
 from derive.core.errors import SpecError
-from derive.core.spec import MAX_LAYERS, _int, _table, _unknown_keys
+from derive.core.spec import _int, _layer_tables, _table, _unknown_keys
 from derive.core.steps import Derivation, Given, Quantity, Step, symbol
 
 MAX_UNITS = 10**9
@@ -39,9 +39,7 @@ def load_architecture(table: dict, path: str = "architecture") -> Architecture:
         if not isinstance(raw, list) or not 1 <= len(raw) <= 4:
             raise SpecError(f"{path}.input_shape", "expected a list of 1 to 4 sizes")
         shape = tuple(_int(v, f"{path}.input_shape[{i}]", 1, MAX_UNITS) for i, v in enumerate(raw))
-    layers = table.get("layer")
-    if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
-        raise SpecError(f"{path}.layer", f"expected 1 to {MAX_LAYERS} [[architecture.layer]] tables")
+    layers = _layer_tables(table, path)
     sizes, biases = [], []
     for i, layer in enumerate(layers):
         lp = f"{path}.layer[{i}]"

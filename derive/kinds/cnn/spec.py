@@ -11,8 +11,8 @@ import sympy as sp
 from derive.core import primitives
 from derive.core.errors import SpecError
 from derive.core.maps import MAX_SIDE
-from derive.core.spec import (ActivationRef, _activation, _int, _learning_rate, _string, _table, _unknown_keys,
-                              number)
+from derive.core.spec import (ActivationRef, _activation, _int, _layer_tables, _learning_rate, _string, _table,
+                              _unknown_keys, number)
 
 Expr = sp.Expr
 Shape = tuple[int, ...]
@@ -297,11 +297,7 @@ def load_cnn(table: dict, path: str = "cnn") -> Cnn:
         image, shape = None, _pair(table["input_size"], f"{path}.input_size", 1, MAX_SIDE)
     else:
         raise SpecError(path, "expected 'input' (a matrix of numbers) or 'input_size' ([rows, columns], symbolic)")
-    raw_layers = table.get("layer")
-    if not isinstance(raw_layers, list) or not raw_layers:
-        raise SpecError(f"{path}.layer", "expected one or more [[cnn.layer]] tables")
-    if len(raw_layers) > MAX_LAYERS:
-        raise SpecError(f"{path}.layer", f"at most {MAX_LAYERS} layers, got {len(raw_layers)}")
+    raw_layers = _layer_tables(table, path, MAX_LAYERS)
     stack, shapes = [], []
     elements, work, current = shape[0] * shape[1], 0, shape
     for i, raw in enumerate(raw_layers):

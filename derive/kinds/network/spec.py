@@ -11,7 +11,7 @@ import sympy as sp
 from derive.core import primitives
 from derive.core.errors import SpecError
 import derive.kinds.network.generated as generated
-from derive.core.spec import (MAX_LAYERS, MAX_WIDTH, ActivationRef, _activation, _int, _learning_rate, _matrix,
+from derive.core.spec import (MAX_WIDTH, ActivationRef, _activation, _layer_tables, _int, _learning_rate, _matrix,
                               _string, _table, _unknown_keys, _vector)
 
 MAX_SAMPLES = 64  # rows of a mini-batch ([network] input and target as lists of rows)
@@ -62,11 +62,7 @@ def load_network(table: dict, path: str = "network") -> Network:
         x, n_in = None, _int(table["input_size"], f"{path}.input_size", 1, MAX_WIDTH)
     else:
         raise SpecError(path, "expected 'input' (a list of numbers) or 'input_size' (for a symbolic input)")
-    layers_raw = table.get("layer")
-    if not isinstance(layers_raw, list) or not layers_raw:
-        raise SpecError(f"{path}.layer", "expected one or more [[network.layer]] tables")
-    if len(layers_raw) > MAX_LAYERS:
-        raise SpecError(f"{path}.layer", f"at most {MAX_LAYERS} layers, got {len(layers_raw)}")
+    layers_raw = _layer_tables(table, path)
     layers, n_prev = [], n_in
     for i, raw in enumerate(layers_raw):
         lp = f"{path}.layer[{i}]"
