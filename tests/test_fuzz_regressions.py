@@ -172,3 +172,15 @@ def test_a_saturated_sigmoid_printed_as_one_is_graded_not_a_crash(tmp_path, caps
     answers.write_bytes(b"\x00 not toml")
     assert cli.main(["check", str(spec), str(answers), "--json", "--jobs", "1"]) == 1, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["submissions"][0]["records"][0]["verdict"] == "invalid"
+
+
+@pytest.mark.parametrize("node, grad", [
+    # found by tests/test_properties_graph.py against PyTorch: a node that starts with an activation
+    # call with a keyword was taken for that one call, and its local derivative was the activation's
+    ("f = leaky_relu(u, alpha=1.5)**(-2)", Fraction(64, 243)),               # was 3/2
+    ("f = leaky_relu(u, alpha=0.2) * leaky_relu(u, alpha=0.3)", Fraction(-9, 50)),
+    ("f = leaky_relu(u, alpha=1.5)", Fraction(3, 2)),                          # the one call: still its own form
+])
+def test_a_node_is_an_activation_only_when_it_is_the_one_call(node, grad):
+    v = _values(f'[graph]\nvalues = {{ u = "-1.5" }}\nparams = ["u"]\nnodes = ["{node}"]\nloss = "f"\n')
+    assert v["grad_u"].exact == grad

@@ -119,6 +119,9 @@ def graph_nodes(graph: Graph) -> tuple[list[Leaf], list[ScalarNode]]:
         if op is not None:
             act = primitives.ACTIVATIONS[op]
             params = tuple((k, captured[k] if k in captured else number(d, k)) for k, d in act.params)
+            if expr != NODE_FUNCTIONS[op](names[m.group(2)], **dict(params)):
+                # more than the one call: leaky_relu(u, alpha=1.5)**(-2) matches the pattern too
+                op, params = None, ()
         nodes.append(ScalarNode(name, expr, op or _outer_op(expr), params, text))
         names[written.get(name, name)] = sp.Symbol(name, real=True)
     return leaves, nodes
