@@ -29,6 +29,7 @@ from derive.kinds.network.spec import MAX_EXACT_PARAMS
 from derive.kinds.network.derivation import derive_network
 from derive.core.errors import SpecError
 from derive.core.evaluate import carry, evaluate, precision
+from derive.core.steps import vector_symbols
 from derive.core.rounding import _ends as ends, show
 from derive.core.sandbox import run
 from derive.kinds import loads
@@ -218,7 +219,7 @@ def test_the_loss_gradient_is_the_element_engines_for_every_supported_loss():
         if not supported:
             continue
         for n in (1, 2, 5):
-            ys, ts = wide._vec("h2", n), wide._vec("t", n)
+            ys, ts = vector_symbols("h2", n), vector_symbols("t", n)
             assert wide.output_gradient(name, "h2", n) == list(loss_gradient(primitives.LOSSES[name].define(ys, ts), ys))
 
 
