@@ -100,18 +100,9 @@ def text_table(ex: dict) -> str:
     return "\n".join(lines)
 
 
-def _nested(q, values) -> Any:
-    flat = [float(values[s]) for s in q.symbols()]
-    if not q.shape:
-        return flat[0]
-    if len(q.shape) == 1:
-        return flat
-    rows, cols = q.shape
-    return [flat[i * cols:(i + 1) * cols] for i in range(rows)]
-
-
-def _nested_exact(q, values) -> Any:
-    flat = [exact_text(values[s]) for s in q.symbols()]
+def _nested(q, values, text=float) -> Any:
+    """The elements of quantity ``q`` shaped as it is (a number, a list, a list of rows), each ``text(value)``."""
+    flat = [text(values[s]) for s in q.symbols()]
     if not q.shape:
         return flat[0]
     if len(q.shape) == 1:
@@ -131,7 +122,7 @@ def solve_dict(name: str, derivation: Derivation) -> dict[str, Any]:
     exact: dict[str, Any] = {}
     for step in derivation.steps:
         out[step.name] = _nested(step.target, values)
-        exact[step.name] = _nested_exact(step.target, values)
+        exact[step.name] = _nested(step.target, values, exact_text)
     for alias, target in derivation.aliases:
         if target in out and alias not in out:
             out[alias], exact[alias] = out[target], exact[target]
