@@ -192,12 +192,19 @@ def create_app(course: Course, db: Database, *, jobs: int = 2, rate: tuple[int, 
         resp.delete_cookie(COOKIE, path="/")
         return resp
 
-    def student(request: Request):
+    def signed_in_as(request: Request, role: str, title: str, text: str):
+        """(user, None) for a signed-in user of ``role``; else (None, the response to send instead)."""
         user = current(request)
         if user is None:
             return None, RedirectResponse("/", 303)
-        if user["role"] != "student":
-            return None, message("Students only", "This page is for students.", 403, user)
+        if user["role"] != role:
+            return None, message(title, text, 403, user)
+        return user, None
+
+    def student(request: Request):
+        user, bad = signed_in_as(request, "student", "Students only", "This page is for students.")
+        if bad:
+            return None, bad
         pid = request.path_params["pid"]
         if pid not in course.problems:
             return None, message("Not found", "There is no such problem.", 404, user)
@@ -280,12 +287,7 @@ def create_app(course: Course, db: Database, *, jobs: int = 2, rate: tuple[int, 
 
     # -- lecturer
     def lecturer(request: Request):
-        user = current(request)
-        if user is None:
-            return None, RedirectResponse("/", 303)
-        if user["role"] != "lecturer":
-            return None, message("Lecturers only", "This page is for the lecturer.", 403, user)
-        return user, None
+        return signed_in_as(request, "lecturer", "Lecturers only", "This page is for the lecturer.")
 
     def table():
         names = {u["id"]: u["name"] for u in db.users("student")}
