@@ -184,3 +184,22 @@ def test_a_saturated_sigmoid_printed_as_one_is_graded_not_a_crash(tmp_path, caps
 def test_a_node_is_an_activation_only_when_it_is_the_one_call(node, grad):
     v = _values(f'[graph]\nvalues = {{ u = "-1.5" }}\nparams = ["u"]\nnodes = ["{node}"]\nloss = "f"\n')
     assert v["grad_u"].exact == grad
+
+
+def test_a_value_too_small_for_any_float_is_shown_and_written_exactly(tmp_path, capsys, monkeypatch):
+    # found by the answer-file suite: exp(-exp(30)) (about 10^-4.6e12) made `solve --json` build an
+    # integer of 2^42 bits for its exact text (MemoryError); rounding it for a handout did the same
+    from derive import cli
+    monkeypatch.setenv("NNDERIVE_NO_SANDBOX", "1")
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('[graph]\nvalues = { u = "30" }\nparams = ["u"]\nnodes = ["a = exp(u)", "b = exp(-a)"]\n'
+                    'loss = "b"\n', encoding="utf-8")
+    assert cli.main(["solve", str(spec), "--json"]) == 0
+    exact = json.loads(capsys.readouterr().out)["exact"]
+    with mpmath.workdps(30):
+        log10_b = -mpmath.exp(30) / mpmath.log(10)                  # log10 of b, about -4.64e12
+    for name, log10, sign in (("b", log10_b, ""), ("grad_u", log10_b + mpmath.mpf(30) / mpmath.log(10), "-")):
+        lo, hi = (e.strip() for e in exact[name].strip("[]").split(","))
+        ends = sorted(mpmath.mpf(e.lstrip("-").split("e")[1]) for e in (lo, hi))
+        assert lo.startswith(sign) and hi.startswith(sign) and ends[0] <= log10 <= ends[1], (name, exact[name])
+    assert cli.main(["handout", str(spec), "--format", "md", "-o", str(tmp_path / "tiny.md")]) == 0

@@ -9,6 +9,7 @@ enclosure must round alike, else :class:`~derive.core.evaluate.Undecided` asks f
 from __future__ import annotations
 
 import decimal
+import math
 from fractions import Fraction
 
 from dataclasses import dataclass
@@ -49,9 +50,22 @@ def _terminating(q: sp.Rational, d: int) -> str | None:
     return None
 
 
+TINY_BITS = 100_000          # an enclosure's end below 2^-TINY_BITS in size is taken as 0 or ±10^-1000
+
+
 def _ends(value: Num) -> tuple[sp.Rational, sp.Rational]:
-    """The enclosure's endpoints as exact Rationals."""
-    return tuple(sp.Rational(*to_rational(end)) for end in value.enclosure._mpi_)
+    """The enclosure's endpoints as exact Rationals, or, for an end too small to write as one (a value
+    such as exp(-exp(30)), about 10^-4.6e12), the nearest of 0 and ±10^-1000 on the outer side: no
+    rounding to fewer than 1000 decimals can tell them apart."""
+    return tuple(_rational_end(end, upper) for end, upper in zip(value.enclosure._mpi_, (False, True)))
+
+
+def _rational_end(end, upper: bool) -> sp.Rational:
+    sign, man, exp, bc = end
+    if man and exp + bc < -TINY_BITS:
+        outer = sp.Rational(1, 10**1000)
+        return (outer if upper else 0) if not sign else (0 if upper else -outer)
+    return sp.Rational(*to_rational(end))
 
 
 def fixed(value: Num, decimals: int) -> str:
@@ -93,7 +107,7 @@ def show(value: Num, decimals: int = DEFAULT_DECIMALS) -> Shown:
     if lo == hi:   # an enclosure of width zero is the exact value (0 from a product with an exact 0)
         return show(Num(value.enclosure, lo), decimals)
     n_lo, n_hi = _round(lo, decimals), _round(hi, decimals)
-    if n_lo == n_hi == 0 and lo < 0 < hi:
+    if n_lo == n_hi == 0 and lo <= 0 <= hi:
         # a value at or next to 0 whose sign no precision may settle (0.01·1 − 0.01·1 with the 1s
         # known by enclosures): it is 0 to ``decimals`` places, whichever its sign
         return Shown(_text(0, decimals, False), False)
@@ -107,9 +121,20 @@ def exact_text(num) -> str:
     ``"[lo, hi]"`` of 30 significant digits that contains it (ends rounded outward)."""
     if num.exact is not None:
         return str(num.exact)
-    from mpmath.libmp import to_rational
-    lo, hi = (Fraction(*to_rational(end)) for end in num.enclosure._mpi_)
-    return f"[{_decimal(lo, decimal.ROUND_FLOOR)}, {_decimal(hi, decimal.ROUND_CEILING)}]"
+    lo, hi = num.enclosure._mpi_
+    return f"[{_end_text(lo, decimal.ROUND_FLOOR)}, {_end_text(hi, decimal.ROUND_CEILING)}]"
+
+
+def _end_text(end, rounding: str) -> str:
+    sign, man, exp, bc = end
+    if man and abs(exp + bc) > TINY_BITS:
+        # |end| is 2^(m-1) to 2^m: far beyond anything a float holds (10^±30103); written as a power of
+        # ten on the outer side (one digit), since its 30 digits would take an integer of |m| bits
+        m = exp + bc
+        small, big = math.floor((m - 1) * math.log10(2)) - 1, math.ceil(m * math.log10(2)) + 1
+        toward_zero = (rounding == decimal.ROUND_FLOOR) == (not sign)
+        return f"{'-' if sign else ''}1e{small if toward_zero else big}"
+    return _decimal(Fraction(*to_rational(end)), rounding)
 
 
 def _decimal(q: Fraction, rounding: str) -> str:
