@@ -265,6 +265,8 @@ def emit(program: Program, targets: Iterable[sp.Symbol], names: Mapping[sp.Symbo
         pending = {s: e.xreplace(copies) for s, e in pending.items()}
         if folded is not None:
             folded.update(copies)
+            # a value folded earlier may name a copy (e_1_new = e_new, where e_new is a copy of e)
+            folded.update({s: v.xreplace(copies) for s, v in folded.items()})
     printer = printer(names, frozenset(program.helpers))
     order = [s for s, _ in replacements]
     lines: list[str] = []

@@ -203,3 +203,21 @@ def test_a_value_too_small_for_any_float_is_shown_and_written_exactly(tmp_path, 
         ends = sorted(mpmath.mpf(e.lstrip("-").split("e")[1]) for e in (lo, hi))
         assert lo.startswith(sign) and hi.startswith(sign) and ends[0] <= log10 <= ends[1], (name, exact[name])
     assert cli.main(["handout", str(spec), "--format", "md", "-o", str(tmp_path / "tiny.md")]) == 0
+
+
+def test_a_kernel_prints_a_copy_of_a_copy_by_its_source(tmp_path):
+    # found by the graph suite (long profile): `e = a**2`, then `e = e` rebinds e to a copy; the
+    # recomputed e′ after the step is a copy of e, and e′_1 a copy of e′: the unrolled kernel returned
+    # the folded-away name e_new (NameError when Numba typed the module)
+    pytest.importorskip("numba")
+    import numpy as np
+
+    import kernels
+    spec = tmp_path / "copies.toml"
+    spec.write_text('[graph]\nvalues = { a = "0", d = "0" }\nparams = ["d"]\nnodes = ["e = a**2", "e = e", "f = a"]\n',
+                    encoding="utf-8")
+    k = kernels.compile(spec, shape="unrolled", cache_dir=tmp_path / "cache")
+    got = k.trace(np.array([1.5, 0.25]), 0.5)
+    expected = {"e": 2.25, "e_1": 2.25, "f": 1.5, "grad_a": 1.0, "grad_d": 0.0, "d_new": 0.25,
+                "e_new": 2.25, "e_1_new": 2.25, "f_new": 1.5}
+    assert {n: float(got[n]) for n in expected} == expected
