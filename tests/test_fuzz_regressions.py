@@ -221,3 +221,42 @@ def test_a_kernel_prints_a_copy_of_a_copy_by_its_source(tmp_path):
     expected = {"e": 2.25, "e_1": 2.25, "f": 1.5, "grad_a": 1.0, "grad_d": 0.0, "d_new": 0.25,
                 "e_new": 2.25, "e_1_new": 2.25, "f_new": 1.5}
     assert {n: float(got[n]) for n in expected} == expected
+
+
+CNN_TIED_MAXIMA = """
+[cnn]
+input = [["0", "0", "0", "0"], ["0", "0", "1", "1"]]
+
+[[cnn.layer]]
+type = "activation"
+activation = "bipolar_sigmoid"
+
+[[cnn.layer]]
+type = "maxpool"
+size = 2
+
+[[cnn.layer]]
+type = "activation"
+activation = "bipolar_sigmoid"
+
+[grading]
+decimals = 4
+ask = ["grad_act1"]
+"""
+
+
+def test_tied_maxima_of_equal_irrational_values_take_the_first_as_pytorch_does():
+    # found by the answer-file suite (long profile): the right window's two maxima are both σ±(1),
+    # equal but irrational, so no enclosure could decide the tie: each got the hull of both branches
+    # (the key printed 0.2371 for both instead of 0.4742 and 0), and every right answer was undetermined
+    from derive.grading.grade import Problem, grade_data
+    v = _values(CNN_TIED_MAXIMA)
+    with mpmath.workdps(40):
+        s = mpmath.tanh(mpmath.tanh(mpmath.mpf(1) / 2) / 2)             # σ±(σ±(1)), σ±(x) = tanh(x/2)
+        first = (1 - s**2) / 2                                            # upstream 1 · σ±′ at the pooled value
+    assert abs(float(v["grad_act1[1,2]"]) - float(first)) < 1e-15 and float(v["grad_act1[1,3]"]) == 0.0
+    p = Problem.build(loads(CNN_TIED_MAXIMA))
+    answers = {"grad_act1[1,2]": mpmath.nstr(first, 4), "grad_act1[1,3]": "0.0000", "grad_act1[0,0]": "0.5000"}
+    records, _ = grade_data(p, {"answers": answers})
+    assert {(r.index, r.verdict) for r in records if r.answer} == {((1, 2), "correct"), ((1, 3), "correct"),
+                                                                    ((0, 0), "correct")}

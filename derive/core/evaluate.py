@@ -81,6 +81,37 @@ def _decide(result) -> bool:
     return bool(result)
 
 
+class Env(dict):
+    """Values by symbol, with the definitions they were computed from (symbol → its expression in
+    earlier symbols, or its exact given number), so that a tie can be decided exactly."""
+
+    UNFOLD_LIMIT = 400          # symbols unfolded for one comparison, at most
+
+    def __init__(self, definitions: Mapping[sp.Symbol, sp.Expr]):
+        super().__init__()
+        self.definitions = definitions
+
+    def same(self, a: sp.Expr, b: sp.Expr) -> bool:
+        """Are ``a`` and ``b`` the same expression once every symbol is replaced by its definition?
+        (SymPy's canonical form makes two equal unfoldings compare equal.)  False when unsure."""
+        seen: dict[sp.Symbol, sp.Expr] = {}
+
+        def unfold(e: sp.Expr) -> sp.Expr:
+            subs = {}
+            for sym in e.free_symbols:
+                if sym not in seen:
+                    if sym not in self.definitions or len(seen) >= self.UNFOLD_LIMIT:
+                        raise LookupError
+                    seen[sym] = sym                     # a guard against a cycle; replaced below
+                    seen[sym] = unfold(self.definitions[sym])
+                subs[sym] = seen[sym]
+            return e.xreplace(subs)
+        try:
+            return unfold(a) == unfold(b)
+        except (LookupError, RecursionError):
+            return False
+
+
 def _condition(cond, env) -> bool:
     """The truth of a condition at ``env``: relations, and any Boolean combination SymPy writes of
     them (``And``, ``Or``, ``Not``, ``ITE``, ``Xor``, ``Implies``, ``Equivalent``, ...).  Raises
@@ -93,6 +124,10 @@ def _condition(cond, env) -> bool:
         d = enclose(cond.lhs - cond.rhs, env)
         zero = iv.mpf(0)
         op = cond.rel_op
+        if d.a <= 0 <= d.b and isinstance(env, Env) and env.same(cond.lhs, cond.rhs):
+            # a tie of two values that are one expression of the given numbers (two equal maxima
+            # σ(1) and σ(1)): equal exactly, which no enclosure can show
+            d = zero
         if op in ("==", "!="):
             is_zero = True if d.a == 0 and d.b == 0 else (False if d.a > 0 or d.b < 0 else None)
             return _decide(is_zero) if op == "==" else not _decide(is_zero)
@@ -262,12 +297,14 @@ def evaluate(derivation: Derivation, overrides: Mapping[sp.Symbol, sp.Expr] | No
         free = [s.name for s in derivation.steps if isinstance(s, Given) and not all(e.is_number for e in s.exprs)]
         raise SpecError("", f"the problem leaves symbols ({', '.join(free[:6])}{', …' if len(free) > 6 else ''} "
                             "given no numbers), so it has no numbers")
+    definitions = {sym: (overrides[sym] if sym in overrides else expr)
+                   for step in derivation.steps for sym, expr in step.items()}
     with precision(bits):
-        env = {}
+        env = Env(definitions)
         for step in derivation.steps:
             for sym, expr in step.items():
                 env[sym] = rational(overrides[sym]) if sym in overrides else _step_value(step, sym, expr, env)
-        return env
+        return dict(env)
 
 
 def carry(derivation: Derivation, values: Values, stated: Mapping[sp.Symbol, sp.Rational],
@@ -287,7 +324,10 @@ def carry(derivation: Derivation, values: Values, stated: Mapping[sp.Symbol, sp.
         if spread:
             raise SpecError("", "wide layers are not graded with spreads")
         return own(stated, bits)
-    env: Values = {}
+    # a stated value is its own definition (a number, or with a spread an interval: never unfolded)
+    env: Values = Env({sym: (stated[sym] if sym in stated and not (spread and sym in spread) else expr)
+                       for step in derivation.steps for sym, expr in step.items()
+                       if not (spread and sym in spread and sym in stated)})
     carried: Values = {}
     touched: set[sp.Symbol] = set()
     with precision(bits):
