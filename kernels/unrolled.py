@@ -251,13 +251,14 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
     ``buf``: row r of the block (a parameter, an input, a result) is ``buf[r*block:(r+1)*block]``,
     one element per problem.  ``many_block`` calls the inlined passes in a loop over the problems
     of the block, every access ``buf[constant + lane]``: one base, constant strides, so LLVM
-    vectorises it.  Theta keeps its rows = problems; the transposes into and out of ``buf`` are
-    part of the kernel (``many_sgd_step``), or the caller keeps the blocked layout
-    (``many_sgd_step_blocked``).  The new values are checked once per block: 0·v is 0 for a finite
-    v and NaN otherwise, summed over a problem's results and reduced over the block pairwise (loops
-    of independent adds, which vectorise); only a block that is not all finite is looked at
-    problem by problem.  The workers are not ``parallel`` (its passes would take the loop body
-    apart and cost several times the compile time); their drivers are, one call per task.
+    vectorises it (in 512-bit vectors where the CPU has them: ``prefer_wide_vectors``).  The
+    workers copy a block into ``buf`` and the results back: from contiguous slices of the flat
+    blocked arrays (``many_sgd_step_blocked``), or transposed from and to the rows of Theta, X, T
+    (``many_sgd_step``).  The new values are checked once per block: 0·v is 0 for a finite v and
+    NaN otherwise, summed over a problem's results and reduced over the block pairwise (loops of
+    independent adds, which vectorise); only a block that is not all finite is looked at problem
+    by problem.  The workers are not ``parallel`` (its passes would take the loop body apart and
+    cost several times the compile time); their drivers are, one call per task.
     """
     names = em.names
     P, nx, nt = len(params), len(x), len(t)
@@ -275,6 +276,7 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
         "def many_block(buf, lr):",
         f'    """One SGD step for each of the {block} problems of a block in buf (struct of arrays, see',
         '    kernels/unrolled.py): the new parameters, the loss and 0 (all finite) or NaN per problem."""',
+        "    prefer_wide_vectors()",
         f"    for lane in range({block}):",
         em.calls(src, "        ", suffix="_inline", upto="update_pass"),
         [f"        {at(OUT + k)} = {names[new]}" for k, new in enumerate(news)],
@@ -287,6 +289,9 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
         reduce += [f"        for lane in range({width}):",
                    f"            {at(RED)} += {at(RED, 'lane + ' + str(width))}"]
         width //= 2
+    check = [f"        for lane in range({block}):",
+             f"            {at(RED)} = {at(CHK)}",
+             *reduce]
 
     def worker(blocked: bool) -> str:
         if blocked:
@@ -295,54 +300,64 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
                     'ThetaB[blk, :, lane],',
                     '    XB[blk, :, lane], TB[blk, :, lane]; its loss into losses[p] (NaN, problem untouched, '
                     'when not finite)."""']
-            gather = [f"        size = {block}",
-                      f"        for k in range({P}):                # a contiguous copy per row",
-                      f"            for lane in range({block}):",
-                      f"                buf[k * {block} + lane] = ThetaB[blk, k, lane]",
-                      f"        for k in range({nx}):",
-                      f"            for lane in range({block}):",
-                      f"                buf[({P} + k) * {block} + lane] = XB[blk, k, lane]",
-                      f"        for k in range({nt}):",
-                      f"            for lane in range({block}):",
-                      f"                buf[({P + nx} + k) * {block} + lane] = TB[blk, k, lane]"]
-            put, dtype = "ThetaB[blk, k, lane]", "ThetaB.dtype"
+            arrays, size = ("ThetaB", "XB", "TB"), f"        size = {block}"
+            cut = [f"        theta = thetas[blk * {P * block}:(blk + 1) * {P * block}]   # block blk: contiguous",
+                   f"        x = xs[blk * {nx * block}:(blk + 1) * {nx * block}]",
+                   f"        t = ts[blk * {nt * block}:(blk + 1) * {nt * block}]"]
+            gather = [f"        for i in range({P * block}):",
+                      "            buf[i] = theta[i]",
+                      f"        for i in range({nx * block}):",
+                      f"            buf[{P * block} + i] = x[i]",
+                      f"        for i in range({nt * block}):",
+                      f"            buf[{(P + nx) * block} + i] = t[i]"]
+            put_all = [f"            for i in range({P * block}):",
+                       f"                theta[i] = buf[{OUT * block} + i]"]
+            put_one = [f"                    for k in range({P}):",
+                       f"                        theta[k * {block} + lane] = buf[({OUT} + k) * {block} + lane]"]
         else:
             head = ["def many_rows_blocks(Theta, X, T, lr, losses, start, stop):",
                     f'    """Blocks start..stop of {block} problems (rows of Theta, X, T): one SGD step each, in place.',
                     "",
                     '    losses[p] is the loss before the step, or NaN (row p untouched) when something is not finite."""']
-            gather = [f"        size = min({block}, Theta.shape[0] - first)",
-                      "        for lane in range(size):             # transposed into the blocked layout",
+            arrays = ("Theta", "X", "T")
+            size = f"        size = min({block}, Theta.shape[0] - first)"
+            cut = [f"        theta = thetas[first * {P}:(first + size) * {P}]     # the block's rows: contiguous",
+                   f"        x = xs[first * {nx}:(first + size) * {nx}]",
+                   f"        t = ts[first * {nt}:(first + size) * {nt}]"]
+            gather = ["        for lane in range(size):             # transposed into the blocked layout",
                       f"            for k in range({P}):",
-                      f"                buf[k * {block} + lane] = Theta[first + lane, k]",
+                      f"                buf[k * {block} + lane] = theta[lane * {P} + k]",
                       f"            for k in range({nx}):",
-                      f"                buf[({P} + k) * {block} + lane] = X[first + lane, k]",
+                      f"                buf[({P} + k) * {block} + lane] = x[lane * {nx} + k]",
                       f"            for k in range({nt}):",
-                      f"                buf[({P + nx} + k) * {block} + lane] = T[first + lane, k]",
+                      f"                buf[({P + nx} + k) * {block} + lane] = t[lane * {nt} + k]",
                       f"        for lane in range(size, {block}):     # the last block's empty lanes compute on zeros",
                       f"            for k in range({OUT}):",
                       f"                buf[k * {block} + lane] = 0.0"]
-            put, dtype = "Theta[first + lane, k]", "Theta.dtype"
-        store = [f"                for k in range({P}):",
-                 f"                    {put} = buf[({OUT} + k) * {block} + lane]",
-                 f"                losses[first + lane] = {at(LOSS)}"]
+            put_all = [f"            for k in range({P}):                # transposed back",
+                       "                for lane in range(size):",
+                       f"                    theta[lane * {P} + k] = buf[({OUT} + k) * {block} + lane]"]
+            put_one = [f"                    for k in range({P}):",
+                       f"                        theta[lane * {P} + k] = buf[({OUT} + k) * {block} + lane]"]
         return lines(
             head,
-            f"    buf = np.empty({rows * block}, dtype={dtype})",
+            "    prefer_wide_vectors()",
+            f"    buf = np.empty({rows * block}, dtype={arrays[0]}.dtype)",
+            f"    thetas, xs, ts = {arrays[0]}.reshape(-1), {arrays[1]}.reshape(-1), {arrays[2]}.reshape(-1)",
             "    for blk in range(start, stop):",
             f"        first = blk * {block}",
-            gather,
+            size, cut, gather,
             "        many_block(buf, lr)",
-            f"        for lane in range({block}):",
-            f"            {at(RED)} = {at(CHK)}",
-            reduce,
+            check,
             f"        if {at(RED, '0')} == 0.0:           # the whole block is finite",
+            put_all,
             "            for lane in range(size):",
-            ["    " + line[4:] for line in store],
+            f"                losses[first + lane] = {at(LOSS)}",
             "        else:",
             "            for lane in range(size):",
             f"                if {at(CHK)} == 0.0:",
-            ["    " + line for line in store],
+            put_one,
+            f"                    losses[first + lane] = {at(LOSS)}",
             "                else:",
             "                    losses[first + lane] = math.nan",
         )
@@ -352,14 +367,15 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
         '    """Row p of Theta is one problem with sample X[p], T[p]: one SGD step each, in place.',
         "",
         '    losses[p] is the loss before the step, or NaN (row p untouched) when something is not finite.',
-        f'    Parallel tasks of {chunk} blocks of {block} problems, each vectorised (many_block)."""',
+        f'    Parallel tasks of {chunk} blocks of {block} problems, each vectorised (many_block); the arrays are',
+        '    C-contiguous."""',
         f"    nblocks = (Theta.shape[0] + {block - 1}) // {block}",
         f"    for task in prange((nblocks + {chunk - 1}) // {chunk}):",
         f"        many_rows_blocks(Theta, X, T, lr, losses, task * {chunk}, min(nblocks, (task + 1) * {chunk}))")
     blocked_driver = lines(
         "def many_sgd_step_blocked(ThetaB, XB, TB, lr, losses):",
-        f'    """The many-problems step on the blocked layout (blocks, columns, {block}), in parallel tasks of',
-        f'    {chunk} blocks; problem p = blk*{block} + lane, its loss into losses[p] (NaN: untouched)."""',
+        f'    """The many-problems step on the blocked layout (blocks, columns, {block}), C-contiguous, in parallel',
+        f'    tasks of {chunk} blocks; problem p = blk*{block} + lane, its loss into losses[p] (NaN: untouched)."""',
         "    nblocks = ThetaB.shape[0]",
         f"    for task in prange((nblocks + {chunk - 1}) // {chunk}):",
         f"        many_blocked_blocks(ThetaB, XB, TB, lr, losses, task * {chunk}, min(nblocks, (task + 1) * {chunk}))")

@@ -67,6 +67,17 @@ def bits_of_f64(typingctx, x):
     return _nbtypes.int64(x), codegen
 
 
+@intrinsic
+def prefer_wide_vectors(typingctx):
+    """Mark the calling function "prefer-vector-width"="512": LLVM then vectorises its loops in
+    512-bit vectors where the CPU has them (AVX-512; it prefers 256 bits on Intel otherwise), and
+    in the widest it has elsewhere.  Called first in the many-problems kernel and its workers."""
+    def codegen(context, builder, sig, args):
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')    # a string attribute
+        return context.get_dummy_value()
+    return _nbtypes.none(), codegen
+
+
 @njit(cache=True, error_model="numpy", fastmath={{"contract"}}, inline="always")
 def vexp(x):
     """e^x without a libm call (vectorisable); within 2 ulp of math.exp."""
