@@ -55,7 +55,11 @@ def main(argv=None) -> int:
         modules.append((path.stem, importlib.import_module(path.stem), 32))
     calls = {}
     first = None
-    for name, mod, b in modules:
+    for name, module, b in modules:
+        # the float32 twins for float32 arrays, where the module has them (as kernels/api.py calls them)
+        tag = "_f32" if dtype == np.float32 and hasattr(module, "many_sgd_step_f32") else ""
+        mod = argparse.Namespace(many_sgd_step=getattr(module, "many_sgd_step" + tag),
+                                 many_sgd_step_blocked=getattr(module, "many_sgd_step_blocked" + tag))
         th, losses = Theta.copy(), np.empty(n, dtype)
         mod.many_sgd_step(th, X, T, lr, losses)
         if first is None:

@@ -302,7 +302,8 @@ def helper_source(helper: Helper, all_helpers: Mapping[str, Helper], printer=Ker
     the ``if``: the stable sigmoid's branches 1/(1 + e^{−x}) (x ≥ 0) and e^{x}/(1 + e^{x}) share
     e^{−|x|}, so a vectorised loop, which computes every branch and blends, takes one exponential."""
     names = {a: a.name for a in helper.args}
-    lines = [f"def {helper.name}({', '.join(a.name for a in helper.args)}):"]
+    suffix = getattr(printer, "suffix", "")           # the float32 twins: sigmoid_f32
+    lines = [f"def {helper.name}{suffix}({', '.join(a.name for a in helper.args)}):"]
     body = helper.body
     if isinstance(body, sp.Piecewise):
         cond_printer = printer(names, frozenset(all_helpers))
@@ -375,7 +376,7 @@ def _return_lines(replacements, value: sp.Expr, names: Mapping, all_helpers, ind
     """The assignments of ``replacements`` (CSE; ``names`` names their symbols), then ``return value``."""
     out = _assignments(replacements, names, all_helpers, indent, printer)
     show = printer(names, frozenset(all_helpers))
-    text = repr(float(value)) if value.is_Number else show.doprint(value)    # a float: one return type
+    text = show.number(value) if value.is_Number else show.doprint(value)    # a float: one return type
     return out + fit(f"{indent}return {text}")
 
 

@@ -27,7 +27,7 @@ from derive.core.steps import Derivation, Given
 
 import kernels.program as prog
 from .layout import Layout
-from .printer import KernelPrinter, VectorPrinter
+from .printer import Float32VectorPrinter, KernelPrinter, VectorPrinter
 from .source import Function, KernelSource, derivation_hash, identifier, identifiers, lines, structure
 from .vecmath import VECMATH
 
@@ -37,6 +37,8 @@ ENTRY_NAMES = frozenset({"forward_pass", "backward_pass", "update_pass", "rest_p
                          "backward_pass_inline", "update_pass_inline", "rest_pass_inline", "sgd_step", "loss_grad",
                          "forward", "trace", "many_sgd_step", "many_block", "many_rows_blocks",
                          "many_blocked_blocks", "many_sgd_step_blocked", "sgd_step_checked"})
+ENTRY_NAMES |= {name + "_f32" for name in ENTRY_NAMES} | {"forward_pass_f32_inline", "backward_pass_f32_inline",
+                                                         "update_pass_f32_inline"}
 
 MANY_BLOCK = 32        # problems per block of the vectorised kernel (a compile-time constant in its code)
 MANY_CHUNK = 32        # blocks per parallel task (one scratch buffer each)
@@ -60,14 +62,17 @@ class Emitter:
     (kernels/vecmath.py) so that the many-problems loop vectorises.
     """
 
-    def __init__(self, program: prog.Program, inputs: list[sp.Symbol], stages, vector: bool):
+    def __init__(self, program: prog.Program, inputs: list[sp.Symbol], stages, vector: bool,
+                 printer: type[KernelPrinter] | None = None):
         self.program, self.vector = program, vector
+        self.printer = printer or (VectorPrinter if vector else KernelPrinter)
+        self.suffix = getattr(self.printer, "suffix", "")
         self.taken = frozenset(program.helpers) | ENTRY_NAMES
         self.names = identifiers([g.target for g in program.given] + program.quantities, self.taken)
         self.passes: list[Pass] = []
         available = list(inputs)
         for name, targets in stages:
-            p = self._pass(name, targets, available)
+            p = self._pass(name + self.suffix, targets, available)
             if p is not None:
                 self.passes.append(p)
                 available += list(p.results)
@@ -76,7 +81,7 @@ class Emitter:
         chosen = prog.needed(self.program, targets, available)
         if not chosen:
             return None
-        printer = VectorPrinter if self.vector else KernelPrinter
+        printer = self.printer
         folded: dict = {}
         body = prog.emit(self.program, targets, self.names, available, "    ", printer=printer, folded=folded)
         reads = set().union(*[e.free_symbols for _, e in chosen]) | set().union(
@@ -85,7 +90,7 @@ class Emitter:
         results = tuple(s for s, _ in chosen)
         show = printer(self.names, frozenset(self.program.helpers))
         # a folded constant is returned as a float, so that the tuple is uniform (cheaper for Numba)
-        returned = [(repr(float(folded[s])) if folded[s].is_Number else show.doprint(folded[s])) if s in folded
+        returned = [(show.number(folded[s]) if folded[s].is_Number else show.doprint(folded[s])) if s in folded
                     else self.names[s] for s in results]
         ret = f"    return {returned[0]}" if len(returned) == 1 else f"    return ({', '.join(returned)})"
         text = lines(f"def {name}({'given' if args else ''}):",
@@ -119,15 +124,15 @@ class Emitter:
         out = []
         for p in self.passes:
             out.append(self.call(p, source, indent, suffix))
-            if p.name == upto:
+            if p.name == (upto and upto + self.suffix):
                 break
         return out
 
     def the(self, name: str) -> Pass:
-        return next(p for p in self.passes if p.name == name)
+        return next(p for p in self.passes if p.name == name + self.suffix)
 
     def helpers(self) -> tuple[str, ...]:
-        printer = VectorPrinter if self.vector else KernelPrinter
+        printer = self.printer
         return tuple(prog.helper_source(self.program.helpers[h], self.program.helpers, printer)
                      for h in prog.helper_order(self.program.helpers))
 
@@ -144,9 +149,9 @@ class Emitter:
         return text, layout
 
 
-def finite_sum(names: list[str]) -> str:
+def finite_sum(names: list[str], zero: str = "0.0") -> str:
     """``0.0 * a + 0.0 * b + ...``: 0 when every value is finite, NaN otherwise (no overflow)."""
-    return " + ".join(f"0.0 * {n}" for n in names)
+    return " + ".join(f"{zero} * {n}" for n in names)
 
 
 def _stages(forward, loss, grads, news, everything) -> list:
@@ -171,6 +176,9 @@ def network_source(net: Network) -> KernelSource:
     news = [n for p in given for n in q(p.name + "_new").symbols()]
     every = [s for quantity in program.quantities for s in quantity.symbols()]
     em = Emitter(program, thetas + x + t + [lr], _stages(y, loss, grads, news, every), vector=True)
+    # the float32 twins of the passes the many-problems loop calls, every constant a float32
+    em32 = Emitter(program, thetas + x + t + [lr], _stages(y, loss, grads, news, every)[:3], vector=True,
+                   printer=Float32VectorPrinter)
     names = em.names
     P = len(params)
 
@@ -230,7 +238,8 @@ def network_source(net: Network) -> KernelSource:
     )
     functions = [*em.functions(inline=True), Function("loss_grad", loss_grad), Function("sgd_step", sgd),
                  Function("sgd_step_checked", checked, jit=False),
-                 Function("forward", forward), *_many_functions(em, params, x, t, loss, news)]
+                 Function("forward", forward), *_many_functions(em, params, x, t, loss, news),
+                 *em32.functions(inline=True), *_many_functions(em32, params, x, t, loss, news)]
     trace, trace_layout = em.trace("def trace(theta, x, t, lr, out):",
                                    source("theta[{}]", "x[{}]", "t[{}]"), [lr])
     functions.append(Function("trace", trace))
@@ -239,8 +248,8 @@ def network_source(net: Network) -> KernelSource:
             "functions": [f.name for f in functions], "many_block": MANY_BLOCK}
     title = f"{'-'.join(map(str, net.sizes))} network ({', '.join(l.activation.name for l in net.layers)}; " \
             f"{net.loss}), unrolled"
-    return KernelSource("network", "unrolled", title, em.helpers(), tuple(functions), meta, preamble=VECMATH,
-                        inline_helpers=True)
+    return KernelSource("network", "unrolled", title, em.helpers() + em32.helpers(), tuple(functions), meta,
+                        preamble=VECMATH, inline_helpers=True)
 
 
 def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLOCK,
@@ -259,8 +268,15 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
     independent adds, which vectorise); only a block that is not all finite is looked at problem
     by problem.  The workers are not ``parallel`` (its passes would take the loop body apart and
     cost several times the compile time); their drivers are, one call per task.
+
+    With the float32 emitter (``Float32VectorPrinter``) the same functions are printed as float32
+    twins, ``many_block_f32`` ... ``many_sgd_step_f32``: every constant and the learning rate a
+    float32, so that the loop computes in float32 (16 lanes a 512-bit vector); kernels/api.py calls
+    them for float32 arrays.
     """
     names = em.names
+    tag = em.suffix
+    show = em.printer(names)
     P, nx, nt = len(params), len(x), len(t)
     OUT = P + nx + nt
     LOSS, CHK, RED = OUT + P, OUT + P + 1, OUT + P + 2
@@ -273,15 +289,16 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
     src.update({s: at(P + i) for i, s in enumerate(x)})
     src.update({s: at(P + nx + i) for i, s in enumerate(t)})
     kernel = lines(
-        "def many_block(buf, lr):",
+        f"def many_block{tag}(buf, lr{'64' if tag else ''}):",
         f'    """One SGD step for each of the {block} problems of a block in buf (struct of arrays, see',
         '    kernels/unrolled.py): the new parameters, the loss and 0 (all finite) or NaN per problem."""',
         "    prefer_wide_vectors()",
+        ["    lr = np.float32(lr64)                   # float32 arithmetic"] if tag else [],
         f"    for lane in range({block}):",
         em.calls(src, "        ", suffix="_inline", upto="update_pass"),
         [f"        {at(OUT + k)} = {names[new]}" for k, new in enumerate(news)],
         f"        {at(LOSS)} = {names[loss]}",
-        f"        {at(CHK)} = {finite_sum([names[loss]] + [names[n] for n in news])}",
+        f"        {at(CHK)} = {finite_sum([names[loss]] + [names[n] for n in news], show.number(0))}",
     )
     reduce = []
     width = block // 2
@@ -295,7 +312,7 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
 
     def worker(blocked: bool) -> str:
         if blocked:
-            head = ["def many_blocked_blocks(ThetaB, XB, TB, lr, losses, start, stop):",
+            head = [f"def many_blocked_blocks{tag}(ThetaB, XB, TB, lr, losses, start, stop):",
                     f'    """Blocks start..stop of the blocked layout: problem p = blk*{block} + lane is '
                     'ThetaB[blk, :, lane],',
                     '    XB[blk, :, lane], TB[blk, :, lane]; its loss into losses[p] (NaN, problem untouched, '
@@ -315,7 +332,7 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
             put_one = [f"                    for k in range({P}):",
                        f"                        theta[k * {block} + lane] = buf[({OUT} + k) * {block} + lane]"]
         else:
-            head = ["def many_rows_blocks(Theta, X, T, lr, losses, start, stop):",
+            head = [f"def many_rows_blocks{tag}(Theta, X, T, lr, losses, start, stop):",
                     f'    """Blocks start..stop of {block} problems (rows of Theta, X, T): one SGD step each, in place.',
                     "",
                     '    losses[p] is the loss before the step, or NaN (row p untouched) when something is not finite."""']
@@ -347,7 +364,7 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
             "    for blk in range(start, stop):",
             f"        first = blk * {block}",
             size, cut, gather,
-            "        many_block(buf, lr)",
+            f"        many_block{tag}(buf, lr)",
             check,
             f"        if {at(RED, '0')} == 0.0:           # the whole block is finite",
             put_all,
@@ -363,7 +380,7 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
         )
 
     rows_driver = lines(
-        "def many_sgd_step(Theta, X, T, lr, losses):",
+        f"def many_sgd_step{tag}(Theta, X, T, lr, losses):",
         '    """Row p of Theta is one problem with sample X[p], T[p]: one SGD step each, in place.',
         "",
         '    losses[p] is the loss before the step, or NaN (row p untouched) when something is not finite.',
@@ -371,18 +388,20 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
         '    C-contiguous."""',
         f"    nblocks = (Theta.shape[0] + {block - 1}) // {block}",
         f"    for task in prange((nblocks + {chunk - 1}) // {chunk}):",
-        f"        many_rows_blocks(Theta, X, T, lr, losses, task * {chunk}, min(nblocks, (task + 1) * {chunk}))")
+        f"        many_rows_blocks{tag}(Theta, X, T, lr, losses, task * {chunk}, min(nblocks, (task + 1) * {chunk}))")
     blocked_driver = lines(
-        "def many_sgd_step_blocked(ThetaB, XB, TB, lr, losses):",
+        f"def many_sgd_step_blocked{tag}(ThetaB, XB, TB, lr, losses):",
         f'    """The many-problems step on the blocked layout (blocks, columns, {block}), C-contiguous, in parallel',
         f'    tasks of {chunk} blocks; problem p = blk*{block} + lane, its loss into losses[p] (NaN: untouched)."""',
         "    nblocks = ThetaB.shape[0]",
         f"    for task in prange((nblocks + {chunk - 1}) // {chunk}):",
-        f"        many_blocked_blocks(ThetaB, XB, TB, lr, losses, task * {chunk}, min(nblocks, (task + 1) * {chunk}))")
-    return [Function("many_block", kernel, fastmath='{"contract"}'),
-            Function("many_rows_blocks", worker(False)), Function("many_sgd_step", rows_driver, parallel=True),
-            Function("many_blocked_blocks", worker(True)),
-            Function("many_sgd_step_blocked", blocked_driver, parallel=True)]
+        f"        many_blocked_blocks{tag}(ThetaB, XB, TB, lr, losses, task * {chunk}, "
+        f"min(nblocks, (task + 1) * {chunk}))")
+    return [Function(f"many_block{tag}", kernel, fastmath='{"contract"}'),
+            Function(f"many_rows_blocks{tag}", worker(False)),
+            Function(f"many_sgd_step{tag}", rows_driver, parallel=True),
+            Function(f"many_blocked_blocks{tag}", worker(True)),
+            Function(f"many_sgd_step_blocked{tag}", blocked_driver, parallel=True)]
 
 
 # ----------------------------------------------------------------------------- graphs and other kinds

@@ -43,6 +43,12 @@ def exp_all(a, out):
 
 
 @njit(error_model="numpy")
+def expf_all(a, out):
+    for i in range(a.shape[0]):
+        out[i] = vexpf(a[i])
+
+
+@njit(error_model="numpy")
 def log_all(a, out):
     for i in range(a.shape[0]):
         out[i] = vlog(a[i])
@@ -77,6 +83,26 @@ def test_vexp_special_values_match_math_exp(vecmath):
     with np.errstate(over="ignore"):
         ref = np.array([math.nan if v != v else (math.exp(v) if v < 709.79 else math.inf) for v in x])
     np.testing.assert_array_equal(got, ref)
+
+
+def test_vexpf_is_within_2_ulp_of_math_exp_in_float32(vecmath):
+    """The float32 exp of the float32 many-problems loop, against math.exp rounded to float32, over
+    every float32 argument whose e^x is neither 0 nor inf (subnormal results within 1 of their
+    spacing), and the special values."""
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.uniform(-104.0, 88.72, 1_000_000), rng.uniform(-1, 1, 100_000),
+                        rng.normal(0, 1e-4, 10_000), [0.0, -0.0, 1e-30, 88.72, -87.3, -100.0, -103.2]]).astype(np.float32)
+    got = np.empty_like(x)
+    vecmath.expf_all(x, got)
+    assert got.dtype == np.float32
+    ref = np.array([math.exp(float(v)) for v in x]).astype(np.float32)
+    normal = ref >= np.finfo(np.float32).tiny
+    assert _ulps(got[normal], ref[normal]).max() <= 2
+    assert (np.abs(got[~normal] - ref[~normal]) <= np.spacing(np.float32(0))).all()
+    special = np.array([np.nan, np.inf, -np.inf, 88.75, 89.0, 3e38, -104.0, -105.0, -3e38], dtype=np.float32)
+    got = np.empty_like(special)
+    vecmath.expf_all(special, got)
+    np.testing.assert_array_equal(got, np.array([np.nan, np.inf, 0, np.inf, np.inf, np.inf, 0, 0, 0], np.float32))
 
 
 def test_vlog_is_within_2_ulp_of_math_log_everywhere(vecmath):
@@ -245,3 +271,35 @@ def test_the_generated_sigmoid_is_within_2_ulp_over_the_range_it_is_used(tmp_pat
         ref = np.array([float(1 / (1 + mpmath.exp(-mpmath.mpf(float(v))))) for v in x])
     assert (np.abs(got - ref) <= 2 * np.spacing(ref)).all(), np.max(np.abs(got - ref) / np.spacing(ref))
     assert math.isnan(sigmoid(math.nan)) and sigmoid(math.inf) == 1.0 and sigmoid(-math.inf) == 0.0
+
+
+def test_float32_problems_that_are_not_finite_are_untouched_and_named(tmp_path):
+    """The float32 twin (many_sgd_step_f32, float32 arithmetic) checks its blocks as the float64
+    kernel does; its loop computes in float32 (packed single precision), in both layouts."""
+    k = kernels.compile("000_3_mlp_3333", dtype="float32", cache_dir=tmp_path)
+    rows = 2 * k.many_block + 3
+    rng = np.random.default_rng(8)
+    Theta = (k.params_from_spec() + 0.1 * rng.standard_normal((rows, k.n_params))).astype(np.float32)
+    X, T = rng.uniform(0, 1, (rows, 3)).astype(np.float32), rng.uniform(0, 1, (rows, 3)).astype(np.float32)
+    poisoned = [4, 2 * k.many_block + 2]
+    Theta[poisoned[0], 7] = np.inf
+    T[poisoned[1], 1] = np.nan
+    start = Theta.copy()
+    ThetaB, XB, TB = k.to_blocked(Theta), k.to_blocked(X), k.to_blocked(T)
+    with pytest.raises(kernels.NonFiniteError) as err:
+        k.many_sgd_step(Theta, X, T, 0.3)
+    assert err.value.rows == poisoned
+    np.testing.assert_array_equal(Theta[poisoned], start[poisoned])
+    with pytest.raises(kernels.NonFiniteError) as err:
+        k.many_sgd_step_blocked(ThetaB, XB, TB, 0.3)
+    assert err.value.rows == poisoned
+    np.testing.assert_array_equal(k.from_blocked(ThetaB, rows), Theta)
+    k64 = kernels.compile("000_3_mlp_3333", cache_dir=tmp_path)
+    for p in set(range(rows)) - set(poisoned):
+        ref = start[p].astype(np.float64)
+        k64.sgd_step(ref, X[p].astype(np.float64), T[p].astype(np.float64), 0.3)
+        np.testing.assert_allclose(Theta[p], ref, rtol=1e-5, atol=1e-6)
+    if platform.machine() in ("x86_64", "AMD64"):
+        fn = k.raw.many_sgd_step_f32
+        asm = fn.inspect_asm(fn.signatures[0])
+        assert re.search(r"\bv(?:fmadd\d+|mul|div)ps\b", asm), "no packed float32 arithmetic"
