@@ -9,6 +9,7 @@ is compiled apart from them, and a call would keep it scalar.
 
 * ``vexp(x)``: k = round(x / ln 2), r = x − k ln 2 in two parts (Cody and Waite; k·LN2_HI is exact
   for |k| < 2¹¹), e^r by its Taylor polynomial of degree 13 (|r| ≤ ln 2 / 2, truncation < 2⁻⁵⁸),
+  as 1 + (r + r²·q(r)) with q by Estrin's scheme (a tree, not a chain of 13 dependent FMAs),
   times 2^k as two powers of two (so that 2¹⁰²⁴ overflows and 2⁻¹⁰⁷⁴ underflows the way e^x
   does).  NaN → NaN, +inf → inf, −inf → 0.
 * ``vlog(x)``: x = m·2^e with m in [√½, √2) (subnormals scaled by 2⁵⁴ first); log m = log(1 + f)
@@ -27,11 +28,24 @@ _EXPF_COEFFS = [1.0 / factorial(k) for k in range(8)]          # float32: k ≤ 
 _LOG_COEFFS = [2.0 / (2 * k + 1) for k in range(1, 12)]        # R(s²) = Σ 2 s^{2k} / (2k + 1), k ≤ 11
 
 
-def _horner_f32(var: str, coeffs: list[float]) -> str:
-    out = f"np.float32({coeffs[-1]!r})"
-    for c in reversed(coeffs[:-1]):
-        out = f"np.float32({c!r}) + {var} * ({out})"
-    return out
+def _estrin(coeffs: list[float], const=repr) -> str:
+    """Σ_k coeffs[k]·r^k by Estrin's scheme: pairs (a + b·r), then pairs of those with r², r⁴,
+    r⁸ (``r2``, ``r4`` computed by the caller).  The same terms as Horner's rule, in a tree of
+    depth log₂ n instead of a chain of n dependent FMAs (the loop waits on that chain)."""
+    terms = [f"({const(a)} + {const(b)} * r)" for a, b in zip(coeffs[::2], coeffs[1::2])]
+    if len(coeffs) % 2:
+        terms.append(const(coeffs[-1]))
+    for power in ["r2", "r4", "(r4 * r4)"]:
+        if len(terms) == 1:
+            break
+        paired = [f"({a} + {b} * {power})" for a, b in zip(terms[::2], terms[1::2])]
+        terms = paired + ([terms[-1]] if len(terms) % 2 else [])
+    assert len(terms) == 1, "at most 16 coefficients"
+    return terms[0]
+
+
+def _f32(c: float) -> str:
+    return f"np.float32({c!r})"
 
 
 def _horner(var: str, coeffs: list[float]) -> str:
@@ -106,7 +120,9 @@ def vexp(x):
     k = np.floor(y * 1.4426950408889634 + 0.5)
     k = k if k == k else 0.0                           # NaN: any k (r is NaN anyway)
     r = (y - k * 0.6931471803691238) - k * 1.9082149292705877e-10
-    p = {_horner("r", _EXP_COEFFS)}
+    r2 = r * r
+    r4 = r2 * r2
+    p = 1.0 + (r + r2 * {_estrin(_EXP_COEFFS[2:])})
     ki = np.int64(k)
     half = ki >> 1
     return p * f64_from_bits((half + 1023) << 52) * f64_from_bits((ki - half + 1023) << 52)
@@ -121,7 +137,9 @@ def vexpf(x):
     k = np.floor(y * np.float32(1.4426950408889634) + np.float32(0.5))
     k = k if k == k else np.float32(0.0)
     r = (y - k * np.float32(0.693359375)) - k * np.float32(-2.1219444005469057e-4)
-    p = {_horner_f32("r", _EXPF_COEFFS)}
+    r2 = r * r
+    r4 = r2 * r2
+    p = np.float32(1.0) + (r + r2 * {_estrin(_EXPF_COEFFS[2:], _f32)})
     ki = np.int32(k)
     half = ki >> np.int32(1)
     return (p * f32_from_bits((half + np.int32(127)) << np.int32(23))
