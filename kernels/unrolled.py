@@ -260,10 +260,12 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
     ``buf``: row r of the block (a parameter, an input, a result) is ``buf[r*block:(r+1)*block]``,
     one element per problem.  ``many_block`` calls the inlined passes in a loop over the problems
     of the block, every access ``buf[constant + lane]``: one base, constant strides, so LLVM
-    vectorises it (in 512-bit vectors where the CPU has them: ``prefer_wide_vectors``).  The
-    workers copy a block into ``buf`` and the results back: from contiguous slices of the flat
-    blocked arrays (``many_sgd_step_blocked``), or transposed from and to the rows of Theta, X, T
-    (``many_sgd_step``).  The new values are checked once per block: 0·v is 0 for a finite v and
+    vectorises it (in 512-bit vectors where the CPU has them: ``prefer_wide_vectors``).  It writes
+    the new parameters into ``new``, in the same layout.  The workers copy a block into ``buf``:
+    from a contiguous slice of the flat blocked arrays (``many_sgd_step_blocked``, whose ``new`` is
+    that slice of ThetaB itself: a problem found not finite gets its old values back from ``buf``),
+    or transposed from the rows of Theta, X, T (``many_sgd_step``, ``new`` a scratch block
+    transposed back).  The new values are checked once per block: 0·v is 0 for a finite v and
     NaN otherwise, summed over a problem's results and reduced over the block pairwise (loops of
     independent adds, which vectorise); only a block that is not all finite is looked at problem
     by problem.  The workers are not ``parallel`` (its passes would take the loop body apart and
@@ -278,8 +280,8 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
     tag = em.suffix
     show = em.printer(names)
     P, nx, nt = len(params), len(x), len(t)
-    OUT = P + nx + nt
-    LOSS, CHK, RED = OUT + P, OUT + P + 1, OUT + P + 2
+    LOSS = P + nx + nt                       # rows of buf: θ, x, t, then the loss, the check, the reduction
+    CHK, RED = LOSS + 1, LOSS + 2
     rows = RED + 1
 
     def at(row, lane="lane"):
@@ -289,14 +291,16 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
     src.update({s: at(P + i) for i, s in enumerate(x)})
     src.update({s: at(P + nx + i) for i, s in enumerate(t)})
     kernel = lines(
-        f"def many_block{tag}(buf, lr{'64' if tag else ''}):",
+        f"def many_block{tag}(buf, new, lr{'64' if tag else ''}):",
         f'    """One SGD step for each of the {block} problems of a block in buf (struct of arrays, see',
-        '    kernels/unrolled.py): the new parameters, the loss and 0 (all finite) or NaN per problem."""',
+        '    kernels/unrolled.py): the new parameters into new (the same layout), the loss and 0 (all finite) or',
+        '    NaN per problem into buf."""',
         "    prefer_wide_vectors()",
         ["    lr = np.float32(lr64)                   # float32 arithmetic"] if tag else [],
         f"    for lane in range({block}):",
         em.calls(src, "        ", suffix="_inline", upto="update_pass"),
-        [f"        {at(OUT + k)} = {names[new]}" for k, new in enumerate(news)],
+        [f"        new[{k * block} + lane] = {names[n]}" if k else f"        new[lane] = {names[n]}"
+         for k, n in enumerate(news)],
         f"        {at(LOSS)} = {names[loss]}",
         f"        {at(CHK)} = {finite_sum([names[loss]] + [names[n] for n in news], show.number(0))}",
     )
@@ -327,10 +331,9 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
                       f"            buf[{P * block} + i] = x[i]",
                       f"        for i in range({nt * block}):",
                       f"            buf[{(P + nx) * block} + i] = t[i]"]
-            put_all = [f"            for i in range({P * block}):",
-                       f"                theta[i] = buf[{OUT * block} + i]"]
-            put_one = [f"                    for k in range({P}):",
-                       f"                        theta[k * {block} + lane] = buf[({OUT} + k) * {block} + lane]"]
+            new, put_all, put_one = "theta", [], []      # the new values straight into the block's slice
+            put_bad = [f"                    for k in range({P}):     # not finite: its old values back from buf",
+                       f"                        theta[k * {block} + lane] = buf[k * {block} + lane]"]
         else:
             head = [f"def many_rows_blocks{tag}(Theta, X, T, lr, losses, start, stop):",
                     f'    """Blocks start..stop of {block} problems (rows of Theta, X, T): one SGD step each, in place.',
@@ -349,22 +352,26 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
                       f"            for k in range({nt}):",
                       f"                buf[({P + nx} + k) * {block} + lane] = t[lane * {nt} + k]",
                       f"        for lane in range(size, {block}):     # the last block's empty lanes compute on zeros",
-                      f"            for k in range({OUT}):",
+                      f"            for k in range({LOSS}):",
                       f"                buf[k * {block} + lane] = 0.0"]
+            new, put_bad = "new", []
             put_all = [f"            for k in range({P}):                # transposed back",
                        "                for lane in range(size):",
-                       f"                    theta[lane * {P} + k] = buf[({OUT} + k) * {block} + lane]"]
+                       f"                    theta[lane * {P} + k] = new[k * {block} + lane]"]
             put_one = [f"                    for k in range({P}):",
-                       f"                        theta[lane * {P} + k] = buf[({OUT} + k) * {block} + lane]"]
+                       f"                        theta[lane * {P} + k] = new[k * {block} + lane]"]
         return lines(
             head,
             "    prefer_wide_vectors()",
             f"    buf = np.empty({rows * block}, dtype={arrays[0]}.dtype)",
+            [f"    new = np.empty({P * block}, dtype={arrays[0]}.dtype)       # the new parameters, blocked"]
+            if new == "new" else [],
             f"    thetas, xs, ts = {arrays[0]}.reshape(-1), {arrays[1]}.reshape(-1), {arrays[2]}.reshape(-1)",
             "    for blk in range(start, stop):",
             f"        first = blk * {block}",
             size, cut, gather,
-            f"        many_block{tag}(buf, lr)",
+            f"        many_block{tag}(buf, {new}, lr)" + ("          # the new values into ThetaB itself"
+                                                       if new == "theta" else ""),
             check,
             f"        if {at(RED, '0')} == 0.0:           # the whole block is finite",
             put_all,
@@ -376,6 +383,7 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
             put_one,
             f"                    losses[first + lane] = {at(LOSS)}",
             "                else:",
+            put_bad,
             "                    losses[first + lane] = math.nan",
         )
 

@@ -215,6 +215,7 @@ def test_non_finite_problems_are_untouched_and_named_the_others_stepped(bad, com
     Theta[poisoned[0], 5] = bad
     X[poisoned[1], 0] = bad
     start = Theta.copy()
+    ThetaB, XB, TB = k.to_blocked(Theta), k.to_blocked(X), k.to_blocked(T)
     with pytest.raises(kernels.NonFiniteError) as err:
         k.many_sgd_step(Theta, X, T, 0.3)
     assert err.value.rows == poisoned
@@ -223,6 +224,11 @@ def test_non_finite_problems_are_untouched_and_named_the_others_stepped(bad, com
         ref = start[p].copy()
         k.sgd_step(ref, X[p], T[p], 0.3)
         close(Theta[p], ref)
+    # the blocked layout writes a block's new values into ThetaB and restores a bad problem's old ones
+    with pytest.raises(kernels.NonFiniteError) as err:
+        k.many_sgd_step_blocked(ThetaB, XB, TB, 0.3)
+    assert err.value.rows == poisoned
+    np.testing.assert_array_equal(k.from_blocked(ThetaB, rows), Theta)
 
 
 def test_the_blocked_layout_steps_as_rows_do(compiled):
