@@ -204,13 +204,20 @@ class NetworkKernel(_Kernel):
         if not (len(X) == len(T) == len(Theta)):
             raise ValueError(f"Theta, X and T need the same number of rows, got {len(Theta)}, {len(X)}, {len(T)}")
         losses = np.empty(len(Theta), dtype=self.dtype)
-        self.raw.many_sgd_step(Theta, X, T, float(lr), losses)
+        self._many("many_sgd_step")(Theta, X, T, float(lr), losses)
         bad = np.flatnonzero(~np.isfinite(losses))
         if len(bad):
             rows = [int(r) for r in bad]
             raise NonFiniteError(f"many_sgd_step: {len(rows)} problem(s) not finite, left untouched: "
                                  f"rows {rows[:10]}{' ...' if len(rows) > 10 else ''}", rows)
         return losses
+
+    def _many(self, name: str):
+        """The many-problems function for this dtype: its float32 twin (``<name>_f32``, computing in
+        float32) for float32 arrays where the module has one."""
+        if self.dtype == np.float32 and hasattr(self.raw, name + "_f32"):
+            return getattr(self.raw, name + "_f32")
+        return getattr(self.raw, name)
 
     # the blocked layout of the many-problems kernel --------------------------------------
     @property
@@ -247,7 +254,7 @@ class NetworkKernel(_Kernel):
             raise ValueError(f"XB and TB need shapes {(len(ThetaB), self.sizes[0], b)} and "
                              f"{(len(ThetaB), self.sizes[-1], b)}, got {XB.shape} and {TB.shape}")
         losses = np.empty(len(ThetaB) * b, dtype=self.dtype)
-        self.raw.many_sgd_step_blocked(ThetaB, XB, TB, float(lr), losses)
+        self._many("many_sgd_step_blocked")(ThetaB, XB, TB, float(lr), losses)
         bad = np.flatnonzero(~np.isfinite(losses))
         if len(bad):
             rows = [int(r) for r in bad]

@@ -153,7 +153,11 @@ def many(cache_dir=None, problems: int = 100_000, skip=()) -> Workload:
     def step():
         raw(mine, X, T, lr, losses)
 
-    ours = Contender("ours", step, lambda: [v.astype(np.float64) for v in k.unpack(mine).values()])
+    import numba
+    # its threads: the parallel driver's (Numba's), 1 or every CPU, chosen like the peers' (and used by the
+    # context entries below)
+    ours = Contender("ours", step, lambda: [v.astype(np.float64) for v in k.unpack(mine).values()],
+                     numba.set_num_threads)
     stacked = [v.copy() for v in k.unpack(Theta).values()]
     wl = Workload("many", f"{problems:,} independent 3-3-3-3 problems, one SGD step each, one call, float64",
                   [ours] + _peers(stacked, ["relu", "sigmoid", "sigmoid"], "half_sse", X, T, lr, many=True, skip=skip))
@@ -165,6 +169,14 @@ def many(cache_dir=None, problems: int = 100_000, skip=()) -> Workload:
     lossesB = np.empty(ThetaB.shape[0] * k.many_block)
     blocked = k.raw.many_sgd_step_blocked
     wl.also["blocked_layout"] = lambda: blocked(ThetaB, XB, TB, lr, lossesB)
+    # context: the same problems in float32 (the kernel's float32 twin, both layouts; no float32 peers)
+    k32 = kernels.compile("000_3_mlp_3333", dtype=np.float32, cache_dir=cache_dir)
+    Theta32, X32, T32 = (a.astype(np.float32) for a in (Theta, X, T))
+    ThetaB32, XB32, TB32 = k32.to_blocked(Theta32), k32.to_blocked(X32), k32.to_blocked(T32)
+    losses32, lossesB32 = np.empty(problems, np.float32), np.empty(ThetaB32.shape[0] * k32.many_block, np.float32)
+    rows32, blocked32 = k32.raw.many_sgd_step_f32, k32.raw.many_sgd_step_blocked_f32
+    wl.also["float32"] = lambda: rows32(Theta32, X32, T32, lr, losses32)
+    wl.also["float32_blocked_layout"] = lambda: blocked32(ThetaB32, XB32, TB32, lr, lossesB32)
     return wl
 
 
@@ -403,6 +415,9 @@ def run(quick: bool = False, only: list[str] | None = None, cache_dir=None, log=
             row["memory_floor_s"] = times["memory_floor"]
         if "blocked_layout" in times:
             row["ours_blocked_layout_s"] = times["blocked_layout"]
+        if "float32" in times:
+            row["ours_float32_s"] = times["float32"]
+            row["ours_float32_blocked_layout_s"] = times["float32_blocked_layout"]
         rows.append(_finish(row))
     if not only or "cold" in only:
         if log:
@@ -493,6 +508,9 @@ def table(result: dict) -> str:
         if "ours_blocked_layout_s" in r:
             notes.append(f"ours on the blocked layout (many_sgd_step_blocked, no transposes): "
                          f"{_fmt(r['ours_blocked_layout_s'])}")
+        if "ours_float32_s" in r:
+            notes.append(f"ours in float32 (many_sgd_step_f32): {_fmt(r['ours_float32_s'])}, on the blocked layout "
+                         f"{_fmt(r['ours_float32_blocked_layout_s'])}")
         if "memory_floor_s" in r:
             notes.append(f"reading and writing the stacked parameters once (NumPy, in place) takes "
                          f"{_fmt(r['memory_floor_s'])}")

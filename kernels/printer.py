@@ -50,7 +50,11 @@ class KernelPrinter(PythonCodePrinter):
 
     def _print_Rational(self, expr):
         # a constant folded into the nearest float (what Python's p/q would compute at run time)
-        return repr(float(expr))
+        return self.number(expr)
+
+    def number(self, value) -> str:
+        """A constant as the code writes it: the nearest float."""
+        return repr(float(value))
 
     _print_Half = _print_Rational
 
@@ -81,3 +85,46 @@ class VectorPrinter(KernelPrinter):
         if len(expr.args) != 1:
             return super()._print_log(expr)
         return f"vlog({self._print(expr.args[0])})"
+
+
+class Float32VectorPrinter(VectorPrinter):
+    """For the float32 twin of the many-problems loop: every constant a float32 (a float64 or integer
+    constant would make Numba compute in float64), exp as ``vexpf`` (float32 arithmetic), and
+    the helpers called by their float32 twins (``sigmoid_f32``).  Other functions (log, log1p,
+    tanh, ...) compute in float64, their result rounded to float32."""
+
+    suffix = "_f32"
+
+    def number(self, value) -> str:
+        return f"np.float32({float(value)!r})"
+
+    def _print_Integer(self, expr):
+        return self.number(expr)
+
+    _print_Float = _print_Integer
+    _print_One = _print_Integer
+    _print_Zero = _print_Integer
+    _print_NegativeOne = _print_Integer
+
+    def _print_Function(self, expr):
+        if isinstance(expr, AppliedUndef):
+            text = super()._print_Function(expr)
+            name = expr.func.__name__
+            return name + self.suffix + text[len(name):]
+        return f"np.float32({super()._print_Function(expr)})"
+
+    def _print_exp(self, expr):
+        return f"vexpf({self._print(expr.args[0])})"
+
+    def _print_log(self, expr):
+        return f"np.float32({super()._print_log(expr)})"
+
+    def _print_Pow(self, expr, rational=False):
+        base, exp = expr.args
+        if exp.is_Integer and 1 <= abs(int(exp)) <= 4:
+            shown = self.parenthesize(base, sp.printing.precedence.PRECEDENCE["Pow"])
+            product = "*".join([shown] * abs(int(exp)))
+            if exp > 0:
+                return f"({product})"
+            return f"({self.number(1)}/{product})" if abs(int(exp)) == 1 else f"({self.number(1)}/({product}))"
+        return f"np.float32({super()._print_Pow(expr, rational=rational)})"

@@ -297,33 +297,89 @@ def emit(program: Program, targets: Iterable[sp.Symbol], names: Mapping[sp.Symbo
 
 def helper_source(helper: Helper, all_helpers: Mapping[str, Helper], printer=KernelPrinter) -> str:
     """``def name(a0, ...):`` with a CSE'd body; a Piecewise body as if/elif/else (printed by
-    ``printer``: ``VectorPrinter`` writes exp and log as vexp and vlog)."""
+    ``printer``: ``VectorPrinter`` writes exp and log as vexp and vlog).
+
+    In a Piecewise, the exponentials of each branch are written in |x| where its condition fixes
+    the sign of x (``signed_exponentials``), and what two branches share is computed once, before
+    the ``if``: the stable sigmoid's branches 1/(1 + e^{−x}) (x ≥ 0) and e^{x}/(1 + e^{x}) share
+    e^{−|x|}, so a vectorised loop, which computes every branch and blends, takes one exponential."""
     names = {a: a.name for a in helper.args}
-    lines = [f"def {helper.name}({', '.join(a.name for a in helper.args)}):"]
+    suffix = getattr(printer, "suffix", "")           # the float32 twins: sigmoid_f32
+    lines = [f"def {helper.name}{suffix}({', '.join(a.name for a in helper.args)}):"]
     body = helper.body
     if isinstance(body, sp.Piecewise):
         cond_printer = printer(names, frozenset(all_helpers))
-        for k, (expr, cond) in enumerate(body.args):
+        branches = signed_exponentials(body).args
+        shared = _shared_calls([e for e, _ in branches])
+        symbols = sp.numbered_symbols("c", real=True)
+        replacements, hoisted = sp.cse(shared, symbols=symbols, order="none") if shared else ([], [])
+        put = [(s, e) for s, e in replacements] + [(next(symbols), h) for h in hoisted]
+        common = dict(zip(shared, [s for s, _ in put[len(replacements):]]))
+        names.update({s: s.name for s, _ in put})
+        lines += _assignments(put, names, all_helpers, "    ", printer)
+        for k, (expr, cond) in enumerate(branches):
+            own, (value,) = sp.cse([expr.xreplace(common)], symbols=symbols, order="none")
+            names.update({s: s.name for s, _ in own})
             if cond == sp.true:
-                lines += _return_lines(expr, names, all_helpers, "    ", printer)
+                lines += _return_lines(own, value, names, all_helpers, "    ", printer)
                 break
             lines.append(f"    {'if' if k == 0 else 'elif'} {cond_printer.doprint(cond)}:")
-            lines += _return_lines(expr, names, all_helpers, "        ", printer)
+            lines += _return_lines(own, value, names, all_helpers, "        ", printer)
         else:
             lines.append("    return math.nan")
     else:
-        lines += _return_lines(body, names, all_helpers, "    ", printer)
+        replacements, (value,) = sp.cse([body], symbols=sp.numbered_symbols("c", real=True), order="none")
+        names.update({s: s.name for s, _ in replacements})
+        lines += _return_lines(replacements, value, names, all_helpers, "    ", printer)
     return "\n".join(lines)
 
 
-def _return_lines(expr: sp.Expr, names: Mapping, all_helpers, indent: str, printer=KernelPrinter) -> list[str]:
-    replacements, (reduced,) = sp.cse([expr], symbols=sp.numbered_symbols("c", real=True), order="none")
-    names = dict(names)
-    names.update({s: s.name for s, _ in replacements})
-    printer = printer(names, frozenset(all_helpers))
-    out = [part for s, e in replacements for part in fit(f"{indent}{s.name} = {printer.doprint(e)}")]
-    value = repr(float(reduced)) if reduced.is_Number else printer.doprint(reduced)    # a float: one return type
-    return out + fit(f"{indent}return {value}")
+def _shared_calls(exprs: list[sp.Expr]) -> list[sp.Expr]:
+    """The function calls (e^u, log1p, a helper) found in two or more of ``exprs``, the outermost
+    only, in a fixed order."""
+    found = [set(e.atoms(sp.Function)) for e in exprs]
+    common = {f for f in set().union(*found) if sum(f in calls for calls in found) > 1}
+    outer = [f for f in common if not any(g != f and g.has(f) for g in common)]
+    return sorted(outer, key=sp.default_sort_key)
+
+
+def signed_exponentials(pw: sp.Piecewise) -> sp.Piecewise:
+    """``pw`` with x written as |x| (or −|x|) inside the exponentials of a branch whose condition
+    says x ≥ 0 (or x < 0), for a Piecewise of one sign test ``x ≥ 0``, ``x > 0``, ``x < 0`` or
+    ``x ≤ 0`` and an otherwise branch.  An identity on every branch; it lets the branches share
+    their exponential (the stable sigmoid's e^{−x} and e^{x} both become e^{−|x|})."""
+    if len(pw.args) != 2 or pw.args[1][1] != sp.true:
+        return pw
+    cond = pw.args[0][1]
+    if not (isinstance(cond, sp.core.relational.Relational) and cond.rhs == 0 and cond.lhs.is_Symbol):
+        return pw
+    if isinstance(cond, (sp.GreaterThan, sp.StrictGreaterThan)):
+        first = 1
+    elif isinstance(cond, (sp.LessThan, sp.StrictLessThan)):
+        first = -1
+    else:
+        return pw
+    x = cond.lhs
+
+    def signed(expr, sign):
+        return expr.replace(lambda e: e.func is sp.exp,
+                            lambda e: sp.exp(e.args[0].xreplace({x: sign * sp.Abs(x)})))
+    (a, c), (b, _) = pw.args
+    return sp.Piecewise((signed(a, first), c), (signed(b, -first), True), evaluate=False)
+
+
+def _assignments(replacements, names: Mapping, all_helpers, indent: str, printer) -> list[str]:
+    show = printer(names, frozenset(all_helpers))
+    return [part for s, e in replacements for part in fit(f"{indent}{s.name} = {show.doprint(e)}")]
+
+
+def _return_lines(replacements, value: sp.Expr, names: Mapping, all_helpers, indent: str,
+                  printer=KernelPrinter) -> list[str]:
+    """The assignments of ``replacements`` (CSE; ``names`` names their symbols), then ``return value``."""
+    out = _assignments(replacements, names, all_helpers, indent, printer)
+    show = printer(names, frozenset(all_helpers))
+    text = show.number(value) if value.is_Number else show.doprint(value)    # a float: one return type
+    return out + fit(f"{indent}return {text}")
 
 
 def helper_order(helpers: Mapping[str, Helper]) -> list[str]:

@@ -31,7 +31,8 @@ from .text import WIDTH, fit, fitted, lines  # noqa: F401  (the shapes import th
 RESERVED = {"theta", "Theta", "ThetaB", "X", "XB", "T", "TB", "Y", "x", "t", "v", "V", "lr", "out", "grad", "G",
             "losses", "row", "prob", "lane", "blk", "buf", "first", "size", "start", "stop", "task", "nblocks",
             "total", "scale", "ok", "fin", "k", "given", "math", "np", "prange", "njit", "B", "P", "vexp", "vlog",
-            "f64_from_bits", "bits_of_f64", "intrinsic", "_nbtypes", "in_vector_loop"}
+            "f64_from_bits", "bits_of_f64", "intrinsic", "_nbtypes", "in_vector_loop", "vexpf", "f32_from_bits",
+            "prefer_wide_vectors"}
 _CSE = re.compile(r"c\d+")
 _SAFE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 

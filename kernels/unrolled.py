@@ -27,7 +27,7 @@ from derive.core.steps import Derivation, Given
 
 import kernels.program as prog
 from .layout import Layout
-from .printer import KernelPrinter, VectorPrinter
+from .printer import Float32VectorPrinter, KernelPrinter, VectorPrinter
 from .source import Function, KernelSource, derivation_hash, identifier, identifiers, lines, structure
 from .vecmath import VECMATH
 
@@ -37,6 +37,8 @@ ENTRY_NAMES = frozenset({"forward_pass", "backward_pass", "update_pass", "rest_p
                          "backward_pass_inline", "update_pass_inline", "rest_pass_inline", "sgd_step", "loss_grad",
                          "forward", "trace", "many_sgd_step", "many_block", "many_rows_blocks",
                          "many_blocked_blocks", "many_sgd_step_blocked", "sgd_step_checked"})
+ENTRY_NAMES |= {name + "_f32" for name in ENTRY_NAMES} | {"forward_pass_f32_inline", "backward_pass_f32_inline",
+                                                         "update_pass_f32_inline"}
 
 MANY_BLOCK = 32        # problems per block of the vectorised kernel (a compile-time constant in its code)
 MANY_CHUNK = 32        # blocks per parallel task (one scratch buffer each)
@@ -60,14 +62,17 @@ class Emitter:
     (kernels/vecmath.py) so that the many-problems loop vectorises.
     """
 
-    def __init__(self, program: prog.Program, inputs: list[sp.Symbol], stages, vector: bool):
+    def __init__(self, program: prog.Program, inputs: list[sp.Symbol], stages, vector: bool,
+                 printer: type[KernelPrinter] | None = None):
         self.program, self.vector = program, vector
+        self.printer = printer or (VectorPrinter if vector else KernelPrinter)
+        self.suffix = getattr(self.printer, "suffix", "")
         self.taken = frozenset(program.helpers) | ENTRY_NAMES
         self.names = identifiers([g.target for g in program.given] + program.quantities, self.taken)
         self.passes: list[Pass] = []
         available = list(inputs)
         for name, targets in stages:
-            p = self._pass(name, targets, available)
+            p = self._pass(name + self.suffix, targets, available)
             if p is not None:
                 self.passes.append(p)
                 available += list(p.results)
@@ -76,7 +81,7 @@ class Emitter:
         chosen = prog.needed(self.program, targets, available)
         if not chosen:
             return None
-        printer = VectorPrinter if self.vector else KernelPrinter
+        printer = self.printer
         folded: dict = {}
         body = prog.emit(self.program, targets, self.names, available, "    ", printer=printer, folded=folded)
         reads = set().union(*[e.free_symbols for _, e in chosen]) | set().union(
@@ -85,7 +90,7 @@ class Emitter:
         results = tuple(s for s, _ in chosen)
         show = printer(self.names, frozenset(self.program.helpers))
         # a folded constant is returned as a float, so that the tuple is uniform (cheaper for Numba)
-        returned = [(repr(float(folded[s])) if folded[s].is_Number else show.doprint(folded[s])) if s in folded
+        returned = [(show.number(folded[s]) if folded[s].is_Number else show.doprint(folded[s])) if s in folded
                     else self.names[s] for s in results]
         ret = f"    return {returned[0]}" if len(returned) == 1 else f"    return ({', '.join(returned)})"
         text = lines(f"def {name}({'given' if args else ''}):",
@@ -119,15 +124,15 @@ class Emitter:
         out = []
         for p in self.passes:
             out.append(self.call(p, source, indent, suffix))
-            if p.name == upto:
+            if p.name == (upto and upto + self.suffix):
                 break
         return out
 
     def the(self, name: str) -> Pass:
-        return next(p for p in self.passes if p.name == name)
+        return next(p for p in self.passes if p.name == name + self.suffix)
 
     def helpers(self) -> tuple[str, ...]:
-        printer = VectorPrinter if self.vector else KernelPrinter
+        printer = self.printer
         return tuple(prog.helper_source(self.program.helpers[h], self.program.helpers, printer)
                      for h in prog.helper_order(self.program.helpers))
 
@@ -144,9 +149,9 @@ class Emitter:
         return text, layout
 
 
-def finite_sum(names: list[str]) -> str:
+def finite_sum(names: list[str], zero: str = "0.0") -> str:
     """``0.0 * a + 0.0 * b + ...``: 0 when every value is finite, NaN otherwise (no overflow)."""
-    return " + ".join(f"0.0 * {n}" for n in names)
+    return " + ".join(f"{zero} * {n}" for n in names)
 
 
 def _stages(forward, loss, grads, news, everything) -> list:
@@ -171,6 +176,9 @@ def network_source(net: Network) -> KernelSource:
     news = [n for p in given for n in q(p.name + "_new").symbols()]
     every = [s for quantity in program.quantities for s in quantity.symbols()]
     em = Emitter(program, thetas + x + t + [lr], _stages(y, loss, grads, news, every), vector=True)
+    # the float32 twins of the passes the many-problems loop calls, every constant a float32
+    em32 = Emitter(program, thetas + x + t + [lr], _stages(y, loss, grads, news, every)[:3], vector=True,
+                   printer=Float32VectorPrinter)
     names = em.names
     P = len(params)
 
@@ -230,7 +238,8 @@ def network_source(net: Network) -> KernelSource:
     )
     functions = [*em.functions(inline=True), Function("loss_grad", loss_grad), Function("sgd_step", sgd),
                  Function("sgd_step_checked", checked, jit=False),
-                 Function("forward", forward), *_many_functions(em, params, x, t, loss, news)]
+                 Function("forward", forward), *_many_functions(em, params, x, t, loss, news),
+                 *em32.functions(inline=True), *_many_functions(em32, params, x, t, loss, news)]
     trace, trace_layout = em.trace("def trace(theta, x, t, lr, out):",
                                    source("theta[{}]", "x[{}]", "t[{}]"), [lr])
     functions.append(Function("trace", trace))
@@ -239,8 +248,8 @@ def network_source(net: Network) -> KernelSource:
             "functions": [f.name for f in functions], "many_block": MANY_BLOCK}
     title = f"{'-'.join(map(str, net.sizes))} network ({', '.join(l.activation.name for l in net.layers)}; " \
             f"{net.loss}), unrolled"
-    return KernelSource("network", "unrolled", title, em.helpers(), tuple(functions), meta, preamble=VECMATH,
-                        inline_helpers=True)
+    return KernelSource("network", "unrolled", title, em.helpers() + em32.helpers(), tuple(functions), meta,
+                        preamble=VECMATH, inline_helpers=True)
 
 
 def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLOCK,
@@ -251,18 +260,28 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
     ``buf``: row r of the block (a parameter, an input, a result) is ``buf[r*block:(r+1)*block]``,
     one element per problem.  ``many_block`` calls the inlined passes in a loop over the problems
     of the block, every access ``buf[constant + lane]``: one base, constant strides, so LLVM
-    vectorises it.  Theta keeps its rows = problems; the transposes into and out of ``buf`` are
-    part of the kernel (``many_sgd_step``), or the caller keeps the blocked layout
-    (``many_sgd_step_blocked``).  The new values are checked once per block: 0·v is 0 for a finite
-    v and NaN otherwise, summed over a problem's results and reduced over the block pairwise (loops
-    of independent adds, which vectorise); only a block that is not all finite is looked at
-    problem by problem.  The workers are not ``parallel`` (its passes would take the loop body
-    apart and cost several times the compile time); their drivers are, one call per task.
+    vectorises it (in 512-bit vectors where the CPU has them: ``prefer_wide_vectors``).  It writes
+    the new parameters into ``new``, in the same layout.  The workers copy a block into ``buf``:
+    from a contiguous slice of the flat blocked arrays (``many_sgd_step_blocked``, whose ``new`` is
+    that slice of ThetaB itself: a problem found not finite gets its old values back from ``buf``),
+    or transposed from the rows of Theta, X, T (``many_sgd_step``, ``new`` a scratch block
+    transposed back).  The new values are checked once per block: 0·v is 0 for a finite v and
+    NaN otherwise, summed over a problem's results and reduced over the block pairwise (loops of
+    independent adds, which vectorise); only a block that is not all finite is looked at problem
+    by problem.  The workers are not ``parallel`` (its passes would take the loop body apart and
+    cost several times the compile time); their drivers are, one call per task.
+
+    With the float32 emitter (``Float32VectorPrinter``) the same functions are printed as float32
+    twins, ``many_block_f32`` ... ``many_sgd_step_f32``: every constant and the learning rate a
+    float32, so that the loop computes in float32 (16 lanes a 512-bit vector); kernels/api.py calls
+    them for float32 arrays.
     """
     names = em.names
+    tag = em.suffix
+    show = em.printer(names)
     P, nx, nt = len(params), len(x), len(t)
-    OUT = P + nx + nt
-    LOSS, CHK, RED = OUT + P, OUT + P + 1, OUT + P + 2
+    LOSS = P + nx + nt                       # rows of buf: θ, x, t, then the loss, the check, the reduction
+    CHK, RED = LOSS + 1, LOSS + 2
     rows = RED + 1
 
     def at(row, lane="lane"):
@@ -272,14 +291,18 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
     src.update({s: at(P + i) for i, s in enumerate(x)})
     src.update({s: at(P + nx + i) for i, s in enumerate(t)})
     kernel = lines(
-        "def many_block(buf, lr):",
+        f"def many_block{tag}(buf, new, lr{'64' if tag else ''}):",
         f'    """One SGD step for each of the {block} problems of a block in buf (struct of arrays, see',
-        '    kernels/unrolled.py): the new parameters, the loss and 0 (all finite) or NaN per problem."""',
+        '    kernels/unrolled.py): the new parameters into new (the same layout), the loss and 0 (all finite) or',
+        '    NaN per problem into buf."""',
+        "    prefer_wide_vectors()",
+        ["    lr = np.float32(lr64)                   # float32 arithmetic"] if tag else [],
         f"    for lane in range({block}):",
         em.calls(src, "        ", suffix="_inline", upto="update_pass"),
-        [f"        {at(OUT + k)} = {names[new]}" for k, new in enumerate(news)],
+        [f"        new[{k * block} + lane] = {names[n]}" if k else f"        new[lane] = {names[n]}"
+         for k, n in enumerate(news)],
         f"        {at(LOSS)} = {names[loss]}",
-        f"        {at(CHK)} = {finite_sum([names[loss]] + [names[n] for n in news])}",
+        f"        {at(CHK)} = {finite_sum([names[loss]] + [names[n] for n in news], show.number(0))}",
     )
     reduce = []
     width = block // 2
@@ -287,86 +310,106 @@ def _many_functions(em: Emitter, params, x, t, loss, news, block: int = MANY_BLO
         reduce += [f"        for lane in range({width}):",
                    f"            {at(RED)} += {at(RED, 'lane + ' + str(width))}"]
         width //= 2
+    check = [f"        for lane in range({block}):",
+             f"            {at(RED)} = {at(CHK)}",
+             *reduce]
 
     def worker(blocked: bool) -> str:
         if blocked:
-            head = ["def many_blocked_blocks(ThetaB, XB, TB, lr, losses, start, stop):",
+            head = [f"def many_blocked_blocks{tag}(ThetaB, XB, TB, lr, losses, start, stop):",
                     f'    """Blocks start..stop of the blocked layout: problem p = blk*{block} + lane is '
                     'ThetaB[blk, :, lane],',
                     '    XB[blk, :, lane], TB[blk, :, lane]; its loss into losses[p] (NaN, problem untouched, '
                     'when not finite)."""']
-            gather = [f"        size = {block}",
-                      f"        for k in range({P}):                # a contiguous copy per row",
-                      f"            for lane in range({block}):",
-                      f"                buf[k * {block} + lane] = ThetaB[blk, k, lane]",
-                      f"        for k in range({nx}):",
-                      f"            for lane in range({block}):",
-                      f"                buf[({P} + k) * {block} + lane] = XB[blk, k, lane]",
-                      f"        for k in range({nt}):",
-                      f"            for lane in range({block}):",
-                      f"                buf[({P + nx} + k) * {block} + lane] = TB[blk, k, lane]"]
-            put, dtype = "ThetaB[blk, k, lane]", "ThetaB.dtype"
+            arrays, size = ("ThetaB", "XB", "TB"), f"        size = {block}"
+            cut = [f"        theta = thetas[blk * {P * block}:(blk + 1) * {P * block}]   # block blk: contiguous",
+                   f"        x = xs[blk * {nx * block}:(blk + 1) * {nx * block}]",
+                   f"        t = ts[blk * {nt * block}:(blk + 1) * {nt * block}]"]
+            gather = [f"        for i in range({P * block}):",
+                      "            buf[i] = theta[i]",
+                      f"        for i in range({nx * block}):",
+                      f"            buf[{P * block} + i] = x[i]",
+                      f"        for i in range({nt * block}):",
+                      f"            buf[{(P + nx) * block} + i] = t[i]"]
+            new, put_all, put_one = "theta", [], []      # the new values straight into the block's slice
+            put_bad = [f"                    for k in range({P}):     # not finite: its old values back from buf",
+                       f"                        theta[k * {block} + lane] = buf[k * {block} + lane]"]
         else:
-            head = ["def many_rows_blocks(Theta, X, T, lr, losses, start, stop):",
+            head = [f"def many_rows_blocks{tag}(Theta, X, T, lr, losses, start, stop):",
                     f'    """Blocks start..stop of {block} problems (rows of Theta, X, T): one SGD step each, in place.',
                     "",
                     '    losses[p] is the loss before the step, or NaN (row p untouched) when something is not finite."""']
-            gather = [f"        size = min({block}, Theta.shape[0] - first)",
-                      "        for lane in range(size):             # transposed into the blocked layout",
+            arrays = ("Theta", "X", "T")
+            size = f"        size = min({block}, Theta.shape[0] - first)"
+            cut = [f"        theta = thetas[first * {P}:(first + size) * {P}]     # the block's rows: contiguous",
+                   f"        x = xs[first * {nx}:(first + size) * {nx}]",
+                   f"        t = ts[first * {nt}:(first + size) * {nt}]"]
+            gather = ["        for lane in range(size):             # transposed into the blocked layout",
                       f"            for k in range({P}):",
-                      f"                buf[k * {block} + lane] = Theta[first + lane, k]",
+                      f"                buf[k * {block} + lane] = theta[lane * {P} + k]",
                       f"            for k in range({nx}):",
-                      f"                buf[({P} + k) * {block} + lane] = X[first + lane, k]",
+                      f"                buf[({P} + k) * {block} + lane] = x[lane * {nx} + k]",
                       f"            for k in range({nt}):",
-                      f"                buf[({P + nx} + k) * {block} + lane] = T[first + lane, k]",
+                      f"                buf[({P + nx} + k) * {block} + lane] = t[lane * {nt} + k]",
                       f"        for lane in range(size, {block}):     # the last block's empty lanes compute on zeros",
-                      f"            for k in range({OUT}):",
+                      f"            for k in range({LOSS}):",
                       f"                buf[k * {block} + lane] = 0.0"]
-            put, dtype = "Theta[first + lane, k]", "Theta.dtype"
-        store = [f"                for k in range({P}):",
-                 f"                    {put} = buf[({OUT} + k) * {block} + lane]",
-                 f"                losses[first + lane] = {at(LOSS)}"]
+            new, put_bad = "new", []
+            put_all = [f"            for k in range({P}):                # transposed back",
+                       "                for lane in range(size):",
+                       f"                    theta[lane * {P} + k] = new[k * {block} + lane]"]
+            put_one = [f"                    for k in range({P}):",
+                       f"                        theta[lane * {P} + k] = new[k * {block} + lane]"]
         return lines(
             head,
-            f"    buf = np.empty({rows * block}, dtype={dtype})",
+            "    prefer_wide_vectors()",
+            f"    buf = np.empty({rows * block}, dtype={arrays[0]}.dtype)",
+            [f"    new = np.empty({P * block}, dtype={arrays[0]}.dtype)       # the new parameters, blocked"]
+            if new == "new" else [],
+            f"    thetas, xs, ts = {arrays[0]}.reshape(-1), {arrays[1]}.reshape(-1), {arrays[2]}.reshape(-1)",
             "    for blk in range(start, stop):",
             f"        first = blk * {block}",
-            gather,
-            "        many_block(buf, lr)",
-            f"        for lane in range({block}):",
-            f"            {at(RED)} = {at(CHK)}",
-            reduce,
+            size, cut, gather,
+            f"        many_block{tag}(buf, {new}, lr)" + ("          # the new values into ThetaB itself"
+                                                       if new == "theta" else ""),
+            check,
             f"        if {at(RED, '0')} == 0.0:           # the whole block is finite",
+            put_all,
             "            for lane in range(size):",
-            ["    " + line[4:] for line in store],
+            f"                losses[first + lane] = {at(LOSS)}",
             "        else:",
             "            for lane in range(size):",
             f"                if {at(CHK)} == 0.0:",
-            ["    " + line for line in store],
+            put_one,
+            f"                    losses[first + lane] = {at(LOSS)}",
             "                else:",
+            put_bad,
             "                    losses[first + lane] = math.nan",
         )
 
     rows_driver = lines(
-        "def many_sgd_step(Theta, X, T, lr, losses):",
+        f"def many_sgd_step{tag}(Theta, X, T, lr, losses):",
         '    """Row p of Theta is one problem with sample X[p], T[p]: one SGD step each, in place.',
         "",
         '    losses[p] is the loss before the step, or NaN (row p untouched) when something is not finite.',
-        f'    Parallel tasks of {chunk} blocks of {block} problems, each vectorised (many_block)."""',
+        f'    Parallel tasks of {chunk} blocks of {block} problems, each vectorised (many_block); the arrays are',
+        '    C-contiguous."""',
         f"    nblocks = (Theta.shape[0] + {block - 1}) // {block}",
         f"    for task in prange((nblocks + {chunk - 1}) // {chunk}):",
-        f"        many_rows_blocks(Theta, X, T, lr, losses, task * {chunk}, min(nblocks, (task + 1) * {chunk}))")
+        f"        many_rows_blocks{tag}(Theta, X, T, lr, losses, task * {chunk}, min(nblocks, (task + 1) * {chunk}))")
     blocked_driver = lines(
-        "def many_sgd_step_blocked(ThetaB, XB, TB, lr, losses):",
-        f'    """The many-problems step on the blocked layout (blocks, columns, {block}), in parallel tasks of',
-        f'    {chunk} blocks; problem p = blk*{block} + lane, its loss into losses[p] (NaN: untouched)."""',
+        f"def many_sgd_step_blocked{tag}(ThetaB, XB, TB, lr, losses):",
+        f'    """The many-problems step on the blocked layout (blocks, columns, {block}), C-contiguous, in parallel',
+        f'    tasks of {chunk} blocks; problem p = blk*{block} + lane, its loss into losses[p] (NaN: untouched)."""',
         "    nblocks = ThetaB.shape[0]",
         f"    for task in prange((nblocks + {chunk - 1}) // {chunk}):",
-        f"        many_blocked_blocks(ThetaB, XB, TB, lr, losses, task * {chunk}, min(nblocks, (task + 1) * {chunk}))")
-    return [Function("many_block", kernel, fastmath='{"contract"}'),
-            Function("many_rows_blocks", worker(False)), Function("many_sgd_step", rows_driver, parallel=True),
-            Function("many_blocked_blocks", worker(True)),
-            Function("many_sgd_step_blocked", blocked_driver, parallel=True)]
+        f"        many_blocked_blocks{tag}(ThetaB, XB, TB, lr, losses, task * {chunk}, "
+        f"min(nblocks, (task + 1) * {chunk}))")
+    return [Function(f"many_block{tag}", kernel, fastmath='{"contract"}'),
+            Function(f"many_rows_blocks{tag}", worker(False)),
+            Function(f"many_sgd_step{tag}", rows_driver, parallel=True),
+            Function(f"many_blocked_blocks{tag}", worker(True)),
+            Function(f"many_sgd_step_blocked{tag}", blocked_driver, parallel=True)]
 
 
 # ----------------------------------------------------------------------------- graphs and other kinds

@@ -43,6 +43,12 @@ def exp_all(a, out):
 
 
 @njit(error_model="numpy")
+def expf_all(a, out):
+    for i in range(a.shape[0]):
+        out[i] = vexpf(a[i])
+
+
+@njit(error_model="numpy")
 def log_all(a, out):
     for i in range(a.shape[0]):
         out[i] = vlog(a[i])
@@ -77,6 +83,26 @@ def test_vexp_special_values_match_math_exp(vecmath):
     with np.errstate(over="ignore"):
         ref = np.array([math.nan if v != v else (math.exp(v) if v < 709.79 else math.inf) for v in x])
     np.testing.assert_array_equal(got, ref)
+
+
+def test_vexpf_is_within_2_ulp_of_math_exp_in_float32(vecmath):
+    """The float32 exp of the float32 many-problems loop, against math.exp rounded to float32, over
+    every float32 argument whose e^x is neither 0 nor inf (subnormal results within 1 of their
+    spacing), and the special values."""
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.uniform(-104.0, 88.72, 1_000_000), rng.uniform(-1, 1, 100_000),
+                        rng.normal(0, 1e-4, 10_000), [0.0, -0.0, 1e-30, 88.72, -87.3, -100.0, -103.2]]).astype(np.float32)
+    got = np.empty_like(x)
+    vecmath.expf_all(x, got)
+    assert got.dtype == np.float32
+    ref = np.array([math.exp(float(v)) for v in x]).astype(np.float32)
+    normal = ref >= np.finfo(np.float32).tiny
+    assert _ulps(got[normal], ref[normal]).max() <= 2
+    assert (np.abs(got[~normal] - ref[~normal]) <= np.spacing(np.float32(0))).all()
+    special = np.array([np.nan, np.inf, -np.inf, 88.75, 89.0, 3e38, -104.0, -105.0, -3e38], dtype=np.float32)
+    got = np.empty_like(special)
+    vecmath.expf_all(special, got)
+    np.testing.assert_array_equal(got, np.array([np.nan, np.inf, 0, np.inf, np.inf, np.inf, 0, 0, 0], np.float32))
 
 
 def test_vlog_is_within_2_ulp_of_math_log_everywhere(vecmath):
@@ -189,6 +215,7 @@ def test_non_finite_problems_are_untouched_and_named_the_others_stepped(bad, com
     Theta[poisoned[0], 5] = bad
     X[poisoned[1], 0] = bad
     start = Theta.copy()
+    ThetaB, XB, TB = k.to_blocked(Theta), k.to_blocked(X), k.to_blocked(T)
     with pytest.raises(kernels.NonFiniteError) as err:
         k.many_sgd_step(Theta, X, T, 0.3)
     assert err.value.rows == poisoned
@@ -197,6 +224,11 @@ def test_non_finite_problems_are_untouched_and_named_the_others_stepped(bad, com
         ref = start[p].copy()
         k.sgd_step(ref, X[p], T[p], 0.3)
         close(Theta[p], ref)
+    # the blocked layout writes a block's new values into ThetaB and restores a bad problem's old ones
+    with pytest.raises(kernels.NonFiniteError) as err:
+        k.many_sgd_step_blocked(ThetaB, XB, TB, 0.3)
+    assert err.value.rows == poisoned
+    np.testing.assert_array_equal(k.from_blocked(ThetaB, rows), Theta)
 
 
 def test_the_blocked_layout_steps_as_rows_do(compiled):
@@ -223,3 +255,57 @@ def test_the_kernel_loop_is_vectorised(compiled, tmp_path):
     packed = set(re.findall(r"\b(v?(?:mul|add|sub|div|fmadd\d+|max|blendm|round|rndscale)pd)\b", asm))
     assert {"vmulpd", "vdivpd"} <= packed or {"mulpd", "divpd"} <= packed, packed
     assert not re.search(r"call\w*\s+.*\bexp\b", asm)
+    from numba.core import config
+    import llvmlite.binding as ll
+    features = config.CPU_FEATURES or ll.get_host_cpu_features().flatten()
+    if "+avx512f" in features.split(","):       # prefer_wide_vectors: 512-bit vectors where the CPU has them
+        assert "zmm" in asm
+
+
+def test_the_generated_sigmoid_is_within_2_ulp_over_the_range_it_is_used(tmp_path):
+    """The sigmoid helper printed into the vectorised module (one vexp of −|x|, then 1/(1 + e) or
+    e/(1 + e)) against σ(x) at 40 digits (mpmath), rounded once, from −750 to 750: the whole range
+    where σ is neither exactly 0 nor 1 in float64, and beyond it."""
+    import mpmath
+    k = kernels.compile("000_3_mlp_3333", cache_dir=CACHE)
+    sigmoid = k.raw.sigmoid
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(-750, 750, 4000), rng.uniform(-40, 40, 4000), rng.normal(0, 1e-6, 500),
+                        [0.0, -0.0, 1e-300, -1e-300, -708.4, -709.8, -744.5, -745.2, 36.8, 37.5, 750.0, -750.0]])
+    got = np.array([sigmoid(v) for v in x])
+    with mpmath.workdps(40):
+        ref = np.array([float(1 / (1 + mpmath.exp(-mpmath.mpf(float(v))))) for v in x])
+    assert (np.abs(got - ref) <= 2 * np.spacing(ref)).all(), np.max(np.abs(got - ref) / np.spacing(ref))
+    assert math.isnan(sigmoid(math.nan)) and sigmoid(math.inf) == 1.0 and sigmoid(-math.inf) == 0.0
+
+
+def test_float32_problems_that_are_not_finite_are_untouched_and_named(tmp_path):
+    """The float32 twin (many_sgd_step_f32, float32 arithmetic) checks its blocks as the float64
+    kernel does; its loop computes in float32 (packed single precision), in both layouts."""
+    k = kernels.compile("000_3_mlp_3333", dtype="float32", cache_dir=tmp_path)
+    rows = 2 * k.many_block + 3
+    rng = np.random.default_rng(8)
+    Theta = (k.params_from_spec() + 0.1 * rng.standard_normal((rows, k.n_params))).astype(np.float32)
+    X, T = rng.uniform(0, 1, (rows, 3)).astype(np.float32), rng.uniform(0, 1, (rows, 3)).astype(np.float32)
+    poisoned = [4, 2 * k.many_block + 2]
+    Theta[poisoned[0], 7] = np.inf
+    T[poisoned[1], 1] = np.nan
+    start = Theta.copy()
+    ThetaB, XB, TB = k.to_blocked(Theta), k.to_blocked(X), k.to_blocked(T)
+    with pytest.raises(kernels.NonFiniteError) as err:
+        k.many_sgd_step(Theta, X, T, 0.3)
+    assert err.value.rows == poisoned
+    np.testing.assert_array_equal(Theta[poisoned], start[poisoned])
+    with pytest.raises(kernels.NonFiniteError) as err:
+        k.many_sgd_step_blocked(ThetaB, XB, TB, 0.3)
+    assert err.value.rows == poisoned
+    np.testing.assert_array_equal(k.from_blocked(ThetaB, rows), Theta)
+    k64 = kernels.compile("000_3_mlp_3333", cache_dir=tmp_path)
+    for p in set(range(rows)) - set(poisoned):
+        ref = start[p].astype(np.float64)
+        k64.sgd_step(ref, X[p].astype(np.float64), T[p].astype(np.float64), 0.3)
+        np.testing.assert_allclose(Theta[p], ref, rtol=1e-5, atol=1e-6)
+    if platform.machine() in ("x86_64", "AMD64"):
+        fn = k.raw.many_sgd_step_f32
+        asm = fn.inspect_asm(fn.signatures[0])
+        assert re.search(r"\bv(?:fmadd\d+|mul|div)ps\b", asm), "no packed float32 arithmetic"

@@ -79,3 +79,44 @@ def test_removable_singularities_are_cancelled():
     out = stable.cancel_singular(bce_grad * y * (1 - y))
     assert sp.simplify(out - (y - t) / 3) == 0
     assert stable.cancel_singular(sp.exp(A) / (sp.exp(A) + sp.exp(B))) is None    # nothing to cancel
+
+
+# ----------------------------------------------------------------------------- shared exponentials
+
+A0 = sp.Symbol("a0", real=True)
+
+
+def _piecewise_forms():
+    """Every Piecewise a helper prints: the registry's stable scalar forms and their derivatives."""
+    out = []
+    for name, entry in primitives.ACTIVATIONS.items():
+        if entry.vector:
+            continue
+        params = {k: PARAMS[k] for k, _ in entry.params}
+        body = primitives.stable_activation(name, A0, params)
+        for form, label in [(body, name), (sp.diff(body, A0), name + "'")]:
+            out += [(label, pw) for pw in form.atoms(sp.Piecewise)]
+    return out
+
+
+@pytest.mark.parametrize("label,pw", _piecewise_forms(), ids=lambda v: v if isinstance(v, str) else "")
+def test_signed_exponentials_are_identities(label, pw):
+    """Each branch, with x written as ±|x| inside its exponentials where its condition fixes the
+    sign, equals the branch as derived, on its own side of 0 (60 digits)."""
+    from kernels.program import signed_exponentials
+    out = signed_exponentials(pw)
+    assert len(out.args) == len(pw.args)
+    for p in POINTS:
+        assert same(value(out, {A0: p}), value(pw, {A0: p})), (label, p)
+
+
+def test_the_stable_sigmoid_helper_computes_one_exponential():
+    """The vectorised loop computes every branch: the sigmoid's two branches share e^{−|x|}
+    (before the change each had its own exponential)."""
+    from kernels.printer import KernelPrinter, VectorPrinter
+    from kernels.program import Helper, helper_source
+    body = primitives.stable_activation("sigmoid", A0)
+    for printer, call in [(VectorPrinter, "vexp("), (KernelPrinter, "math.exp(")]:
+        text = helper_source(Helper("sigmoid", (A0,), body), {}, printer)
+        assert text.count(call) == 1, text
+        assert text.index(call) < text.index("if ")          # computed once, before the branches
