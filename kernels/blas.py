@@ -149,6 +149,12 @@ STEP_RANGES = {
 # measurements).
 FUSED_UPDATE_MIN = 1024
 
+# The rows (runtime: the minibatch) for which such a layer's forward product, Z = h Wᵀ with the norms
+# ‖h‖ and ‖W‖, is the blocked loop ``mm_abt_norms`` rather than BLAS and two passes
+# (benchmarks/small_gemm.py: from 1.2x at 10 rows of 784-15 to 0.6x at 128 rows of 512-512, and
+# 0.87x at one row, where 4 of the loop's 5 rows are repeats).
+BLOCKED_ROWS = (5, 100)
+
 
 class _Printer:
     """Prints the BLAS-shape functions of one network from its representative program
@@ -224,7 +230,7 @@ class _Printer:
             norm = l + 1 in norms       # the squares of the stored values (float32 ones in float32)
             out += [f"    # layer {l}: z{l} = h{l - 1} W{l}ᵀ{' + b' + str(l) if plus else ''} (index form: "
                     f"z[n,i] = Σ_j W[i,j] h[n,j]{' + b[i]' if plus else ''}), h{l} = g(z{l})",
-                    *self.product(self.forms.forward, f"Z{l}", "B", self.sizes[l], H=self.h(l - 1), W=f"W{l}"),
+                    *self.forward_product(l, l in norms),
                     f"    H{l} = np.empty_like(Z{l})",
                     *([f"    ssH{l} = np.zeros({self.sizes[l]})"] if norm else []),
                     "    for row in range(B):",
@@ -239,7 +245,22 @@ class _Printer:
         L = self.L
         return out + [f"    # output layer {L}: z{L} = h{L - 1} W{L}ᵀ{' + b' + str(L) if self.bias(L) else ''}, "
                       "then per row (the loss couples the outputs)",
-                      *self.product(self.forms.forward, f"Z{L}", "B", self.sizes[L], H=self.h(L - 1), W=f"W{L}")]
+                      *self.forward_product(L, L in norms)]
+
+    def forward_product(self, l: int, norm: bool) -> list[str]:
+        """Z{l} = h{l-1} W{l}ᵀ; with ``norm`` also ‖W{l}‖² (``ssW{l}``) and for l = 1 ‖X‖² (``ssH0``):
+        by the blocked loop ``mm_abt_norms`` for few rows, else by BLAS and ``sumsq`` passes."""
+        plain = self.product(self.forms.forward, f"Z{l}", "B", self.sizes[l], H=self.h(l - 1), W=f"W{l}")
+        if not norm:
+            return plain
+        h, lo, hi = self.h(l - 1), *BLOCKED_ROWS
+        got = f"ssH0, ssW{l}" if l == 1 else f"ssW{l}"
+        return [f"    Z{l} = np.empty((B, {self.sizes[l]}), dtype=X.dtype)",
+                f"    if {lo} <= B <= {hi}:            # rows where a blocked loop beats BLAS (benchmarks/small_gemm.py)",
+                f"        {got} = mm_abt_norms({h}, W{l}, Z{l})" + ("" if l == 1 else "[1]"),
+                "    else:",
+                f"        np.dot({h}, W{l}.T, Z{l})",
+                f"        {got} = " + (f"sumsq(X), sumsq(W{l})" if l == 1 else f"sumsq(W{l})")]
 
     def at(self, i: int) -> str:
         """The column of output unit ``i`` in the head: the loop variable when the head is a loop."""
@@ -319,9 +340,9 @@ class _Printer:
                     "    limit = 0.01 * np.finfo(theta.dtype).max",
                     "    fused = abs(lr) < limit                  # and -lr is a number in theta's dtype (BLAS's α)"]
             for l in sorted(fused):
-                norm_h = "sumsq(X)" if l == 1 else f"ssH{l - 1}.sum()"
+                norm_h = "ssH0" if l == 1 else f"ssH{l - 1}.sum()"
                 norm_d = f"ssD{l}" if l == self.L else f"ssD{l}.sum()"
-                out += [f"    fused = fused and (math.sqrt(sumsq(W{l})) + abs(lr) * math.sqrt({norm_d}) * "
+                out += [f"    fused = fused and (math.sqrt(ssW{l}) + abs(lr) * math.sqrt({norm_d}) * "
                         f"math.sqrt({norm_h}) < limit)"]
             out.append("    if not fused:                      # then these gradients are formed and checked too")
             for l in sorted(fused):

@@ -183,6 +183,23 @@ def test_gemm_update_equals_numpy(n, i, j, alpha, dtype, strided, seed):
     np.testing.assert_allclose(C, expected, rtol=tol, atol=tol * (1 + np.abs(expected).max()))
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 12), i=st.integers(1, 8), k=st.integers(1, 40),
+       dtype=st.sampled_from(["float64", "float32"]), seed=st.integers(0, 2**16))
+def test_mm_abt_norms_equals_numpy(n, i, k, dtype, seed):
+    """The blocked forward product (edges where 5 rows of A or 3 of B do not fit included) and the
+    sums of squares of both factors, against NumPy in float64."""
+    mm_abt_norms = _module().mm_abt_norms
+    rng = np.random.default_rng(seed)
+    A, B = rng.normal(size=(n, k)).astype(dtype), rng.normal(size=(i, k)).astype(dtype)
+    out = np.full((n, i), np.nan, dtype=dtype)
+    ssa, ssb = mm_abt_norms(A, B, out)
+    A64, B64 = A.astype(np.float64), B.astype(np.float64)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(out, A64 @ B64.T, rtol=tol, atol=tol * k)
+    np.testing.assert_allclose([ssa, ssb], [(A64 ** 2).sum(), (B64 ** 2).sum()], rtol=1e-12)
+
+
 _MODULE = []
 
 
