@@ -95,6 +95,8 @@ def _blas_threads():
     SciPy's), through threadpoolctl; None without it."""
     if not available("threadpoolctl"):
         return None
+    if available("scipy"):
+        import scipy.linalg.cython_blas  # noqa: F401 -- SciPy's OpenBLAS loaded, so the controller sees it
     from threadpoolctl import ThreadpoolController
     controller = ThreadpoolController()
     return lambda n: controller.limit(limits=n, user_api="blas")

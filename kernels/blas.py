@@ -30,6 +30,7 @@ import kernels.program as prog
 from .source import Function, KernelSource, derivation_hash, lines, structure
 from .layout import Layout
 from .printer import KernelPrinter
+from .gemmffi import GEMM
 
 
 def representative(net: Network, out_width: int | None = None) -> Network:
@@ -126,6 +127,35 @@ PRODUCT_LOOPS = {
 }
 
 
+# The SGD step's checks and stores over a range of theta: every new value is checked before any is
+# stored, as it will be stored (in theta's dtype: a float64 value that is finite may overflow
+# float32); ``{update}`` is the derived update θ[k] − η·G[k].
+STEP_RANGES = {
+    "new_values_finite": '''def new_values_finite(theta, G, lr, lo, hi):
+    """G[lo:hi] takes the new values of theta[lo:hi], in theta's dtype; whether all are finite."""
+    ok = True
+    for k in range(lo, hi):
+        G[k] = {update}
+        ok &= math.isfinite(G[k])
+    return ok''',
+    "store_new_values": '''def store_new_values(theta, G, lo, hi):
+    """theta[lo:hi] takes the new values that new_values_finite put into G[lo:hi]."""
+    theta[lo:hi] = G[lo:hi]''',
+}
+
+# Weight matrices from this many elements on are updated in place by BLAS in the BLAS shape's
+# sgd_step (W ← W − η·δᵀh in one ?gemm call with β = 1), with no gradient buffer and no passes over
+# it, when a bound proves the new weights finite (``_Printer.update``; docs/kernels.md has the
+# measurements).
+FUSED_UPDATE_MIN = 1024
+
+# The rows (runtime: the minibatch) for which such a layer's forward product, Z = h Wᵀ with the norms
+# ‖h‖ and ‖W‖, is the blocked loop ``mm_abt_norms`` rather than BLAS and two passes
+# (benchmarks/small_gemm.py: from 1.2x at 10 rows of 784-15 to 0.6x at 128 rows of 512-512, and
+# 0.87x at one row, where 4 of the loop's 5 rows are repeats).
+BLOCKED_ROWS = (5, 100)
+
+
 class _Printer:
     """Prints the BLAS-shape functions of one network from its representative program
     (``loops``: the products as loops instead of ``np.dot``)."""
@@ -190,16 +220,19 @@ class _Printer:
     def h(l: int) -> str:
         return "X" if l == 0 else f"H{l}"
 
-    def forward(self) -> list[str]:
-        """Hidden layers: Z = H Wᵀ by BLAS, then bias and activation per element; the output's Z."""
+    def forward(self, norms: frozenset = frozenset()) -> list[str]:
+        """Hidden layers: Z = H Wᵀ by BLAS, then bias and activation per element; the output's Z.
+        For each layer l in ``norms``, the same loop sums the squares of h^{l−1} per unit (``ssH{l-1}``)."""
         out = []
         for l in range(1, self.L):
             zi, hi = symbol(f"z{l}", (0,)), symbol(f"h{l}", (0,))
             plus = f" + b{l}[i]" if self.bias(l) else ""
+            norm = l + 1 in norms       # the squares of the stored values (float32 ones in float32)
             out += [f"    # layer {l}: z{l} = h{l - 1} W{l}ᵀ{' + b' + str(l) if plus else ''} (index form: "
                     f"z[n,i] = Σ_j W[i,j] h[n,j]{' + b[i]' if plus else ''}), h{l} = g(z{l})",
-                    *self.product(self.forms.forward, f"Z{l}", "B", self.sizes[l], H=self.h(l - 1), W=f"W{l}"),
+                    *self.forward_product(l, l in norms),
                     f"    H{l} = np.empty_like(Z{l})",
+                    *([f"    ssH{l} = np.zeros({self.sizes[l]})"] if norm else []),
                     "    for row in range(B):",
                     f"        for i in range({self.sizes[l]}):",
                     f"            {self.names[zi]} = Z{l}[row, i]{plus}"]
@@ -207,10 +240,27 @@ class _Printer:
                 out.append(f"            Z{l}[row, i] = {self.names[zi]}")        # g' needs z itself
             out += self.emit([hi], [zi], "            ", f"c{l}_")
             out.append(f"            H{l}[row, i] = {self.names[hi]}")
+            if norm:
+                out.append(f"            ssH{l}[i] += H{l}[row, i] * H{l}[row, i]")
         L = self.L
         return out + [f"    # output layer {L}: z{L} = h{L - 1} W{L}ᵀ{' + b' + str(L) if self.bias(L) else ''}, "
                       "then per row (the loss couples the outputs)",
-                      *self.product(self.forms.forward, f"Z{L}", "B", self.sizes[L], H=self.h(L - 1), W=f"W{L}")]
+                      *self.forward_product(L, L in norms)]
+
+    def forward_product(self, l: int, norm: bool) -> list[str]:
+        """Z{l} = h{l-1} W{l}ᵀ; with ``norm`` also ‖W{l}‖² (``ssW{l}``) and for l = 1 ‖X‖² (``ssH0``):
+        by the blocked loop ``mm_abt_norms`` for few rows, else by BLAS and ``sumsq`` passes."""
+        plain = self.product(self.forms.forward, f"Z{l}", "B", self.sizes[l], H=self.h(l - 1), W=f"W{l}")
+        if not norm:
+            return plain
+        h, lo, hi = self.h(l - 1), *BLOCKED_ROWS
+        got = f"ssH0, ssW{l}" if l == 1 else f"ssW{l}"
+        return [f"    Z{l} = np.empty((B, {self.sizes[l]}), dtype=X.dtype)",
+                f"    if {lo} <= B <= {hi}:            # rows where a blocked loop beats BLAS (benchmarks/small_gemm.py)",
+                f"        {got} = mm_abt_norms({h}, W{l}, Z{l})" + ("" if l == 1 else "[1]"),
+                "    else:",
+                f"        np.dot({h}, W{l}.T, Z{l})",
+                f"        {got} = " + (f"sumsq(X), sumsq(W{l})" if l == 1 else f"sumsq(W{l})")]
 
     def at(self, i: int) -> str:
         """The column of output unit ``i`` in the head: the loop variable when the head is a loop."""
@@ -235,40 +285,102 @@ class _Printer:
         out += [f"        {self.names[s]} = T[row, {i}]" for i, s in enumerate(self.t) if s in available]
         return out + self.emit(targets, available, "        ", "c_") + body_out
 
-    def gradient(self, g: str) -> list[str]:
-        """Loss summed into ``total``; the mean gradient into the views ``{g}W1``, ``{g}b1``, ..."""
+    def gradient(self, g: str, fused: frozenset = frozenset()) -> list[str]:
+        """Loss summed into ``total``; the mean gradient into the views ``{g}W1``, ``{g}b1``, ...
+        but ``{g}W{l}`` of the layers in ``fused`` (their weights are updated in place after the
+        checks, ``sgd_step``): for those, the Frobenius norms of δ^l and h^{l−1} are kept instead."""
         L, names = self.L, self.names
-        out = self.forward() + [f"    D{L} = np.empty_like(Z{L})", "    total = 0.0"]
+        out = self.forward(fused) + [f"    D{L} = np.empty_like(Z{L})", "    total = 0.0"]
         out += self.head([self.loss] + self.delta_out, self.z_out + self.t,
                          [f"        total += {self.scaled(names[self.loss])}"] +
                          [f"        D{L}[row, {self.at(i)}] = {self.scaled(names[d])} * scale"
                           for i, d in enumerate(self.delta_out)])
+        if L in fused:
+            out.append(f"    ssD{L} = sumsq(D{L})")
         for l in range(L, 0, -1):
-            out += [f"    # ∂L/∂W{l} = δ{l}ᵀ h{l - 1} (index form: Σ_n δ[n,k] h[n,l])",
-                    *self.product(self.forms.weight, f"{g}W{l}", "", 0, D=f"D{l}", H=self.h(l - 1))]
-            if self.bias(l):
+            if l in fused:
+                out.append(f"    # ∂L/∂W{l} = δ{l}ᵀ h{l - 1} is not formed here: W{l} is updated in place below")
+            else:
+                out += [f"    # ∂L/∂W{l} = δ{l}ᵀ h{l - 1} (index form: Σ_n δ[n,k] h[n,l])",
+                        *self.product(self.forms.weight, f"{g}W{l}", "", 0, D=f"D{l}", H=self.h(l - 1))]
+            if self.bias(l) and l == L:          # a hidden layer's: summed in the loop that makes its δ
                 out += [f"    # ∂L/∂b{l} = Σ_n δ{l}[n,:] (index form: Σ_n δ[n,k])",
                         f"    {g}b{l}[:] = 0.0",
                         "    for row in range(B):",
                         f"        for k in range({self.sizes[l]}):",
                         f"            {g}b{l}[k] += D{l}[row, k]"]
             if l > 1:
-                out += self.back_error(l)
+                out += self.back_error(l, g, l - 1 in fused)
         return out
 
-    def back_error(self, l: int) -> list[str]:
-        """δ^{l−1} = (δ^l W^l) ⊙ g'(z^{l−1}): the product by BLAS, then g' per element."""
+    def fused_layers(self, plain_sgd: bool) -> frozenset:
+        """Layers whose weights sgd_step updates in place by BLAS (the BLAS shape, large matrices;
+        ``plain_sgd``: the derived update is θ − η·∂L/∂θ, which is what ``gemm_update`` computes)."""
+        if self.loops or not plain_sgd:
+            return frozenset()
+        return frozenset(l for l in range(1, self.L + 1) if self.sizes[l] * self.sizes[l - 1] >= FUSED_UPDATE_MIN)
+
+    def update(self, fused: frozenset) -> list[str]:
+        """The end of sgd_step: every new value checked, then stored; the weights of the ``fused``
+        layers by ``gemm_update`` when the bound proves them finite (else checked and stored too)."""
+        ranges, fused_ranges = [], {}
+        for slot in self.layout.slots:
+            l = int(slot.name[1:])
+            if slot.name.startswith("W") and l in fused:
+                fused_ranges[l] = (slot.name, slot.offset, slot.offset + slot.size)
+            elif ranges and ranges[-1][2] == slot.offset:
+                ranges[-1] = (ranges[-1][0] + ", " + slot.name, ranges[-1][1], slot.offset + slot.size)
+            else:
+                ranges.append((slot.name, slot.offset, slot.offset + slot.size))
+        out = []
+        if fused:
+            out += ["    # W ← W − η δᵀh in place by BLAS (gemm_update), with no gradient buffer, when the new weights",
+                    "    # are provably finite: |W − η δᵀh| ≤ ‖W‖ + |η|·‖δ‖·‖h‖ elementwise (Frobenius norms, by",
+                    "    # Cauchy–Schwarz) and that bound is below 1 % of the largest float (NaN fails the test).",
+                    "    limit = 0.01 * np.finfo(theta.dtype).max",
+                    "    fused = abs(lr) < limit                  # and -lr is a number in theta's dtype (BLAS's α)"]
+            for l in sorted(fused):
+                norm_h = "ssH0" if l == 1 else f"ssH{l - 1}.sum()"
+                norm_d = f"ssD{l}" if l == self.L else f"ssD{l}.sum()"
+                out += [f"    fused = fused and (math.sqrt(ssW{l}) + abs(lr) * math.sqrt({norm_d}) * "
+                        f"math.sqrt({norm_h}) < limit)"]
+            out.append("    if not fused:                      # then these gradients are formed and checked too")
+            for l in sorted(fused):
+                out.append("    " + self.product(self.forms.weight, f"gW{l}", "", 0, D=f"D{l}", H=self.h(l - 1))[0])
+        out.append("    ok = math.isfinite(total)          # every new value checked before any is stored")
+        out += [f"    ok = ok and new_values_finite(theta, G, lr, {a}, {b})      # {names}" for names, a, b in ranges]
+        out += [f"    ok = ok and (fused or new_values_finite(theta, G, lr, {a}, {b}))      # {name}"
+                for name, a, b in fused_ranges.values()]
+        out += ["    if not ok:", "        return math.nan"]
+        out += [f"    store_new_values(theta, G, {a}, {b})" for _, a, b in ranges]
+        if fused:
+            out.append("    if fused:")
+            out += [f"        gemm_update(-lr, D{l}, {self.h(l - 1)}, W{l})      # W{l} += −η δ{l}ᵀ h{l - 1}"
+                    for l in sorted(fused)]
+            out.append("    else:")
+            out += [f"        store_new_values(theta, G, {a}, {b})" for _, a, b in fused_ranges.values()]
+        return out + ["    return total * scale"]
+
+    def back_error(self, l: int, g: str, norm: bool = False) -> list[str]:
+        """δ^{l−1} = (δ^l W^l) ⊙ g'(z^{l−1}): the product by BLAS, then g' per element, in the same loop
+        ∂L/∂b^{l−1} = Σ_n δ^{l−1}[n,:] (and with ``norm`` the squares of δ^{l−1} per unit, ``ssD{l-1}``)."""
         names, k = self.names, l - 1
         hl, dl, gl, zl = (symbol(f"{q}{k}", (0,)) for q in ("h", "delta", "grad_h", "z"))
         reads = [f"            {names[gl]} = D{k}[row, i]", f"            {names[hl]} = H{k}[row, i]"]
         if _reads(self.program, dl, zl):
             reads.append(f"            {names[zl]} = Z{k}[row, i]")
-        return ([f"    # ∂L/∂h{k} = δ{l} W{l} (index form: Σ_i δ[n,i] W[i,l]); δ{k} = ∂L/∂h{k} ⊙ g'",
-                 *self.product(self.forms.back, f"D{k}", "B", self.sizes[k], D=f"D{l}", W=f"W{l}"),
-                 "    for row in range(B):",
+        bias = self.bias(k)
+        head = (f"    # ∂L/∂h{k} = δ{l} W{l} (index form: Σ_i δ[n,i] W[i,l]); δ{k} = ∂L/∂h{k} ⊙ g'"
+                + (f"; ∂L/∂b{k} = Σ_n δ{k}[n,:]" if bias else ""))
+        return ([head, *self.product(self.forms.back, f"D{k}", "B", self.sizes[k], D=f"D{l}", W=f"W{l}")] +
+                ([f"    {g}b{k}[:] = 0.0"] if bias else []) +
+                ([f"    ssD{k} = np.zeros({self.sizes[k]})"] if norm else []) +
+                ["    for row in range(B):",
                  f"        for i in range({self.sizes[k]}):"] + reads +
                 self.emit([dl], [gl, hl, zl], "            ", f"c{k}_") +
-                [f"            D{k}[row, i] = {names[dl]}"])
+                [f"            D{k}[row, i] = {names[dl]}"] +
+                ([f"            {g}b{k}[i] += D{k}[row, i]"] if bias else []) +
+                ([f"            ssD{k}[i] += D{k}[row, i] * D{k}[row, i]"] if norm else []))
 
 
 def generate_blas(net: Network, loops: bool = False) -> KernelSource:
@@ -291,6 +403,7 @@ def generate_blas(net: Network, loops: bool = False) -> KernelSource:
         p.gradient("g"),
         "    return total * scale",
     )
+    fused = p.fused_layers(sp.expand(new - (theta - symbol(LR) * grad)) == 0)
     sgd = lines(
         "def sgd_step(theta, X, T, lr):",
         '    """One SGD step on the mean loss over the rows of X, T (in place); that loss, before the step.',
@@ -300,15 +413,8 @@ def generate_blas(net: Network, loops: bool = False) -> KernelSource:
         "    scale = 1.0 / B",
         "    G = np.empty_like(theta)",
         p.views("theta", ""), p.views("G", "g"),
-        p.gradient("g"),
-        "    ok = math.isfinite(total)",
-        "    for k in range(theta.shape[0]):           # every new value checked before any is stored",
-        f"        ok &= math.isfinite({update})",
-        "    if not ok:",
-        "        return math.nan",
-        "    for k in range(theta.shape[0]):",
-        f"        theta[k] = {update}",
-        "    return total * scale",
+        p.gradient("g", fused),
+        p.update(fused),
     )
     forward = lines(
         "def forward(theta, X, Y):",
@@ -319,6 +425,7 @@ def generate_blas(net: Network, loops: bool = False) -> KernelSource:
         p.head(p.h_out, p.z_out, [f"        Y[row, {p.at(i)}] = {p.names[h]}" for i, h in enumerate(p.h_out)]),
     )
     helpers = tuple(prog.helper_source(program.helpers[h], program.helpers) for h in prog.helper_order(program.helpers))
+    helpers += tuple(text.replace("{update}", update) for text in STEP_RANGES.values())
     if loops:
         helpers += tuple(PRODUCT_LOOPS.values())
     acts = ", ".join(l.activation.name for l in net.layers)
@@ -328,7 +435,7 @@ def generate_blas(net: Network, loops: bool = False) -> KernelSource:
     return KernelSource("network", shape, f"{'-'.join(map(str, net.sizes))} network ({acts}; {net.loss}), "
                         f"{'products as loops' if loops else 'BLAS'}",
                         helpers, (Function("sgd_step", sgd), Function("loss_grad", loss_grad),
-                                  Function("forward", forward)), meta)
+                                  Function("forward", forward)), meta, preamble=GEMM if fused else "")
 
 
 def _reads(program: prog.Program, delta: sp.Symbol, z: sp.Symbol) -> bool:

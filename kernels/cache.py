@@ -34,7 +34,7 @@ CACHE_ENV = "NNDERIVE_CACHE"
 _ENGINE_FILES = {
     "derive": ["primitives.py", "backprop.py", "steps.py", "graph.py", "spec.py", "safeexpr.py", "numbers.py"],
     "kernels": ["codegen.py", "source.py", "unrolled.py", "program.py", "printer.py", "stable.py", "blas.py",
-                "indexform.py", "layout.py", "cache.py", "vecmath.py"],
+                "indexform.py", "layout.py", "cache.py", "vecmath.py", "gemmffi.py"],
 }
 
 

@@ -90,3 +90,18 @@ def test_a_fragile_peer_that_fails_is_left_out_and_named_a_sturdy_one_stops_the_
     wl = bench.Workload("tiny", "", [bench._ours(k, theta, X, T, 0.3), bench.Contender("numpy", broken, ours.params)])
     with pytest.raises(RuntimeError):
         bench.validate(wl)
+
+
+def test_the_thread_setter_reaches_scipys_blas_even_before_scipy_is_loaded():
+    """The kernels call SciPy's OpenBLAS; a setter made before anything loaded it must still set its
+    threads (it did not: SciPy's BLAS kept every CPU, which made small products in the kernels slow)."""
+    pytest.importorskip("threadpoolctl", reason="threadpoolctl is the optional 'bench' extra")
+    import subprocess
+    import sys
+    code = ("import sys; from kernels import bench; assert 'scipy.linalg.cython_blas' not in sys.modules\n"
+            "bench._blas_threads()(1)\n"
+            "import scipy.linalg.cython_blas\n"
+            "from threadpoolctl import threadpool_info\n"
+            "print(sorted({lib['num_threads'] for lib in threadpool_info() if 'scipy' in lib['filepath']}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[1]"
