@@ -109,5 +109,12 @@ def cancel_singular(expr: sp.Expr) -> sp.Expr | None:
     before = _denominators(expr)
     if not before:
         return None
-    cancelled = sp.factor(sp.cancel(sp.together(expr)))
+    cancelled = sp.cancel(sp.together(expr))
+    if len(expr.free_symbols) <= FACTOR_SYMBOLS:
+        # factored, as a reader writes it (y − t, not an expanded quotient); factoring a polynomial in
+        # the 40 outputs of a wide softmax took 5 s per output, so wider ones keep cancel's form
+        cancelled = sp.factor(cancelled)
     return cancelled if len(_denominators(cancelled)) < len(before) else None
+
+
+FACTOR_SYMBOLS = 16

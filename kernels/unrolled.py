@@ -221,10 +221,14 @@ def network_source(net: Network) -> KernelSource:
         "    G = np.empty_like(theta)",
         "    total = loss_grad(theta, X, T, G)           # the mean loss and gradient",
         em.call(update, source("theta[{}]", "", "", "G[{}]"), "    "),
-        f"    ok = math.isfinite(total + {finite_sum([names[n] for n in update.results])})",
-        "    if not ok:",
+        [f"    G[{k}] = {names[new]}" for (k, _), new in zip(params, news)],
+        "    check = total                              # 0·v is 0 for a finite v, else NaN",
+        "    for k in range(theta.shape[0]):",
+        "        check += 0.0 * G[k]                     # the new values in theta's dtype",
+        "    if not math.isfinite(check):",
         "        return math.nan",
-        [f"    theta[{k}] = {names[new]}" for (k, _), new in zip(params, news)],
+        "    for k in range(theta.shape[0]):",
+        "        theta[k] = G[k]",
         "    return total",
     )
     checked = lines(
@@ -471,10 +475,12 @@ def values_source(derivation: Derivation, title: str, loss_name: str, graph: boo
             "    for k in range(v.shape[0]):",
             "        ok &= math.isfinite(v[k])",
             em.calls(load, "    ", upto="update_pass"),
-            f"    ok &= math.isfinite({finite_sum([names[loss]] + [names[s] for _, s in news])})",
+            f"    new = np.empty({len(news)}, v.dtype)         # the new values in v's dtype",
+            [f"    new[{i}] = {names[s]}" for i, (_, s) in enumerate(news)],
+            f"    ok &= math.isfinite({finite_sum([names[loss]] + [f'new[{i}]' for i in range(len(news))])})",
             "    if not ok:",
             "        return math.nan",
-            [f"    v[{k}] = {names[s]}" for k, s in news],
+            [f"    v[{k}] = new[{i}]" for i, (k, _) in enumerate(news)],
             f"    return {names[loss]}")))
         if graph:
             functions.append(Function("many_sgd_step", lines(

@@ -209,14 +209,28 @@ def _module():
     return _MODULE[0]
 
 
-def test_loops_shape_checks_new_values_in_theta_dtype():
+@pytest.mark.parametrize("shape", ["loops", "unrolled"])
+def test_loops_and_unrolled_shapes_check_new_values_in_theta_dtype(shape):
     """A new value finite in float64 but not in float32 (θ − η g with η past float32's range) is
-    reported by the float32 loops kernel too, theta untouched (it was checked in float64, then
-    stored as inf)."""
-    k = kernels.compile(from_mapping(NETS["relu-identity/mae"], name="test"), shape="loops", dtype="float32",
+    reported by the float32 loops and unrolled kernels too, theta untouched (it was checked in
+    float64, then stored as inf)."""
+    k = kernels.compile(from_mapping(NETS["relu-identity/mae"], name="test"), shape=shape, dtype="float32",
                         cache_dir=CACHE)
     theta, X, T = (a.astype(np.float32) for a in data(k, seed=43, rows=3))
     lr = 1e39                                           # finite in float64; θ − η g overflows float32
     before = theta.copy()
     assert np.isnan(k.raw.sgd_step(theta, X, T, lr))
     np.testing.assert_array_equal(theta, before)
+
+
+def test_a_graph_kernel_checks_new_values_in_the_values_dtype(tmp_path):
+    """The same for a [graph] kernel in float32: w − η·∂L/∂w past float32's range is NaN, v untouched."""
+    spec = tmp_path / "g.toml"
+    spec.write_text('[graph]\nvalues = { x = "2", w = "3" }\nparams = ["w"]\nnodes = ["L = w * x"]\n',
+                    encoding="utf-8")
+    k = kernels.compile(spec, shape="unrolled", dtype="float32", cache_dir=tmp_path / "cache")
+    v = np.array([2.0, 3.0], dtype=np.float32)
+    assert k.raw.sgd_step(v, 1.0) == 6.0 and v[1] == 1.0               # w ← 3 − 1·2 (the check lets it pass)
+    v = np.array([2.0, 3.0], dtype=np.float32)
+    assert np.isnan(k.raw.sgd_step(v, 1e39))                           # 3 − 2e39 is finite only in float64
+    np.testing.assert_array_equal(v, np.array([2.0, 3.0], dtype=np.float32))
