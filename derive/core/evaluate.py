@@ -325,8 +325,7 @@ def carry(derivation: Derivation, values: Values, stated: Mapping[sp.Symbol, sp.
             raise SpecError("", "wide layers are not graded with spreads")
         return own(stated, bits)
     # a stated value is its own definition (a number, or with a spread an interval: never unfolded)
-    env: Values = Env({sym: (stated[sym] if sym in stated and not (spread and sym in spread) else expr)
-                       for step in derivation.steps for sym, expr in step.items()
+    env: Values = Env({sym: stated.get(sym, expr) for step in derivation.steps for sym, expr in step.items()
                        if not (spread and sym in spread and sym in stated)})
     carried: Values = {}
     touched: set[sp.Symbol] = set()
