@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,7 @@ class NetworkKernel(_Kernel):
         self.loss = meta["loss"]
         self.n_params = self.layout.size
         self._spec_values = spec_values
+        self._scratch = threading.local()       # sgd_step's workspace, one per thread (workspace())
 
     # parameters ------------------------------------------------------------------------
     def init_params(self, seed=None) -> np.ndarray:
@@ -125,6 +127,26 @@ class NetworkKernel(_Kernel):
         for name, view in views.items():
             view[...] = arrays[name]
         return theta
+
+    def workspace(self, rows: int) -> np.ndarray | None:
+        """Scratch for ``raw.sgd_step(theta, X, T, lr, work)`` on ``rows`` rows of X, of the kernel's
+        dtype: kept by the caller and passed to every step, the step allocates nothing (as NumPy's
+        ``out=``).  The BLAS and loops shapes take one; None for the unrolled shape, which needs none.
+        One workspace serves one call at a time (give each thread its own)."""
+        if "work" not in self.meta:
+            return None
+        fixed, per_row = self.meta["work"]
+        return np.empty(fixed + per_row * int(rows), dtype=self.dtype)
+
+    def _workspace(self, rows: int) -> np.ndarray | None:
+        """This thread's workspace for ``sgd_step``, grown when a call has more rows."""
+        if "work" not in self.meta:
+            return None
+        fixed, per_row = self.meta["work"]
+        work = getattr(self._scratch, "work", None)
+        if work is None or len(work) < fixed + per_row * rows:
+            work = self._scratch.work = self.workspace(rows)
+        return work
 
     # computations ---------------------------------------------------------------------
     def forward(self, theta, X) -> np.ndarray:
@@ -186,7 +208,9 @@ class NetworkKernel(_Kernel):
         theta = self._inplace(theta, "theta", (self.n_params,))
         X, T = self._array(X, "X", self.sizes[0]), self._array(T, "T", self.sizes[-1])
         self._rows(X, T)
-        loss = self.raw.sgd_step(theta, X, T, float(lr))
+        work = self._workspace(len(X))
+        loss = self.raw.sgd_step(theta, X, T, float(lr)) if work is None else \
+            self.raw.sgd_step(theta, X, T, float(lr), work)
         if not math.isfinite(loss):
             self._report("sgd_step (theta unchanged)", theta=theta, X=X, T=T, lr=lr)
         return float(loss)

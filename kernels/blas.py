@@ -174,6 +174,7 @@ class _Printer:
         self.z_out, self.h_out = ([symbol(f"{q}{self.L}", (i,)) for i in range(n_rep)] for q in ("z", "h"))
         self.delta_out = [symbol(f"delta{self.L}", (i,)) for i in range(n_rep)]
         self.t, self.loss = [symbol("t", (i,)) for i in range(n_rep)], symbol("loss")
+        self.work_row = None       # while sgd_step is printed: the columns of (B, n) buffers taken from ``work``
 
     def _names(self) -> dict:
         """Identifiers; a hidden-layer element stands for element (row, i) of a loop: no suffix."""
@@ -195,16 +196,26 @@ class _Printer:
         """Lines that put the index form's product ``expr`` (A·B, either factor transposed) into
         ``out``, a new (rows, cols) array unless ``rows`` is empty: by BLAS, or by loops."""
         if not self.loops:
-            if rows:
+            if rows and self.work_row is None:
                 return [f"    {out} = {self.mat(expr, **rename)}"]
             a, b = expr.args
-            return [f"    np.dot({self.mat(a, **rename)}, {self.mat(b, **rename)}, {out})"]
+            return self.buffer(out, cols, rows) + [f"    np.dot({self.mat(a, **rename)}, {self.mat(b, **rename)}, {out})"]
         a, b = expr.args
         kind = {(False, False): "mm_ab", (False, True): "mm_abt", (True, False): "mm_atb"}[
             (isinstance(a, sp.Transpose), isinstance(b, sp.Transpose))]
         plain = [self.mat(x.arg if isinstance(x, sp.Transpose) else x, **rename) for x in (a, b)]
-        alloc = [f"    {out} = np.empty(({rows}, {cols}), dtype=X.dtype)"] if rows else []
-        return alloc + [f"    {kind}({plain[0]}, {plain[1]}, {out})"]
+        return self.buffer(out, cols, rows) + [f"    {kind}({plain[0]}, {plain[1]}, {out})"]
+
+    def buffer(self, name: str, cols: int, rows: str = "B") -> list[str]:
+        """Lines that make ``name`` a new (B, cols) array (none when ``rows`` is empty): in sgd_step
+        the next view of ``work`` (no allocation, so no fresh pages to fault in at every step), else
+        ``np.empty``."""
+        if not rows:
+            return []
+        if self.work_row is None:
+            return [f"    {name} = np.empty((B, {cols}), dtype=X.dtype)"]
+        self.work_row += cols
+        return [f"    {name} = work[at:at + B * {cols}].reshape((B, {cols}))", f"    at += B * {cols}"]
 
     def emit(self, targets, available, indent, prefix):
         return prog.emit(self.program, targets, self.names, available, indent, prefix)
@@ -231,7 +242,7 @@ class _Printer:
             out += [f"    # layer {l}: z{l} = h{l - 1} W{l}ᵀ{' + b' + str(l) if plus else ''} (index form: "
                     f"z[n,i] = Σ_j W[i,j] h[n,j]{' + b[i]' if plus else ''}), h{l} = g(z{l})",
                     *self.forward_product(l, l in norms),
-                    f"    H{l} = np.empty_like(Z{l})",
+                    *self.buffer(f"H{l}", self.sizes[l]),
                     *([f"    ssH{l} = np.zeros({self.sizes[l]})"] if norm else []),
                     "    for row in range(B):",
                     f"        for i in range({self.sizes[l]}):",
@@ -255,7 +266,7 @@ class _Printer:
             return plain
         h, lo, hi = self.h(l - 1), *BLOCKED_ROWS
         got = f"ssH0, ssW{l}" if l == 1 else f"ssW{l}"
-        return [f"    Z{l} = np.empty((B, {self.sizes[l]}), dtype=X.dtype)",
+        return [*self.buffer(f"Z{l}", self.sizes[l]),
                 f"    if {lo} <= B <= {hi}:            # rows where a blocked loop beats BLAS (benchmarks/small_gemm.py)",
                 f"        {got} = mm_abt_norms({h}, W{l}, Z{l})" + ("" if l == 1 else "[1]"),
                 "    else:",
@@ -290,7 +301,7 @@ class _Printer:
         but ``{g}W{l}`` of the layers in ``fused`` (their weights are updated in place after the
         checks, ``sgd_step``): for those, the Frobenius norms of δ^l and h^{l−1} are kept instead."""
         L, names = self.L, self.names
-        out = self.forward(fused) + [f"    D{L} = np.empty_like(Z{L})", "    total = 0.0"]
+        out = self.forward(fused) + [*self.buffer(f"D{L}", self.sizes[L]), "    total = 0.0"]
         out += self.head([self.loss] + self.delta_out, self.z_out + self.t,
                          [f"        total += {self.scaled(names[self.loss])}"] +
                          [f"        D{L}[row, {self.at(i)}] = {self.scaled(names[d])} * scale"
@@ -404,17 +415,28 @@ def generate_blas(net: Network, loops: bool = False) -> KernelSource:
         "    return total * scale",
     )
     fused = p.fused_layers(sp.expand(new - (theta - symbol(LR) * grad)) == 0)
+    n = p.layout.size
+    p.work_row = 0                                            # the step's buffers are views of ``work``
+    body = lines(p.views("theta", ""), p.views("G", "g"), p.gradient("g", fused), p.update(fused))
+    work = (n, p.work_row)
+    p.work_row = None
     sgd = lines(
-        "def sgd_step(theta, X, T, lr):",
+        "def sgd_step(theta, X, T, lr, work=None):",
         '    """One SGD step on the mean loss over the rows of X, T (in place); that loss, before the step.',
         "",
-        '    NaN, with theta untouched, when an input or a result is not finite."""',
+        "    NaN, with theta untouched, when an input or a result is not finite.  ``work``: scratch of",
+        f"    at least {n} + {work[1]}·B elements of theta's dtype (``kernel.workspace(B)``), reused across calls;",
+        '    without it the step allocates its own."""',
         "    B = X.shape[0]",
         "    scale = 1.0 / B",
-        "    G = np.empty_like(theta)",
-        p.views("theta", ""), p.views("G", "g"),
-        p.gradient("g", fused),
-        p.update(fused),
+        f"    need = {n} + {work[1]} * B",
+        "    if work is None:",
+        "        work = np.empty(need, dtype=theta.dtype)",
+        "    elif work.shape[0] < need:",
+        f'        raise ValueError("sgd_step: work has fewer than {n} + {work[1]}·B elements")',
+        f"    G = work[0:{n}]                      # the new values, then each (B, n) buffer in turn",
+        f"    at = {n}",
+        body,
     )
     forward = lines(
         "def forward(theta, X, Y):",
@@ -430,7 +452,7 @@ def generate_blas(net: Network, loops: bool = False) -> KernelSource:
         helpers += tuple(PRODUCT_LOOPS.values())
     acts = ", ".join(l.activation.name for l in net.layers)
     shape = "loops" if loops else "blas"
-    meta = {"kind": "network", "shape": shape, **structure(net), "params": p.layout.to_json(),
+    meta = {"kind": "network", "shape": shape, **structure(net), "params": p.layout.to_json(), "work": list(work),
             "derivation": derivation_hash(derivation), "functions": ["sgd_step", "loss_grad", "forward"]}
     return KernelSource("network", shape, f"{'-'.join(map(str, net.sizes))} network ({acts}; {net.loss}), "
                         f"{'products as loops' if loops else 'BLAS'}",

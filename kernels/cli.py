@@ -4,14 +4,14 @@ from __future__ import annotations
 import json
 import sys
 
-WORKLOADS = ("tiny", "many", "nielsen", "big", "cold")
+WORKLOADS = ("tiny", "many", "many-f32", "nielsen", "big", "cold")
 
 
 def register(subparsers) -> None:
     from derive.core.commandline import int_from
     p = subparsers.add_parser(
         "bench", help="benchmark the generated kernels against NumPy, PyTorch and JAX",
-        description="Workloads tiny, many, nielsen, big and cold start (docs/kernels.md), every contender "
+        description="Workloads tiny, many, many-f32, nielsen, big and cold start (docs/kernels.md), every contender "
                     "checked against the generated kernel and timed side by side; medians per call.")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--quick", action="store_true", help="fewer and shorter rounds")

@@ -32,7 +32,7 @@ RESERVED = {"theta", "Theta", "ThetaB", "X", "XB", "T", "TB", "Y", "x", "t", "v"
             "losses", "row", "prob", "lane", "blk", "buf", "first", "size", "start", "stop", "task", "nblocks",
             "total", "scale", "ok", "fin", "k", "given", "math", "np", "prange", "njit", "B", "P", "vexp", "vlog",
             "f64_from_bits", "bits_of_f64", "intrinsic", "_nbtypes", "in_vector_loop", "vexpf", "f32_from_bits",
-            "prefer_wide_vectors"}
+            "prefer_wide_vectors", "work", "at", "need"}
 _CSE = re.compile(r"c\d+")
 _SAFE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 

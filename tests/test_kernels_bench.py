@@ -105,3 +105,42 @@ def test_the_thread_setter_reaches_scipys_blas_even_before_scipy_is_loaded():
             "print(sorted({lib['num_threads'] for lib in threadpool_info() if 'scipy' in lib['filepath']}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[1]"
+
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_many_workloads_contenders_agree(dtype):
+    """Ours on the blocked layout and every installed peer step 100 problems alike (``validate``)."""
+    wl = bench.many(cache_dir=CACHE, problems=100, skip=("torch.compile",), dtype=dtype)
+    assert wl.name == ("many" if dtype == np.float64 else "many-f32")
+    errors = bench.validate(wl)
+    assert "numpy" in errors and all(e <= wl.tolerance for e in errors.values())
+
+
+@pytest.mark.parametrize("peer", ["numpy", "torch", "jax"])
+def test_float32_peers_and_ours_compute_in_float32(peer):
+    """The many-f32 contenders really compute in float32: from the same float32 numbers, each one's
+    update differs from the float64 kernel's by float32 rounding (more than float64's, less than 1e-4)."""
+    import kernels
+    if peer != "numpy":
+        pytest.importorskip(peer, reason=f"{peer} is an optional extra")
+    if peer == "jax":
+        import jax
+        jax.config.update("jax_enable_x64", True)            # as the bench runs it: float32 must stay float32
+    k32 = kernels.compile("000_3_mlp_3333", dtype=np.float32, cache_dir=CACHE)
+    k64 = kernels.compile("000_3_mlp_3333", cache_dir=CACHE)
+    rng = np.random.default_rng(5)
+    Theta = (k64.params_from_spec() + 0.1 * rng.standard_normal((50, k64.n_params))).astype(np.float32)
+    X, T = (rng.uniform(0, 1, (50, 3)).astype(np.float32) for _ in range(2))
+    exact = Theta.astype(np.float64)
+    k64.many_sgd_step(exact, X.astype(np.float64), T.astype(np.float64), 0.5)
+    want = exact - Theta
+    make = {"numpy": peers.numpy_many, "torch": peers.torch_many, "jax": peers.jax_many}[peer]
+    step, params = make([v.copy() for v in k32.unpack(Theta).values()], ["relu", "sigmoid", "sigmoid"], X, T, 0.5)
+    step()
+    theirs = np.concatenate([p.reshape(50, -1) for p in params()], axis=1) - Theta
+    ours = Theta.copy()
+    k32.many_sgd_step(ours, X, T, 0.5)
+    for got in (theirs, ours - Theta):
+        err = np.abs(got - want).max() / np.abs(want).max()
+        assert 1e-9 < err < 1e-4

@@ -95,7 +95,7 @@ def _spied_step(k):
         calls.append(C.shape)
         k.raw.gemm_update(alpha, A, B, C)
     f = k.raw.sgd_step.py_func
-    return types.FunctionType(f.__code__, {**f.__globals__, "gemm_update": spy}), calls
+    return types.FunctionType(f.__code__, {**f.__globals__, "gemm_update": spy}, argdefs=f.__defaults__), calls
 
 
 def test_the_in_place_path_is_taken_for_ordinary_numbers_and_not_past_the_bound(wide):
