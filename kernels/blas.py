@@ -139,8 +139,10 @@ STEP_RANGES = {
         ok &= math.isfinite(G[k])
     return ok''',
     "store_new_values": '''def store_new_values(theta, G, lo, hi):
-    """theta[lo:hi] takes the new values that new_values_finite put into G[lo:hi]."""
-    theta[lo:hi] = G[lo:hi]''',
+    """theta[lo:hi] takes the new values that new_values_finite put into G[lo:hi] (a loop: Numba
+    compiles a slice assignment in about 2 s, this in a tenth of that)."""
+    for k in range(lo, hi):
+        theta[k] = G[k]''',
 }
 
 # Weight matrices from this many elements on are updated in place by BLAS in the BLAS shape's

@@ -195,7 +195,7 @@ def network_source(net: Network) -> KernelSource:
         "def forward(theta, X, Y):",
         '    """The network output for each row of X, into the rows of Y."""',
         "    for row in range(X.shape[0]):",
-        em.calls(rows, "        ", upto="forward_pass"),
+        em.calls(rows, "        ", suffix="_inline", upto="forward_pass"),
         [f"        Y[row, {i}] = {names[s]}" for i, s in enumerate(y)],
     )
     loss_grad = lines(
@@ -205,7 +205,7 @@ def network_source(net: Network) -> KernelSource:
         "        grad[k] = 0.0",
         "    total = 0.0",
         "    for row in range(X.shape[0]):",
-        em.calls(rows, "        ", upto="backward_pass"),
+        em.calls(rows, "        ", suffix="_inline", upto="backward_pass"),
         f"        total += {names[loss]}",
         [f"        grad[{k}] += {names[g]}" for (k, _), g in zip(params, grads)],
         "    scale = 1.0 / X.shape[0]",
@@ -220,7 +220,7 @@ def network_source(net: Network) -> KernelSource:
                               "before the step.", arrays="theta"),
         "    G = np.empty_like(theta)",
         "    total = loss_grad(theta, X, T, G)           # the mean loss and gradient",
-        em.call(update, source("theta[{}]", "", "", "G[{}]"), "    "),
+        em.call(update, source("theta[{}]", "", "", "G[{}]"), "    ", "_inline"),
         [f"    G[{k}] = {names[new]}" for (k, _), new in zip(params, news)],
         "    check = total                              # 0·v is 0 for a finite v, else NaN",
         "    for k in range(theta.shape[0]):",
