@@ -81,13 +81,18 @@ def _ours(kernel, theta, X, T, lr) -> Contender:
     theta = theta.copy()
     raw = kernel.raw.sgd_step
     work = kernel.workspace(len(X))          # reused by every call, as the peers reuse their buffers
-    args = (theta, X, T, lr) if work is None else (theta, X, T, lr, work)
 
     def step():
-        loss = raw(*args)
+        loss = raw(theta, X, T, lr)
         if loss != loss:
             raise FloatingPointError("the generated step reported a non-finite value")
-    return Contender("ours", step, lambda: [v.astype(np.float64) for v in kernel.unpack(theta).values()],
+
+    def step_in_work():
+        loss = raw(theta, X, T, lr, work)
+        if loss != loss:
+            raise FloatingPointError("the generated step reported a non-finite value")
+    return Contender("ours", step if work is None else step_in_work,
+                     lambda: [v.astype(np.float64) for v in kernel.unpack(theta).values()],
                      _blas_threads())
 
 
