@@ -131,7 +131,8 @@ class NetworkKernel(_Kernel):
     def workspace(self, rows: int) -> np.ndarray | None:
         """Scratch for ``raw.sgd_step(theta, X, T, lr, work)`` on ``rows`` rows of X, of the kernel's
         dtype: kept by the caller and passed to every step, the step allocates nothing (as NumPy's
-        ``out=``).  The BLAS and loops shapes take one; None for the unrolled shape, which needs none.
+        ``out=``).  The BLAS shape takes one; None for the unrolled and loops shapes (small buffers,
+        cheaper to allocate).
         One workspace serves one call at a time (give each thread its own)."""
         if "work" not in self.meta:
             return None

@@ -418,28 +418,41 @@ def generate_blas(net: Network, loops: bool = False) -> KernelSource:
     )
     fused = p.fused_layers(sp.expand(new - (theta - symbol(LR) * grad)) == 0)
     n = p.layout.size
-    p.work_row = 0                                            # the step's buffers are views of ``work``
-    body = lines(p.views("theta", ""), p.views("G", "g"), p.gradient("g", fused), p.update(fused))
-    work = (n, p.work_row)
-    p.work_row = None
-    sgd = lines(
-        "def sgd_step(theta, X, T, lr, work=None):",
-        '    """One SGD step on the mean loss over the rows of X, T (in place); that loss, before the step.',
-        "",
-        "    NaN, with theta untouched, when an input or a result is not finite.  ``work``: scratch of",
-        f"    at least {n} + {work[1]}·B elements of theta's dtype (``kernel.workspace(B)``), reused across calls;",
-        '    without it the step allocates its own."""',
-        "    B = X.shape[0]",
-        "    scale = 1.0 / B",
-        f"    need = {n} + {work[1]} * B",
-        "    if work is None:",
-        "        work = np.empty(need, dtype=theta.dtype)",
-        "    elif work.shape[0] < need:",
-        f'        raise ValueError("sgd_step: work has fewer than {n} + {work[1]}·B elements")',
-        f"    G = work[0:{n}]                      # the new values, then each (B, n) buffer in turn",
-        f"    at = {n}",
-        body,
-    )
+    if loops:             # small matrices: a few allocations cost less than carving views from a workspace
+        work = None
+        sgd = lines(
+            "def sgd_step(theta, X, T, lr):",
+            '    """One SGD step on the mean loss over the rows of X, T (in place); that loss, before the step.',
+            "",
+            '    NaN, with theta untouched, when an input or a result is not finite."""',
+            "    B = X.shape[0]",
+            "    scale = 1.0 / B",
+            "    G = np.empty_like(theta)",
+            p.views("theta", ""), p.views("G", "g"), p.gradient("g", fused), p.update(fused),
+        )
+    else:
+        p.work_row = 0                                        # the step's buffers are views of ``work``
+        body = lines(p.views("theta", ""), p.views("G", "g"), p.gradient("g", fused), p.update(fused))
+        work = (n, p.work_row)
+        p.work_row = None
+        sgd = lines(
+            "def sgd_step(theta, X, T, lr, work=None):",
+            '    """One SGD step on the mean loss over the rows of X, T (in place); that loss, before the step.',
+            "",
+            "    NaN, with theta untouched, when an input or a result is not finite.  ``work``: scratch of",
+            f"    at least {n} + {work[1]}·B elements of theta's dtype (``kernel.workspace(B)``), reused across calls;",
+            '    without it the step allocates its own."""',
+            "    B = X.shape[0]",
+            "    scale = 1.0 / B",
+            f"    need = {n} + {work[1]} * B",
+            "    if work is None:",
+            "        work = np.empty(need, dtype=theta.dtype)",
+            "    elif work.shape[0] < need:",
+            f'        raise ValueError("sgd_step: work has fewer than {n} + {work[1]}·B elements")',
+            f"    G = work[0:{n}]                      # the new values, then each (B, n) buffer in turn",
+            f"    at = {n}",
+            body,
+        )
     forward = lines(
         "def forward(theta, X, Y):",
         '    """The network output for each row of X, into the rows of Y."""',
@@ -454,7 +467,8 @@ def generate_blas(net: Network, loops: bool = False) -> KernelSource:
         helpers += tuple(PRODUCT_LOOPS.values())
     acts = ", ".join(l.activation.name for l in net.layers)
     shape = "loops" if loops else "blas"
-    meta = {"kind": "network", "shape": shape, **structure(net), "params": p.layout.to_json(), "work": list(work),
+    meta = {"kind": "network", "shape": shape, **structure(net), "params": p.layout.to_json(),
+            **({"work": list(work)} if work else {}),
             "derivation": derivation_hash(derivation), "functions": ["sgd_step", "loss_grad", "forward"]}
     return KernelSource("network", shape, f"{'-'.join(map(str, net.sizes))} network ({acts}; {net.loss}), "
                         f"{'products as loops' if loops else 'BLAS'}",
