@@ -3,8 +3,9 @@ interleaved in one process (issue 13):
 
     python benchmarks/many_layouts.py [--dtype float64] [--rounds 15] [--problems 100000] [OLD_KERNEL.py ...]
 
-Times, for the current generated module and for each older generated module given (a copy of a
-``kernel.py`` from the cache, imported from its folder), ``many_sgd_step`` on rows = problems
+Times, for the current generated module and for each other generated module given (a ``kernel.py``
+from the cache, each compiled here as its own module; its block size from the ``meta.json`` beside
+it, else 32), ``many_sgd_step`` on rows = problems
 and ``many_sgd_step_blocked`` on the blocked layout; and NumPy multiplying Θ by 1 in place (reading
 and writing Θ once: the memory floor).  One thread: CPU time of the calling thread (so that other
 processes on a shared machine count less); two threads: wall time.  Every module's first step must
@@ -13,10 +14,11 @@ equal the current one's (printed).  Reports min and median per call in ms, and t
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import os
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -49,10 +51,15 @@ def main(argv=None) -> int:
     X, T = rng.uniform(0, 1, (n, 3)).astype(dtype), rng.uniform(0, 1, (n, 3)).astype(dtype)
     lr = 0.5
     modules = [("current", k.raw, k.many_block)]
-    for path in args.old:
+    for i, path in enumerate(args.old):
         path = Path(path).resolve()
-        sys.path.insert(0, str(path.parent))
-        modules.append((path.stem, importlib.import_module(path.stem), 32))
+        meta = path.parent / "meta.json"           # beside a kernel.py from the cache: its block size
+        block = json.loads(meta.read_text(encoding="utf-8")).get("many_block", 32) if meta.exists() else 32
+        module = types.ModuleType(f"old_kernel_{i}")     # each its own module, compiled here (no Numba cache)
+        module.__file__ = str(path)
+        text = path.read_text(encoding="utf-8").replace("cache=True", "cache=False")
+        exec(compile(text, str(path), "exec"), module.__dict__)
+        modules.append((f"{i + 1}: {path.parent.name}/{path.name}", module, block))
     calls = {}
     first = None
     for name, module, b in modules:
