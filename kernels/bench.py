@@ -93,7 +93,7 @@ def _ours(kernel, theta, X, T, lr) -> Contender:
             raise FloatingPointError("the generated step reported a non-finite value")
     return Contender("ours", step if work is None else step_in_work,
                      lambda: [v.astype(np.float64) for v in kernel.unpack(theta).values()],
-                     _blas_threads())
+                     _blas_threads() if kernel.shape == "blas" else None)     # the other shapes call no BLAS
 
 
 def _split(kernel, theta) -> list[np.ndarray]:
