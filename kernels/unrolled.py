@@ -214,22 +214,33 @@ def network_source(net: Network) -> KernelSource:
         "    return total * scale",
     )
     update = em.the("update_pass")
+    # the gradient summed over the rows in scalars (registers), not in an array: sum_0, sum_1, ...
+    sums = [identifier(f"sum_{k}", em.taken) for k, _ in params]
+    if set(sums) & set(names.values()):
+        raise AssertionError("the gradient's sums collide with a quantity's name")
     sgd = lines(
         "def sgd_step(theta, X, T, lr):",
         NONFINITE.format(what="One SGD step on the mean loss over the rows of X, T (in place); that loss, "
                               "before the step.", arrays="theta"),
-        "    G = np.empty_like(theta)",
-        "    total = loss_grad(theta, X, T, G)           # the mean loss and gradient",
-        em.call(update, source("theta[{}]", "", "", "G[{}]"), "    ", "_inline"),
+        "    total = 0.0",
+        [f"    {' = '.join(sums[i:i + 8])} = 0.0" for i in range(0, len(sums), 8)],
+        "    for row in range(X.shape[0]):",
+        em.calls(rows, "        ", suffix="_inline", upto="backward_pass"),
+        f"        total += {names[loss]}",
+        [f"        {s} += {names[g]}" for s, g in zip(sums, grads)],
+        "    scale = 1.0 / X.shape[0]                    # the mean over the rows",
+        em.call(update, {**source("theta[{}]", "", ""), **{g: f"{s} * scale" for s, g in zip(sums, grads)}},
+                "    ", "_inline"),
+        "    G = np.empty_like(theta)                    # the new values in theta's dtype, checked, then stored",
         [f"    G[{k}] = {names[new]}" for (k, _), new in zip(params, news)],
         "    check = total                              # 0·v is 0 for a finite v, else NaN",
         "    for k in range(theta.shape[0]):",
-        "        check += 0.0 * G[k]                     # the new values in theta's dtype",
+        "        check += 0.0 * G[k]",
         "    if not math.isfinite(check):",
         "        return math.nan",
         "    for k in range(theta.shape[0]):",
         "        theta[k] = G[k]",
-        "    return total",
+        "    return total * scale",
     )
     checked = lines(
         "def sgd_step_checked(theta, X, T, lr):",

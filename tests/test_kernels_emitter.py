@@ -109,14 +109,14 @@ def test_emitted_module_properties(name):
 def test_a_network_pass_is_printed_once():
     """The 3-3-3-3 module: each pass defined once (and once as the float32 twin the float32
     many-problems loop calls), the entry points call it; smaller than the 1 232 (later 1 582) lines
-    of the five repeated copies."""
+    of the five repeated copies (1 321 lines since sgd_step sums the gradient over the rows itself)."""
     source, _ = _generate("000_3_mlp_3333")
     text = render(source)
     for name in ["forward_pass", "backward_pass", "update_pass"]:
         assert text.count(f"def {name}(") == 1 and text.count(f"def {name}_f32(") == 1
         assert text.count(f"{name}((") + text.count(f"{name}_inline((") >= 2
         assert text.count(f"{name}_f32_inline((") == 1
-    assert text.count("delta3_0 = ") == 2 and len(text.splitlines()) < 1300
+    assert text.count("delta3_0 = ") == 2 and len(text.splitlines()) < 1400
 
 
 @pytest.mark.parametrize("acts", [("relu", "sigmoid"), ("leaky_relu", "softmax"), ("elu", "identity"),
