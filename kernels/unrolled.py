@@ -223,6 +223,7 @@ def network_source(net: Network) -> KernelSource:
         NONFINITE.format(what="One SGD step on the mean loss over the rows of X, T (in place); that loss, "
                               "before the step.", arrays="theta"),
         "    total = 0.0",
+        f"    # {sums[0]}, {sums[1] if len(sums) > 1 else ''}...: the gradient of theta[0], theta[1], ... summed over the rows",
         [f"    {' = '.join(sums[i:i + 8])} = 0.0" for i in range(0, len(sums), 8)],
         "    for row in range(X.shape[0]):",
         em.calls(rows, "        ", suffix="_inline", upto="backward_pass"),
