@@ -18,12 +18,13 @@ import json
 import os
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from interleaved_step import load as load_module  # noqa: E402 -- a generated module compiled as its own, Numba's cache off
 
 
 def blocked(A: np.ndarray, b: int) -> np.ndarray:
@@ -55,10 +56,7 @@ def main(argv=None) -> int:
         path = Path(path).resolve()
         meta = path.parent / "meta.json"           # beside a kernel.py from the cache: its block size
         block = json.loads(meta.read_text(encoding="utf-8")).get("many_block", 32) if meta.exists() else 32
-        module = types.ModuleType(f"old_kernel_{i}")     # each its own module, compiled here (no Numba cache)
-        module.__file__ = str(path)
-        text = path.read_text(encoding="utf-8").replace("cache=True", "cache=False")
-        exec(compile(text, str(path), "exec"), module.__dict__)
+        module = load_module(str(path), i)                  # each its own module, compiled here (no Numba cache)
         modules.append((f"{i + 1}: {path.parent.name}/{path.name}", module, block))
     calls = {}
     first = None

@@ -16,21 +16,13 @@ import argparse
 import resource
 import statistics
 import time
-import types
 
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401 -- loaded before threadpoolctl looks for BLAS libraries
 from threadpoolctl import ThreadpoolController
 
+from interleaved_step import WORKLOADS, load       # the same workloads, modules loaded the same way
 from kernels.bench import _classification
-
-WORKLOADS = {
-    "nielsen": dict(sizes=(784, 15, 10), acts=["sigmoid", "sigmoid"], loss="half_sse", batch=10,
-                    dtype=np.float64, lr=3.0, seed=5, calls=2000),
-    "big": dict(sizes=(512, 512, 512, 10), acts=["relu", "relu", "identity"], loss="softmax_cross_entropy",
-                batch=1024, dtype=np.float32, lr=0.01, seed=6, calls=10),
-}
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,11 +35,9 @@ def main() -> None:
     w = WORKLOADS[args.workload]
     k, theta, X, T, lr = _classification(w["sizes"], w["acts"], w["loss"], w["batch"], w["dtype"], w["lr"],
                                          w["seed"], None)
-    text = open(args.module, encoding="utf-8").read().replace("cache=True", "cache=False")
-    module = types.ModuleType("stepped")
-    module.__file__ = args.module
-    exec(compile(text, args.module, "exec"), module.__dict__)
+    module = load(args.module, 0)
     mine = theta.copy()
+    calls = 10 * w["calls"]                      # the interleaved rounds' calls, ten times over
     if args.work:
         work = np.empty(k.workspace(len(X)).size, dtype=w["dtype"])
 
@@ -63,10 +53,10 @@ def main() -> None:
         times = []
         for _ in range(args.rounds):
             t0 = time.perf_counter()
-            for _ in range(w["calls"]):
+            for _ in range(calls):
                 step()
-            times.append((time.perf_counter() - t0) / w["calls"])
-        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (args.rounds * w["calls"])
+            times.append((time.perf_counter() - t0) / calls)
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (args.rounds * calls)
     scale, unit = (1e3, "ms") if args.workload == "big" else (1e6, "µs")
     print(f"{args.workload} {args.module}{' --work' if args.work else ''}: median {statistics.median(times) * scale:.2f} "
           f"{unit}, min {min(times) * scale:.2f} {unit}; {faults:.0f} minor page faults a step; {args.threads} BLAS threads")

@@ -134,19 +134,23 @@ class NetworkKernel(_Kernel):
         ``out=``).  The BLAS shape takes one; None for the unrolled and loops shapes (small buffers,
         cheaper to allocate).
         One workspace serves one call at a time (give each thread its own)."""
+        size = self._work_size(rows)
+        return None if size is None else np.empty(size, dtype=self.dtype)
+
+    def _work_size(self, rows: int) -> int | None:
         if "work" not in self.meta:
             return None
         fixed, per_row = self.meta["work"]
-        return np.empty(fixed + per_row * int(rows), dtype=self.dtype)
+        return fixed + per_row * int(rows)
 
     def _workspace(self, rows: int) -> np.ndarray | None:
         """This thread's workspace for ``sgd_step``, grown when a call has more rows."""
-        if "work" not in self.meta:
+        size = self._work_size(rows)
+        if size is None:
             return None
-        fixed, per_row = self.meta["work"]
         work = getattr(self._scratch, "work", None)
-        if work is None or len(work) < fixed + per_row * rows:
-            work = self._scratch.work = self.workspace(rows)
+        if work is None or len(work) < size:
+            work = self._scratch.work = np.empty(size, dtype=self.dtype)
         return work
 
     # computations ---------------------------------------------------------------------
